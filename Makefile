@@ -1,0 +1,64 @@
+# AiSpendTrack: `make run` serves everything on a laptop; `make test` runs the suite.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+MANAGE := $(BIN)/python manage.py
+PORT ?= 8000
+HOST ?= 127.0.0.1
+WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
+
+.PHONY: run serve test lint format bench install migrate prices worker clean
+
+# Laptop defaults: DEBUG on, SQLite under var/, no Redis (kombu filesystem broker).
+run: export DEBUG ?= 1
+run: install
+	$(MANAGE) migrate --noinput
+	$(MANAGE) sync_prices
+	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & \
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
+
+# Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL.
+serve: install
+	@if [ -z "$$SECRET_KEY" ] && [ ! -s var/secret_key ]; then \
+		mkdir -p var && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key; \
+		chmod 600 var/secret_key; echo "generated var/secret_key"; fi
+	@export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"; \
+	$(MANAGE) migrate --noinput && \
+	$(MANAGE) collectstatic --noinput -v 0 && \
+	$(MANAGE) sync_prices && \
+	exec $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) \
+		--workers $(WEB_CONCURRENCY) --loop uvloop --http httptools --no-access-log
+
+worker: install
+	$(BIN)/celery -A config worker -B --loglevel INFO
+
+test: install lint
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: install
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+migrate: install
+	DEBUG=$${DEBUG:-1} $(MANAGE) migrate --noinput
+
+clean:
+	rm -rf $(VENV) var

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from allauth.account.forms import SignupForm as AllauthSignupForm
+from django import forms
+
+from accounts.models import Role, Scope
+
+INVITE_SESSION_KEY = "pending_invitation_token"
+
+
+class SignupForm(AllauthSignupForm):
+    """Email + password, plus the organization the new user will own.
+
+    When the visitor arrived through an invitation link, the organization
+    field is optional: they join the inviting organization instead.
+    """
+
+    organization_name = forms.CharField(
+        max_length=120,
+        label="Organization",
+        widget=forms.TextInput(attrs={"placeholder": "Acme Inc.", "autocomplete": "organization"}),
+    )
+
+    field_order = ["organization_name", "email", "password1", "password2"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        request = getattr(self, "request", None)
+        if request is not None and request.session.get(INVITE_SESSION_KEY):
+            self.fields["organization_name"].required = False
+            self.fields[
+                "organization_name"
+            ].help_text = "Optional: you are joining the organization that invited you."
+
+    def save(self, request):
+        from accounts.selectors import invitation_get_by_token
+        from accounts.services import invitation_accept, organization_create
+
+        user = super().save(request)
+        token = request.session.pop(INVITE_SESSION_KEY, None)
+        invitation = invitation_get_by_token(token=token) if token else None
+        if invitation is not None and invitation.email.lower() == user.email.lower():
+            invitation_accept(invitation=invitation, user=user)
+        name = self.cleaned_data.get("organization_name", "").strip()
+        if name or invitation is None:
+            organization_create(name=name or f"{user.email}'s organization", owner=user)
+        return user
+
+
+class ApiKeyCreateForm(forms.Form):
+    name = forms.CharField(
+        max_length=100,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. production backend"}),
+    )
+    scopes = forms.MultipleChoiceField(
+        choices=Scope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        initial=[Scope.PROXY, Scope.READ],
+        error_messages={"required": "Choose at least one scope."},
+    )
+
+
+class InviteForm(forms.Form):
+    email = forms.EmailField(widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}))
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class OrganizationForm(forms.Form):
+    name = forms.CharField(max_length=120)

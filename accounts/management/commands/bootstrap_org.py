@@ -1,0 +1,27 @@
+"""`bootstrap_org --org NAME --email EMAIL [--password P]`.
+
+Prints the raw key alone on the last line of stdout: scripts read it with
+`tail -n 1`. Keep the name and the output contract.
+"""
+
+from django.core.management.base import BaseCommand
+
+from accounts.services import organization_bootstrap
+
+
+class Command(BaseCommand):
+    help = "Create a user (if absent), an organization, an owner membership and a proxy+read key."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--org", required=True, help="organization name")
+        parser.add_argument("--email", required=True, help="owner's email")
+        parser.add_argument("--password", default=None, help="owner's password (optional)")
+
+    def handle(self, *args, org, email, password, **options):
+        organization, key, raw = organization_bootstrap(
+            org_name=org, email=email, password=password
+        )
+        self.stdout.write(f"organization: {organization.name} (slug {organization.slug})")
+        self.stdout.write(f"owner: {email}")
+        self.stdout.write(f"api key ({', '.join(key.scopes)}), shown once:")
+        self.stdout.write(raw)

@@ -1,0 +1,213 @@
+"""Writes for accounts: organizations, memberships, invitations and API keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from accounts.keys import display_prefix, generate_raw_key, generate_token, hash_secret
+from accounts.models import ApiKey, Invitation, Membership, Organization, Role, Scope
+from accounts.selectors import api_key_cache_invalidate
+
+ALL_SCOPES = frozenset(Scope.values)
+# last_used_at is informational; writing it on every call would put a DB
+# write on the hot path, so it moves at most once a minute.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class AccountError(Exception):
+    """A request that breaks an accounts rule; the message is for the user."""
+
+
+def _unique_slug(name: str) -> str:
+    base = slugify(name)[:120] or "org"
+    slug, n = base, 1
+    while Organization.objects.filter(slug=slug).exists():
+        n += 1
+        slug = f"{base}-{n}"
+    return slug
+
+
+@transaction.atomic
+def organization_create(*, name: str, owner) -> Organization:
+    """A new organization with `owner` as its owner member."""
+    name = name.strip()
+    if not name:
+        raise AccountError("An organization needs a name.")
+    organization = Organization.objects.create(name=name, slug=_unique_slug(name))
+    Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    return organization
+
+
+def api_key_issue(
+    *,
+    organization: Organization,
+    name: str,
+    scopes: Iterable[str] = (Scope.PROXY, Scope.READ),
+    created_by=None,
+) -> tuple[ApiKey, str]:
+    """Create a key; returns the row and the raw key, which is never stored."""
+    scopes = sorted(set(scopes))
+    if not scopes:
+        raise AccountError("Choose at least one scope: proxy, read or both.")
+    unknown = set(scopes) - ALL_SCOPES
+    if unknown:
+        raise AccountError(f"Unknown scope(s): {', '.join(sorted(unknown))}.")
+    name = name.strip() or "Unnamed key"
+    raw = generate_raw_key()
+    key = ApiKey.objects.create(
+        organization=organization,
+        name=name[:100],
+        prefix=display_prefix(raw),
+        key_hash=hash_secret(raw),
+        scopes=scopes,
+        created_by=created_by,
+    )
+    return key, raw
+
+
+def api_key_revoke(*, organization: Organization, key: ApiKey) -> ApiKey:
+    """Revoke a key of this organization; it stops working at once in this process
+    and in the shared cache (other workers within KEY_CACHE_SECONDS)."""
+    if key.organization_id != organization.pk:
+        raise AccountError("That key belongs to another organization.")
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+    api_key_cache_invalidate(key.key_hash)
+    return key
+
+
+def api_key_touch_many(*, key_ids: Iterable[int], at: datetime) -> int:
+    """Move last_used_at forward for these keys, at most once a minute each.
+
+    Called once per ledger batch (and by the REST API), never per proxied call.
+    """
+    ids = set(key_ids)
+    if not ids:
+        return 0
+    stale_before = at - LAST_USED_RESOLUTION
+    from django.db.models import Q
+
+    return ApiKey.objects.filter(
+        Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before), pk__in=ids
+    ).update(last_used_at=at)
+
+
+def invitation_create(
+    *, organization: Organization, email: str, role: str, invited_by
+) -> tuple[Invitation, str]:
+    """An invitation and its raw token (for the link; only the hash is stored)."""
+    email = get_user_model().objects.normalize_email(email.strip()).lower()
+    if role not in Role.values:
+        raise AccountError(f"Unknown role {role!r}.")
+    if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
+        raise AccountError(f"{email} is already a member of {organization.name}.")
+    token = generate_token()
+    invitation = Invitation.objects.create(
+        organization=organization,
+        email=email,
+        role=role,
+        token_hash=hash_secret(token),
+        invited_by=invited_by,
+        expires_at=timezone.now() + timedelta(days=settings.AISPENDTRACK_INVITE_DAYS),
+    )
+    return invitation, token
+
+
+@transaction.atomic
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    """Join the invitation's organization; the invitation cannot be used again."""
+    locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
+    if locked.accepted_at or locked.revoked_at or locked.expires_at <= timezone.now():
+        raise AccountError("This invitation has already been used or has expired.")
+    if user.email.lower() != locked.email.lower():
+        raise AccountError(
+            f"This invitation is for {locked.email}; log in with that address to accept it."
+        )
+    membership, _ = Membership.objects.get_or_create(
+        user=user, organization=locked.organization, defaults={"role": locked.role}
+    )
+    locked.accepted_at = timezone.now()
+    locked.save(update_fields=["accepted_at"])
+    return membership
+
+
+def invitation_revoke(*, organization: Organization, invitation: Invitation) -> None:
+    if invitation.organization_id != organization.pk:
+        raise AccountError("That invitation belongs to another organization.")
+    invitation.revoked_at = timezone.now()
+    invitation.save(update_fields=["revoked_at"])
+
+
+def _owner_count(organization: Organization) -> int:
+    return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
+
+
+@transaction.atomic
+def membership_role_change(
+    *, organization: Organization, membership: Membership, role: str, by: Membership
+) -> Membership:
+    if role not in Role.values:
+        raise AccountError(f"Unknown role {role!r}.")
+    if membership.organization_id != organization.pk:
+        raise AccountError("That member belongs to another organization.")
+    if Role.OWNER in (role, membership.role) and by.role != Role.OWNER:
+        raise AccountError("Only an owner can make or unmake owners.")
+    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(organization) == 1:
+        raise AccountError("An organization needs at least one owner; promote someone first.")
+    membership.role = role
+    membership.save(update_fields=["role"])
+    return membership
+
+
+@transaction.atomic
+def membership_remove(*, organization: Organization, membership: Membership, by: Membership):
+    if membership.organization_id != organization.pk:
+        raise AccountError("That member belongs to another organization.")
+    if membership.role == Role.OWNER and by.role != Role.OWNER:
+        raise AccountError("Only an owner can remove an owner.")
+    if membership.role == Role.OWNER and _owner_count(organization) == 1:
+        raise AccountError("An organization needs at least one owner; promote someone first.")
+    membership.delete()
+
+
+@transaction.atomic
+def organization_bootstrap(
+    *, org_name: str, email: str, password: str | None = None
+) -> tuple[Organization, ApiKey, str]:
+    """User (created if absent), organization, owner membership and a proxy+read key."""
+    User = get_user_model()
+    email = User.objects.normalize_email(email.strip()).lower()
+    user = User.objects.filter(email__iexact=email).first()
+    if user is None:
+        user = User.objects.create_user(username=email[:150], email=email, password=password)
+        if password is None:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+    elif password:
+        user.set_password(password)
+        user.save(update_fields=["password"])
+    _mark_email_verified(user)
+    organization = organization_create(name=org_name, owner=user)
+    key, raw = api_key_issue(
+        organization=organization,
+        name="bootstrap",
+        scopes=[Scope.PROXY, Scope.READ],
+        created_by=user,
+    )
+    return organization, key, raw
+
+
+def _mark_email_verified(user) -> None:
+    from allauth.account.models import EmailAddress
+
+    EmailAddress.objects.update_or_create(
+        user=user, email=user.email, defaults={"verified": True, "primary": True}
+    )

@@ -1,0 +1,18 @@
+"""The Celery app: `celery -A config worker -B`.
+
+Broker: Redis when REDIS_URL is set, otherwise kombu's filesystem transport
+under var/ (settings.py), so `make run` needs no server.
+"""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+app = Celery("aispendtrack")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.autodiscover_tasks()
+
+# Periodic work; each app adds its entries here as it grows.
+app.conf.beat_schedule = {}

@@ -1,0 +1,102 @@
+"""Shared fixtures: `org`, `other_org`, `owner`, `member`, `api_key`, clients."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pytest
+from django.core.cache import cache
+
+from accounts import selectors as account_selectors
+from accounts.models import ApiKey, Organization, Role, Scope
+from accounts.services import api_key_issue
+from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_collection_modifyitems(config, items):
+    """In CI, tests that need PostgreSQL/Redis must run: fail if they are absent."""
+    if os.environ.get("CI") and not os.environ.get("DATABASE_URL", "").startswith("postgres"):
+        raise pytest.UsageError("CI must run against PostgreSQL: DATABASE_URL is not postgres://")
+    if os.environ.get("CI") and not os.environ.get("REDIS_URL"):
+        raise pytest.UsageError("CI must run against Redis: REDIS_URL is not set")
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Key lookups are cached per process and in the shared cache; isolate tests."""
+    cache.clear()
+    account_selectors._local.clear()
+    yield
+    cache.clear()
+    account_selectors._local.clear()
+
+
+@dataclass
+class IssuedKey:
+    row: ApiKey
+    raw: str
+
+
+@pytest.fixture
+def org(db) -> Organization:
+    return OrganizationFactory(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def other_org(db) -> Organization:
+    return OrganizationFactory(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def owner(org):
+    return MembershipFactory(
+        organization=org, role=Role.OWNER, user=UserFactory(email="owner@acme.test")
+    ).user
+
+
+@pytest.fixture
+def member(org):
+    return MembershipFactory(
+        organization=org, role=Role.MEMBER, user=UserFactory(email="member@acme.test")
+    ).user
+
+
+@pytest.fixture
+def other_owner(other_org):
+    return MembershipFactory(
+        organization=other_org, role=Role.OWNER, user=UserFactory(email="owner@globex.test")
+    ).user
+
+
+@pytest.fixture
+def api_key(org, owner) -> IssuedKey:
+    row, raw = api_key_issue(
+        organization=org, name="test key", scopes=[Scope.PROXY, Scope.READ], created_by=owner
+    )
+    return IssuedKey(row=row, raw=raw)
+
+
+@pytest.fixture
+def other_api_key(other_org, other_owner) -> IssuedKey:
+    row, raw = api_key_issue(
+        organization=other_org,
+        name="globex key",
+        scopes=[Scope.PROXY, Scope.READ],
+        created_by=other_owner,
+    )
+    return IssuedKey(row=row, raw=raw)
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def member_client(client, member):
+    client.force_login(member)
+    return client
