@@ -1,0 +1,217 @@
+"""Writes to the ledger: a batch of usage records becomes events + rollups.
+
+One transaction per batch inserts the events and upserts their hourly
+rollups, so aggregates are exactly as fresh as the events. Replaying a batch
+(the proxy's disk spool after an outage) is safe: events are unique by
+`request_id` and only newly inserted ones are added to rollups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts.services import api_key_touch_many
+from analytics.models import COST_PLACES, HourlyRollup, UsageEvent
+from analytics.records import UsageRecord
+
+QUANTUM = Decimal(1).scaleb(-COST_PLACES)
+
+# Rollup dimensions (the unique key) and the counters summed into them.
+BUCKET_FIELDS = (
+    "organization_id",
+    "hour",
+    "provider",
+    "model",
+    "customer_id",
+    "feature",
+    "environment",
+    "api_key_id",
+    "status",
+)
+COUNTER_FIELDS = (
+    "calls",
+    "unpriced_calls",
+    "streamed_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms_sum",
+)
+
+
+def hour_of(moment: datetime) -> datetime:
+    """The UTC hour a moment falls in (rollup bucket start)."""
+    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def quantize_cost(cost: Decimal | None) -> Decimal:
+    return (cost or Decimal(0)).quantize(QUANTUM)
+
+
+def event_from_record(record: UsageRecord) -> UsageEvent:
+    usage = record.usage
+    return UsageEvent(
+        organization_id=record.organization_id,
+        api_key_id=record.api_key_id,
+        request_id=record.request_id,
+        created_at=record.created_at,
+        provider=record.provider,
+        endpoint=record.endpoint[:200],
+        model=record.model[:200],
+        response_model=record.response_model[:200],
+        customer_id=record.customer_id,
+        feature=record.feature,
+        trace_id=record.trace_id,
+        environment=record.environment,
+        properties=record.properties,
+        input_tokens=usage.input_tokens,
+        output_tokens=usage.output_tokens,
+        cached_input_tokens=usage.cached_input_tokens,
+        cache_write_tokens=usage.cache_write_tokens,
+        cache_write_1h_tokens=usage.cache_write_1h_tokens,
+        reasoning_tokens=usage.reasoning_tokens,
+        input_audio_tokens=usage.input_audio_tokens,
+        output_audio_tokens=usage.output_audio_tokens,
+        cost=quantize_cost(record.cost),
+        priced=record.cost is not None,
+        status=record.status,
+        http_status=record.http_status,
+        latency_ms=max(0, record.latency_ms),
+        ttfb_ms=record.ttfb_ms,
+        streamed=record.streamed,
+        upstream_request_id=record.upstream_request_id[:200],
+    )
+
+
+@dataclass
+class _Bucket:
+    values: dict[str, int | Decimal]
+
+    @classmethod
+    def empty(cls) -> _Bucket:
+        return cls({name: (Decimal(0) if name == "cost" else 0) for name in COUNTER_FIELDS})
+
+    def add(self, event: UsageEvent) -> None:
+        v = self.values
+        v["calls"] += 1
+        v["unpriced_calls"] += 0 if event.priced else 1
+        v["streamed_calls"] += 1 if event.streamed else 0
+        for name in (
+            "input_tokens",
+            "output_tokens",
+            "cached_input_tokens",
+            "cache_write_tokens",
+            "cache_write_1h_tokens",
+            "reasoning_tokens",
+        ):
+            v[name] += getattr(event, name)
+        v["cost"] += event.cost
+        v["latency_ms_sum"] += event.latency_ms
+
+
+def bucket_key(event: UsageEvent) -> tuple:
+    return (
+        event.organization_id,
+        hour_of(event.created_at),
+        event.provider,
+        event.model,
+        event.customer_id,
+        event.feature,
+        event.environment,
+        event.api_key_id or 0,
+        event.status,
+    )
+
+
+def rollup_buckets(events: Sequence[UsageEvent]) -> dict[tuple, _Bucket]:
+    buckets: dict[tuple, _Bucket] = {}
+    for event in events:
+        buckets.setdefault(bucket_key(event), _Bucket.empty()).add(event)
+    return buckets
+
+
+def usage_record_batch(records: Sequence[UsageRecord]) -> int:
+    """Write a batch to the ledger; returns how many events were new.
+
+    Invariants: one transaction; each `request_id` is stored once however
+    often the batch is replayed; rollups equal the sums of their events.
+    Raises the database's error when it is unreachable (the caller spools).
+    """
+    if not records:
+        return 0
+    events = [event_from_record(record) for record in records]
+    with transaction.atomic():
+        seen = set(
+            UsageEvent.objects.filter(request_id__in=[e.request_id for e in events]).values_list(
+                "request_id", flat=True
+            )
+        )
+        fresh = {e.request_id: e for e in events if e.request_id not in seen}
+        new_events = list(fresh.values())
+        if not new_events:
+            return 0
+        UsageEvent.objects.bulk_create(new_events, batch_size=500)
+        rollups_add(rollup_buckets(new_events))
+        key_ids = {e.api_key_id for e in new_events if e.api_key_id}
+        api_key_touch_many(key_ids=key_ids, at=timezone.now())
+    return len(new_events)
+
+
+def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
+    """Add bucket sums into HourlyRollup rows, creating rows as needed.
+
+    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE (numeric arithmetic, exact,
+    safe under concurrent workers). SQLite stores decimals as REAL, so adding
+    in SQL would round; there the sums are added in Python under the write
+    lock that transaction_mode=IMMEDIATE already holds.
+    """
+    if not buckets:
+        return
+    if connection.vendor == "postgresql":
+        _rollups_upsert_sql(buckets)
+    else:
+        _rollups_merge_python(buckets)
+
+
+def _rollups_upsert_sql(buckets: dict[tuple, _Bucket]) -> None:
+    table = HourlyRollup._meta.db_table
+    columns = (*BUCKET_FIELDS, *COUNTER_FIELDS)
+    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in COUNTER_FIELDS)
+    items = list(buckets.items())
+    with connection.cursor() as cursor:
+        for start in range(0, len(items), 200):
+            chunk = items[start : start + 200]
+            params: list[object] = []
+            for key, bucket in chunk:
+                params.extend(key)
+                params.extend(bucket.values[name] for name in COUNTER_FIELDS)
+            sql = (
+                f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (fixed identifiers)
+                f"VALUES {', '.join([row_sql] * len(chunk))} "
+                f"ON CONFLICT ({', '.join(BUCKET_FIELDS)}) DO UPDATE SET {updates}"
+            )
+            cursor.execute(sql, params)
+
+
+def _rollups_merge_python(buckets: dict[tuple, _Bucket]) -> None:
+    for key, bucket in buckets.items():
+        lookup = dict(zip(BUCKET_FIELDS, key, strict=True))
+        row = HourlyRollup.objects.filter(**lookup).first()
+        if row is None:
+            HourlyRollup.objects.create(**lookup, **bucket.values)
+            continue
+        for name in COUNTER_FIELDS:
+            setattr(row, name, getattr(row, name) + bucket.values[name])
+        row.cost = quantize_cost(row.cost)
+        row.save(update_fields=list(COUNTER_FIELDS))

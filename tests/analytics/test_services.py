@@ -1,0 +1,116 @@
+"""The ledger write path: events + rollups in one batch, replay-safe."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.db.models import Sum
+
+from analytics.models import HourlyRollup, Status, UsageEvent
+from analytics.records import UsageRecord
+from analytics.services import usage_record_batch
+from pricing.usage import Usage
+
+T0 = datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
+
+
+def make_record(org, n: int, **overrides) -> UsageRecord:
+    fields = dict(
+        request_id=f"req_{org.pk}_{n}",
+        organization_id=org.pk,
+        api_key_id=None,
+        created_at=T0 + timedelta(minutes=n),
+        provider="openai",
+        endpoint="/v1/chat/completions",
+        status=Status.SUCCESS,
+        model="gpt-4o",
+        customer_id="cust-1",
+        feature="chat",
+        usage=Usage(input_tokens=100 + n, output_tokens=10 * n, cached_input_tokens=n),
+        cost=Decimal("0.0000012345") * (n + 1),
+        latency_ms=100 + n,
+    )
+    fields.update(overrides)
+    return UsageRecord(**fields)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_writes_events_and_rollups_that_sum_to_them(org):
+    records = [make_record(org, n) for n in range(50)]
+    records.append(make_record(org, 99, model="unknown-model", cost=None))
+
+    assert usage_record_batch(records) == 51
+
+    assert UsageEvent.objects.filter(organization=org).count() == 51
+    unpriced = UsageEvent.objects.get(request_id=f"req_{org.pk}_99")
+    assert unpriced.priced is False and unpriced.cost == 0
+    events = UsageEvent.objects.filter(organization=org).aggregate(
+        cost=Sum("cost"), inp=Sum("input_tokens"), out=Sum("output_tokens")
+    )
+    rollups = HourlyRollup.objects.filter(organization=org).aggregate(
+        cost=Sum("cost"),
+        inp=Sum("input_tokens"),
+        out=Sum("output_tokens"),
+        calls=Sum("calls"),
+        unpriced=Sum("unpriced_calls"),
+    )
+    expected_cost = sum((r.cost for r in records if r.cost is not None), Decimal(0))
+    assert rollups["cost"] == events["cost"] == expected_cost
+    assert rollups["inp"] == events["inp"] == sum(r.usage.input_tokens for r in records)
+    assert rollups["out"] == events["out"]
+    assert rollups["calls"] == 51
+    assert rollups["unpriced"] == 1
+    # minutes 0..44 fall in 10:00, 45..49 and 99 in 11:00; two models in 11:00.
+    hours = sorted({r.hour for r in HourlyRollup.objects.filter(organization=org)})
+    assert hours == [T0.replace(minute=0), T0.replace(minute=0) + timedelta(hours=1)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_replaying_a_batch_adds_nothing(org):
+    records = [make_record(org, n) for n in range(5)]
+    usage_record_batch(records)
+    before = HourlyRollup.objects.get(organization=org, hour=T0.replace(minute=0))
+
+    assert usage_record_batch(records) == 0
+    # Half old, half new: only the new ones count.
+    assert usage_record_batch(records + [make_record(org, 6)]) == 1
+
+    after = HourlyRollup.objects.get(organization=org, hour=T0.replace(minute=0))
+    assert after.calls == before.calls + 1
+    assert after.cost == before.cost + records[0].cost * 7
+    assert UsageEvent.objects.filter(organization=org).count() == 6
+
+
+@pytest.mark.django_db(transaction=True)
+def test_rollups_are_per_organization(org, other_org):
+    usage_record_batch([make_record(org, 1), make_record(other_org, 1)])
+    usage_record_batch([make_record(org, 2)])
+
+    assert HourlyRollup.objects.get(organization=org).calls == 2
+    assert HourlyRollup.objects.get(organization=other_org).calls == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_batch_moves_key_last_used_at(org, api_key):
+    assert api_key.row.last_used_at is None
+    usage_record_batch([make_record(org, 1, api_key_id=api_key.row.pk)])
+    api_key.row.refresh_from_db()
+    assert api_key.row.last_used_at is not None
+
+
+def test_record_json_round_trip_is_exact():
+    record = UsageRecord(
+        request_id="r1",
+        organization_id=1,
+        api_key_id=2,
+        created_at=T0,
+        provider="anthropic",
+        endpoint="/v1/messages",
+        status=Status.CANCELLED,
+        properties={"plan": "pro"},
+        usage=Usage(input_tokens=5, output_tokens=7, cache_write_1h_tokens=3),
+        cost=Decimal("0.1234567891"),
+    )
+    assert UsageRecord.from_json(record.to_json()) == record
