@@ -23,9 +23,8 @@ class SignupForm(AllauthSignupForm):
 
     field_order = ["organization_name", "email", "password1", "password2"]
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, request=None, **kwargs):
         super().__init__(*args, **kwargs)
-        request = getattr(self, "request", None)
         if request is not None and request.session.get(INVITE_SESSION_KEY):
             self.fields["organization_name"].required = False
             self.fields[
@@ -71,3 +70,17 @@ class RoleForm(forms.Form):
 
 class OrganizationForm(forms.Form):
     name = forms.CharField(max_length=120)
+
+
+def _timezone_choices() -> list[tuple[str, str]]:
+    from zoneinfo import available_timezones
+
+    return [(name, name.replace("_", " ")) for name in sorted(available_timezones())]
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = forms.CharField(max_length=120)
+    timezone = forms.ChoiceField(
+        choices=_timezone_choices,
+        help_text="Dashboards and date filters count days in this time zone.",
+    )

@@ -45,6 +45,24 @@ def organization_create(*, name: str, owner) -> Organization:
     return organization
 
 
+def organization_update(
+    *, organization: Organization, name: str, timezone_name: str
+) -> Organization:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    name = name.strip()
+    if not name:
+        raise AccountError("An organization needs a name.")
+    try:
+        ZoneInfo(timezone_name)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise AccountError(f"Unknown time zone {timezone_name!r}.") from error
+    organization.name = name
+    organization.timezone = timezone_name
+    organization.save(update_fields=["name", "timezone"])
+    return organization
+
+
 def api_key_issue(
     *,
     organization: Organization,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from allauth.account import views as allauth_views
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -15,9 +16,20 @@ from accounts.forms import (
     ApiKeyCreateForm,
     InviteForm,
     OrganizationForm,
+    OrganizationSettingsForm,
     RoleForm,
 )
 from accounts.middleware import SESSION_KEY
+
+
+class SignupView(allauth_views.SignupView):
+    """allauth's sign-up, with the request handed to the form so that a visitor
+    who came through an invitation link may leave the organization name empty."""
+
+    def get_form_kwargs(self):
+        kwargs = super().get_form_kwargs()
+        kwargs["request"] = self.request
+        return kwargs
 
 
 def _keys_page(request, *, form, new_key=None, raw_key=None, status=200):
@@ -188,6 +200,31 @@ def invite_accept(request, token: str):
         messages.success(request, f"Welcome to {membership.organization.name}.")
         return redirect("home")
     return render(request, "accounts/invite_accept.html", {"invitation": invitation})
+
+
+@organization_required
+def org_settings(request):
+    organization = request.organization
+    initial = {"name": organization.name, "timezone": organization.timezone}
+    form = OrganizationSettingsForm(request.POST or None, initial=initial)
+    if request.method == "POST":
+        if not request.membership.can_manage:
+            messages.error(request, "Only owners and admins can change organization settings.")
+            return redirect("org_settings")
+        if form.is_valid():
+            services.organization_update(
+                organization=organization,
+                name=form.cleaned_data["name"],
+                timezone_name=form.cleaned_data["timezone"],
+            )
+            messages.success(request, "Organization settings saved.")
+            return redirect("org_settings")
+    return render(
+        request,
+        "accounts/org_settings.html",
+        {"form": form},
+        status=400 if form.errors else 200,
+    )
 
 
 @login_required
