@@ -164,6 +164,18 @@ def invitation_revoke(*, organization: Organization, invitation: Invitation) -> 
     invitation.save(update_fields=["revoked_at"])
 
 
+def invitation_purge_expired_all_orgs(*, older_than: timedelta = timedelta(days=30)) -> int:
+    """Delete invitations that expired (or were used or withdrawn) long ago, in
+    every organization: a beat task's housekeeping, not a tenant read."""
+    from django.db.models import Q
+
+    cutoff = timezone.now() - older_than
+    deleted, _ = Invitation.objects.filter(
+        Q(expires_at__lt=cutoff) | Q(accepted_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
+    ).delete()
+    return deleted
+
+
 def _owner_count(organization: Organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 

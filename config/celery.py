@@ -15,4 +15,9 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 
 # Periodic work; each app adds its entries here as it grows.
-app.conf.beat_schedule = {}
+app.conf.beat_schedule = {
+    "invitations-purge": {
+        "task": "accounts.tasks.invitations_purge_task",
+        "schedule": 24 * 60 * 60,
+    },
+}

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from django.db import connections
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -48,6 +49,10 @@ def browser_page(monkeypatch):
         finally:
             context.close()
             browser.close()
+            # ORM calls made while Playwright's loop runs get their own
+            # connection (asgiref's Local follows the context); close it here,
+            # or PostgreSQL refuses to drop the test database at the end.
+            connections.close_all()
 
 
 def screenshot(page, name: str) -> None:
