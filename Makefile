@@ -41,6 +41,7 @@ test: install lint
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	DEBUG=1 $(BIN)/mypy .
 
 format: install
 	$(BIN)/ruff check --fix .

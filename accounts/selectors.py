@@ -90,13 +90,13 @@ def _local_put(key_hash: str, identity: KeyIdentity | None) -> None:
     _local[key_hash] = (identity, time.monotonic() + _local_ttl())
 
 
-def _looks_like_key(raw: str | None) -> bool:
-    return bool(raw) and raw.startswith(KEY_PREFIX) and 20 <= len(raw) <= 200
+def _looks_like_key(raw: str) -> bool:
+    return raw.startswith(KEY_PREFIX) and 20 <= len(raw) <= 200
 
 
 def api_key_authenticate(raw: str | None) -> KeyIdentity | None:
     """The identity of an active key, or None (missing, unknown or revoked)."""
-    if not _looks_like_key(raw):
+    if not raw or not _looks_like_key(raw):
         return None
     key_hash = hash_secret(raw)
     found, identity = _local_get(key_hash)
@@ -119,7 +119,7 @@ def api_key_authenticate(raw: str | None) -> KeyIdentity | None:
 
 async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
     """`api_key_authenticate` for the proxy's event loop; no I/O on a warm key."""
-    if not _looks_like_key(raw):
+    if not raw or not _looks_like_key(raw):
         return None
     key_hash = hash_secret(raw)
     found, identity = _local_get(key_hash)

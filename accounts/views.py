@@ -20,6 +20,7 @@ from accounts.forms import (
     RoleForm,
 )
 from accounts.middleware import SESSION_KEY
+from accounts.models import Role
 
 
 class SignupView(allauth_views.SignupView):
@@ -109,7 +110,7 @@ def team(request):
             "invitations": selectors.invitation_pending_list(organization=organization),
             "form": form,
             "invite_link": invite_link,
-            "role_choices": RoleForm.base_fields["role"].choices,
+            "role_choices": Role.choices,
         },
         status=400 if form.errors else 200,
     )

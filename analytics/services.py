@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -192,7 +193,7 @@ def _rollups_upsert_sql(buckets: dict[tuple, _Bucket]) -> None:
     with connection.cursor() as cursor:
         for start in range(0, len(items), 200):
             chunk = items[start : start + 200]
-            params: list[object] = []
+            params: list[Any] = []
             for key, bucket in chunk:
                 params.extend(key)
                 params.extend(bucket.values[name] for name in COUNTER_FIELDS)

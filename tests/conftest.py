@@ -9,7 +9,7 @@ import pytest
 from django.core.cache import cache
 
 from accounts import selectors as account_selectors
-from accounts.models import ApiKey, Organization, Role, Scope
+from accounts.models import ApiKey, Role, Scope
 from accounts.services import api_key_issue
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
@@ -41,12 +41,12 @@ class IssuedKey:
 
 
 @pytest.fixture
-def org(db) -> Organization:
+def org(db):
     return OrganizationFactory(name="Acme", slug="acme")
 
 
 @pytest.fixture
-def other_org(db) -> Organization:
+def other_org(db):
     return OrganizationFactory(name="Globex", slug="globex")
 
 
