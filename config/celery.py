@@ -7,6 +7,7 @@ under var/ (settings.py), so `make run` needs no server.
 import os
 
 from celery import Celery
+from celery.schedules import crontab
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -19,5 +20,9 @@ app.conf.beat_schedule = {
     "invitations-purge": {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": 24 * 60 * 60,
+    },
+    "pricing-sync-daily": {
+        "task": "pricing.tasks.prices_sync_task",
+        "schedule": crontab(hour=3, minute=17),
     },
 }
