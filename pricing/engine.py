@@ -126,6 +126,14 @@ def model_resolve(*, provider: str, model: str) -> tuple[str, str] | None:
     return None if entry is None else (entry.provider, entry.model_id)
 
 
+def provider_upstreams() -> dict[str, tuple[str, str]]:
+    """slug → (base_url, api_style) from the snapshot: `selectors.provider_upstreams_all`
+    without I/O, as fresh as the prices (a provider save bumps the version).
+    Empty until the snapshot is loaded."""
+    snapshot = _state.snapshot
+    return {} if snapshot is None else snapshot.upstreams
+
+
 # --- freshness ------------------------------------------------------------------
 
 

@@ -48,7 +48,9 @@ def pricing_version_read() -> int:
 
 
 def provider_rows_for_engine() -> list[dict[str, Any]]:
-    return list(Provider.objects.values("slug", "model_match"))
+    return list(
+        Provider.objects.values("slug", "model_match", "base_url", "api_style", "is_active")
+    )
 
 
 def model_price_rows_for_engine() -> list[dict[str, Any]]:

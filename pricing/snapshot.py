@@ -136,7 +136,7 @@ class Snapshot:
         self.rules: dict[str, list[tuple[Any, ModelEntry]]] = {}
         self.overrides: dict[int, dict[str, list[OverrideRate]]] = {}
         self._build_models(rows)
-        self._build_fallback(providers)
+        self._build_fallback(list(providers))
         self._build_overrides(overrides)
 
     def _build_models(self, rows: Iterable[dict[str, Any]]) -> None:
@@ -177,6 +177,12 @@ class Snapshot:
                     logger.warning("skipping bad model_match of provider %s", provider["slug"])
         builtins = [s for s in BUILTIN_ORDER if s in slugs]
         self.fallback_order = builtins + [s for s in slugs if s not in builtins]
+        # What the proxy's /<slug>/v1/* routes forward to (active, with a base URL).
+        self.upstreams = {
+            p["slug"]: (p["base_url"].rstrip("/"), p.get("api_style") or "openai")
+            for p in providers
+            if p.get("base_url") and p.get("is_active", True)
+        }
 
     def _build_overrides(self, overrides: Iterable[dict[str, Any]]) -> None:
         for row in overrides:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 import pytest
+from asgiref.sync import sync_to_async
+from django.db import connections
 
 from pricing import engine
 from pricing.usage import Usage
@@ -309,6 +311,8 @@ def test_aensure_fresh_loads_prices_off_the_loop(price_row):
 
     async def on_loop():
         reloaded = await engine.aensure_fresh()
+        # The reload ran in asgiref's sync thread: close its connection (test teardown).
+        await sync_to_async(connections.close_all)()
         return reloaded, cost("openai", "acme-llm", input_tokens=1_000_000)
 
     assert asyncio.run(on_loop()) == (True, usd("1"))

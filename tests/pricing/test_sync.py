@@ -130,6 +130,8 @@ def test_upstreams_for_the_proxy():
     assert upstreams["groq"] == ("https://api.groq.com/openai", "openai")
     assert "mistral" not in upstreams  # inactive
     assert "openai" not in upstreams  # built-ins come from settings
+    engine.ensure_fresh(force=True)
+    assert engine.provider_upstreams() == upstreams  # the same, without I/O
 
 
 def test_online_update_is_best_effort(monkeypatch):
