@@ -93,7 +93,7 @@ class ModelEntry:
         self.model_id = model_id
         self.rates = sorted((r for r in rates if r.window is None), key=lambda r: r.effective_from)
         self.starts = [r.effective_from for r in self.rates]
-        self.timed = tuple(r for r in rates if r.window is not None)
+        self.timed = tuple(sorted((r for r in rates if r.window), key=lambda r: r.effective_from))
 
     def rate_at(self, at: datetime) -> Rate | None:
         if self.timed:
