@@ -31,7 +31,8 @@ class ProviderForm(forms.ModelForm):
         formfield_callback = _https_urls
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         slug = data.get("slug", "")
         if slug in RESERVED_SLUGS:
             self.add_error("slug", f"“{slug}” is a route of the proxy itself; choose another slug.")

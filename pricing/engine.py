@@ -72,11 +72,11 @@ def cost_for_usage(
     org_id = organization if isinstance(organization, int) else getattr(organization, "pk", None)
     prices = None
     if org_id in snapshot.overrides:
-        prices = snapshot.override_prices(org_id, provider, model, entry, at)  # type: ignore[arg-type]
+        prices = snapshot.override_prices(org_id, provider, model, entry, at)
     if prices is None:
         if entry is None:
             return None
-        rate = entry.rate_at(at)  # type: ignore[union-attr]
+        rate = entry.rate_at(at)
         if rate is None:
             return None
         prices = rate.prices

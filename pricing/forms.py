@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import UTC
+from typing import cast
 
 from django import forms
 
@@ -64,13 +65,15 @@ class PriceOverrideForm(forms.Form):
         super().__init__(*args, **kwargs)
         for name in PriceFields.PRICE_NAMES:
             self.fields[name] = _price_field(name)
-        self.fields["provider"].choices = [("", "Any provider")] + [
+        provider_field = cast(forms.ChoiceField, self.fields["provider"])
+        provider_field.choices = [("", "Any provider")] + [
             (p.slug, f"{p.name} ({p.slug})") for p in provider_list()
         ]
         self.order_fields(["model", "provider", *PriceFields.PRICE_NAMES, "effective_from"])
 
     def clean(self):
-        data = super().clean()
+        super().clean()
+        data = self.cleaned_data
         if data.get("input") is None and data.get("output") is None:
             raise forms.ValidationError("Set at least an input or an output price.")
         moment = data.get("effective_from")

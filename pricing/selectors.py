@@ -48,9 +48,8 @@ def pricing_version_read() -> int:
 
 
 def provider_rows_for_engine() -> list[dict[str, Any]]:
-    return list(
-        Provider.objects.values("slug", "model_match", "base_url", "api_style", "is_active")
-    )
+    rows = Provider.objects.values("slug", "model_match", "base_url", "api_style", "is_active")
+    return [dict(row) for row in rows]
 
 
 def model_price_rows_for_engine() -> list[dict[str, Any]]:

@@ -260,7 +260,9 @@ def _override_clean(
         provider=provider,
         model__iexact=model,
         effective_from=effective_from,
-    ).exclude(pk=exclude_pk)
+    )
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
     if clash.exists():
         raise PricingError(
             f"You already have a price for {model} with the same start; edit that one instead."

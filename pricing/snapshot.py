@@ -13,7 +13,7 @@ from bisect import bisect_right
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Context, Decimal
-from typing import Any
+from typing import Any, cast
 
 from pricing.matching import (
     compile_rule,
@@ -29,7 +29,8 @@ PRICE_SCALE = 10**10  # prices held as integers of 1e-10 USD per million tokens
 COST_EXPONENT = -16  # tokens × 1e-10 USD / 1e6 tokens = 1e-16 USD
 DECIMAL_CONTEXT = Context(prec=50, rounding=ROUND_HALF_EVEN)
 _MEMO_LIMIT = 50_000
-MISS = object()
+# "Not in the memo yet": typed as an entry so lookups stay one dict.get (no cast).
+MISS = cast("ModelEntry", object())
 BUILTIN_ORDER = ("openai", "anthropic", "gemini")
 
 # (input, output, cache_read, cache_write, cache_write_1h, input_audio, output_audio)
@@ -100,7 +101,8 @@ class ModelEntry:
             utc = at.astimezone(UTC)
             second = utc.hour * 3600 + utc.minute * 60 + utc.second
             for rate in reversed(self.timed):
-                if rate.effective_from <= at and in_window(second, rate.window):
+                window = rate.window
+                if window is not None and rate.effective_from <= at and in_window(second, window):
                     return rate
         if not self.rates:
             return self.timed[0] if self.timed else None
@@ -210,7 +212,7 @@ class Snapshot:
         key = (provider, model)
         entry = self.memo.get(key, MISS)
         if entry is not MISS:
-            return entry  # type: ignore[return-value]
+            return entry
         entry = self._resolve_slow(provider.lower(), model.strip().lower())
         if len(self.memo) >= _MEMO_LIMIT:  # unknown names must not grow it forever
             self.memo.clear()
