@@ -54,6 +54,10 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False
 
+    def has_delete_permission(self, request, obj=None):
+        # Keys are revoked, never deleted: the ledger and its rollups refer to them.
+        return False
+
     @admin.action(description="Revoke selected keys")
     def revoke_keys(self, request, queryset):
         count = 0

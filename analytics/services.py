@@ -189,7 +189,9 @@ def _rollups_upsert_sql(buckets: dict[tuple, _Bucket]) -> None:
     columns = (*BUCKET_FIELDS, *COUNTER_FIELDS)
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in COUNTER_FIELDS)
-    items = list(buckets.items())
+    # Rows are locked in VALUES order; pricing's re-pricer locks buckets in
+    # this same order (sorted by repr), so the two never deadlock.
+    items = sorted(buckets.items(), key=lambda item: repr(item[0]))
     with connection.cursor() as cursor:
         for start in range(0, len(items), 200):
             chunk = items[start : start + 200]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 from dataclasses import dataclass
 
@@ -32,6 +33,16 @@ def _fresh_caches():
     yield
     cache.clear()
     account_selectors._local.clear()
+
+
+@pytest.fixture
+def builtin_providers(db):
+    """The providers a data migration seeds. Transactional tests flush the
+    database afterwards, so tests that need them ask for them again."""
+    from django.apps import apps
+
+    seed = importlib.import_module("pricing.migrations.0002_seed_builtin_providers").seed
+    seed(apps, None)
 
 
 @dataclass

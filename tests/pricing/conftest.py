@@ -49,7 +49,7 @@ def bundled(bundled_data) -> Snapshot:
 
 
 @pytest.fixture
-def price_row(db):
+def price_row(builtin_providers):
     """Create a global price row: price_row("acme-llm", input="1", output="2", ...)."""
 
     def create(model_id: str, *, provider: str = "openai", **fields) -> ModelPrice:

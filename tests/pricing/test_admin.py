@@ -103,7 +103,7 @@ def test_sync_button_needs_post(staff_client):
     assert staff_client.get(reverse("admin:pricing_modelprice_sync")).status_code == 405
 
 
-def test_provider_admin_guards_routes_and_builtins(staff_client):
+def test_provider_admin_guards_routes_and_builtins(staff_client, builtin_providers):
     add = reverse("admin:pricing_provider_add")
     form = {"slug": "v1", "name": "Bad", "api_style": "openai", "base_url": "", "is_active": "on"}
     assert "is a route of the proxy" in staff_client.post(add, form).content.decode()
