@@ -16,8 +16,8 @@ run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) sync_prices
 	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
-	@trap 'kill 0' INT TERM EXIT; \
-	$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & \
+	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
+	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery' EXIT; \
 	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
 
 # Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL.
