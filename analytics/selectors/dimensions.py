@@ -1,0 +1,121 @@
+"""One customer / feature / model / key: its totals, trend, top breakdowns and recent calls.
+
+Customer ids, features and models are free text recorded by the proxy; a value
+this organization has never recorded is a 404, the same as another
+organization's value (the query never looks outside the organization).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from django.http import Http404
+
+from accounts.models import ApiKey
+from analytics.models import HourlyRollup
+from analytics.params import UsageFilters
+from analytics.periods import Period
+from analytics.selectors._common import DIMENSIONS, Totals
+from analytics.selectors.events import usage_events_page
+from analytics.selectors.spend import (
+    DailySeries,
+    SpendChange,
+    spend_breakdown,
+    spend_daily,
+    spend_summary,
+)
+
+# For each detail page: which other dimensions to break its spend down by,
+# and which one splits its daily trend chart.
+DETAIL_BREAKDOWNS = {
+    "customer": ("model", "feature"),
+    "feature": ("model", "customer"),
+    "model": ("customer", "feature"),
+    "key": ("model", "feature"),
+    "provider": ("model", "customer"),
+    "environment": ("model", "feature"),
+}
+DETAIL_SERIES = {
+    "customer": "model",
+    "feature": "model",
+    "model": "feature",
+    "key": "model",
+    "provider": "model",
+    "environment": "model",
+}
+
+
+@dataclass(slots=True)
+class DimensionDetail:
+    by: str
+    value: Any
+    label: str
+    summary: SpendChange
+    daily: DailySeries
+    breakdowns: dict[str, list[Totals]]
+    recent: list[dict[str, Any]]
+
+    @property
+    def totals(self) -> Totals:
+        return self.summary.current
+
+
+def dimension_value_exists(*, organization, by: str, value: Any) -> bool:
+    """Has this organization ever recorded a call with this value?"""
+    if by == "key":
+        return ApiKey.objects.filter(organization=organization, pk=value).exists()
+    return HourlyRollup.objects.filter(
+        organization=organization, **{DIMENSIONS[by]: value}
+    ).exists()
+
+
+def dimension_detail(
+    *,
+    organization,
+    by: str,
+    value: Any,
+    period: Period,
+    top: int = 10,
+    recent: int = 20,
+) -> DimensionDetail:
+    """Everything a detail page shows for one value of one dimension; 404 if unknown.
+
+    Totals compare with the previous equal period; the trend is zero-filled in
+    the org zone; breakdowns are the `top` values of the other dimensions.
+    """
+    if not dimension_value_exists(organization=organization, by=by, value=value):
+        raise Http404(f"No such {by}.")
+    filters = UsageFilters(**{("key_id" if by == "key" else DIMENSIONS[by]): value})
+    label = str(value)
+    if by == "key":
+        key = ApiKey.objects.get(organization=organization, pk=value)
+        label = f"{key.name} ({key.prefix}…)"
+    return DimensionDetail(
+        by=by,
+        value=value,
+        label=label,
+        summary=spend_summary(organization=organization, period=period, filters=filters),
+        daily=spend_daily(
+            organization=organization, period=period, filters=filters, by=DETAIL_SERIES[by]
+        ),
+        breakdowns={
+            other: spend_breakdown(
+                organization=organization, period=period, by=other, filters=filters, limit=top
+            )
+            for other in DETAIL_BREAKDOWNS[by]
+        },
+        recent=usage_events_page(
+            organization=organization, period=period, filters=filters, limit=recent
+        ).records,
+    )
+
+
+def api_key_labels(*, organization) -> dict[int, str]:
+    """key id → "name (ask_…)" for this organization's keys (0: calls without a key)."""
+    labels = {0: "(no key)"}
+    for pk, name, prefix in ApiKey.objects.filter(organization=organization).values_list(
+        "pk", "name", "prefix"
+    ):
+        labels[pk] = f"{name} ({prefix}…)"
+    return labels

@@ -1,0 +1,245 @@
+"""What did we spend: totals, change, daily series, breakdowns, forecast, peaks, unpriced.
+
+All of these read HourlyRollup only (never raw events), always filtered by the
+organization. Days are local days of the organization's zone (analytics.periods).
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import F, Sum
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+from django.utils import timezone
+
+from analytics.params import UsageFilters
+from analytics.periods import Period, local_midnight_utc, org_today, org_zone
+from analytics.selectors._common import (
+    DIMENSIONS,
+    ZERO,
+    Totals,
+    change_ratio,
+    cost_sum,
+    money,
+    rollups_in,
+    totals_annotations,
+    totals_from_row,
+)
+
+BREAKDOWN_ORDERS = {
+    "cost": ("-t_cost", "key"),
+    "calls": ("-t_calls", "key"),
+    "name": ("key",),
+}
+
+
+def spend_totals(*, organization, period: Period, filters: UsageFilters | None = None) -> Totals:
+    """Sums over the period (org-local days), from rollups."""
+    row = rollups_in(organization=organization, period=period, filters=filters).aggregate(
+        **totals_annotations()
+    )
+    return totals_from_row(row)
+
+
+@dataclass(slots=True)
+class SpendChange:
+    period: Period
+    current: Totals
+    previous: Totals
+
+    @property
+    def change(self) -> Decimal | None:
+        """Cost change vs the previous equal period as a ratio (0.25 = +25 %)."""
+        return change_ratio(self.current.cost, self.previous.cost)
+
+
+def spend_summary(
+    *, organization, period: Period, filters: UsageFilters | None = None
+) -> SpendChange:
+    """Totals for the period and for the equal-length period just before it."""
+    return SpendChange(
+        period=period,
+        current=spend_totals(organization=organization, period=period, filters=filters),
+        previous=spend_totals(organization=organization, period=period.previous(), filters=filters),
+    )
+
+
+def spend_breakdown(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    filters: UsageFilters | None = None,
+    order: str = "cost",
+    limit: int | None = None,
+    offset: int = 0,
+    search: str = "",
+) -> list[Totals]:
+    """Totals per value of one dimension (`DIMENSIONS`), biggest spend first by default.
+
+    `key` of each row is the dimension's value ("" = untagged; key: the key id, 0 = none).
+    """
+    column = DIMENSIONS[by]
+    qs = rollups_in(organization=organization, period=period, filters=filters)
+    if search:
+        qs = qs.filter(**{f"{column}__icontains": search})
+    rows = qs.values(key=F(column)).annotate(**totals_annotations())
+    rows = rows.order_by(*BREAKDOWN_ORDERS[order])
+    if limit is not None:
+        rows = rows[offset : offset + limit]
+    return [totals_from_row(row, key=row["key"]) for row in rows]
+
+
+def spend_breakdown_count(
+    *, organization, period: Period, by: str, filters: UsageFilters | None = None, search: str = ""
+) -> int:
+    """How many distinct values `spend_breakdown` would list (for pagination)."""
+    column = DIMENSIONS[by]
+    qs = rollups_in(organization=organization, period=period, filters=filters)
+    if search:
+        qs = qs.filter(**{f"{column}__icontains": search})
+    return qs.values(column).distinct().count()
+
+
+@dataclass(slots=True)
+class DailySeries:
+    """Zero-filled local days; `series` splits cost per day by a dimension (top N + other)."""
+
+    period: Period
+    days: list[Totals]
+    by: str | None = None
+    series: dict[str, list[Decimal]] = field(default_factory=dict)
+
+
+OTHER = "(other)"
+
+
+def spend_daily(
+    *,
+    organization,
+    period: Period,
+    filters: UsageFilters | None = None,
+    by: str | None = None,
+    top: int = 8,
+) -> DailySeries:
+    """One row per local day of the period, zero-filled, DST-safe.
+
+    Rollup hours are grouped by the local date their hour starts on
+    (`TruncDate` in the org zone, done in SQL). With `by`, the `top` values by
+    cost get their own series and the rest are summed into "(other)".
+    """
+    zone = org_zone(organization)
+    qs = rollups_in(organization=organization, period=period, filters=filters)
+    day = TruncDate("hour", tzinfo=zone)
+    rows = qs.values(day=day).annotate(**totals_annotations()).order_by("day")
+    by_day = {row["day"]: totals_from_row(row, key=row["day"]) for row in rows}
+    days = [by_day.get(d) or Totals(key=d) for d in period.dates()]
+    result = DailySeries(period=period, days=days, by=by)
+    if by is None:
+        return result
+
+    column = DIMENSIONS[by]
+    split = qs.annotate(d=day).values("d", column).annotate(c=cost_sum()).order_by()
+    index = {d: n for n, d in enumerate(period.dates())}
+    per_key: dict[str, list[Decimal]] = {}
+    for row in split:
+        if row["d"] not in index:
+            continue
+        values = per_key.setdefault(str(row[column]), [ZERO] * len(index))
+        values[index[row["d"]]] += money(row["c"])
+    ranked = sorted(per_key, key=lambda k: (-sum(per_key[k]), k))
+    for key in ranked[:top]:
+        result.series[key] = per_key[key]
+    if len(ranked) > top:
+        other = [ZERO] * len(index)
+        for key in ranked[top:]:
+            other = [a + b for a, b in zip(other, per_key[key], strict=True)]
+        result.series[OTHER] = other
+    return result
+
+
+@dataclass(slots=True)
+class Forecast:
+    month_start: date
+    month_end: date
+    month_to_date: Decimal
+    daily_average: Decimal
+    basis_days: int
+    days_left: Decimal
+    projected: Decimal
+
+
+def spend_forecast(*, organization, basis_days: int = 7, now: datetime | None = None) -> Forecast:
+    """Month-end forecast: month-to-date + (average daily spend over the last
+    `basis_days` complete local days) × the days left in the month (today's
+    remaining hours counted as a fraction of a day)."""
+    now = now or timezone.now()
+    zone = org_zone(organization)
+    today = org_today(organization, now=now)
+    month_start = today.replace(day=1)
+    month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    mtd = spend_totals(organization=organization, period=Period(month_start, today, zone)).cost
+    basis = Period(today - timedelta(days=basis_days), today - timedelta(days=1), zone)
+    basis_cost = spend_totals(organization=organization, period=basis).cost
+    average = money(basis_cost / basis_days)
+    seconds_left = (local_midnight_utc(month_end + timedelta(days=1), zone) - now).total_seconds()
+    days_left = Decimal(max(0.0, seconds_left) / 86400).quantize(Decimal("0.01"))
+    return Forecast(
+        month_start=month_start,
+        month_end=month_end,
+        month_to_date=mtd,
+        daily_average=average,
+        basis_days=basis_days,
+        days_left=days_left,
+        projected=money(mtd + average * days_left),
+    )
+
+
+@dataclass(slots=True)
+class Peaks:
+    """calls[weekday 0=Mon..6][hour 0..23] in the org zone, plus the busiest cell."""
+
+    calls: list[list[int]]
+    cost: list[list[Decimal]]
+    max_calls: int
+
+
+def usage_peaks(*, organization, period: Period, filters: UsageFilters | None = None) -> Peaks:
+    """Calls and cost per (local weekday, local hour of day) over the period."""
+    zone = org_zone(organization)
+    rows = (
+        rollups_in(organization=organization, period=period, filters=filters)
+        .values(
+            weekday=ExtractIsoWeekDay("hour", tzinfo=zone), hod=ExtractHour("hour", tzinfo=zone)
+        )
+        .annotate(n=Sum("calls"), c=cost_sum())
+        .order_by()
+    )
+    calls = [[0] * 24 for _ in range(7)]
+    cost = [[ZERO] * 24 for _ in range(7)]
+    for row in rows:
+        calls[row["weekday"] - 1][row["hod"]] += row["n"] or 0
+        cost[row["weekday"] - 1][row["hod"]] += money(row["c"])
+    return Peaks(calls=calls, cost=cost, max_calls=max(max(r) for r in calls))
+
+
+@dataclass(slots=True)
+class Unpriced:
+    calls: int
+    models: list[tuple[str, int]]  # (model, unpriced calls), most first
+
+
+def unpriced_summary(*, organization, period: Period) -> Unpriced:
+    """Calls recorded without a price in the period, per model (for the banner)."""
+    rows = (
+        rollups_in(organization=organization, period=period)
+        .filter(unpriced_calls__gt=0)
+        .values("model")
+        .annotate(n=Sum("unpriced_calls"))
+        .order_by("-n", "model")
+    )
+    models = [(row["model"], row["n"]) for row in rows]
+    return Unpriced(calls=sum(n for _, n in models), models=models)

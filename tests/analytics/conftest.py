@@ -1,0 +1,67 @@
+"""Helpers for the analytics tests: write calls through the real ledger path."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import datetime
+from decimal import Decimal
+
+import pytest
+
+from analytics.models import Status
+from analytics.records import UsageRecord
+from analytics.services import usage_record_batch
+from pricing.usage import Usage
+
+_ids = itertools.count(1)
+
+
+def call(
+    org,
+    at: datetime,
+    *,
+    cost: str | None = "0.0100000000",
+    model: str = "gpt-4o",
+    provider: str = "openai",
+    customer_id: str = "",
+    feature: str = "",
+    environment: str = "production",
+    status: str = Status.SUCCESS,
+    trace_id: str = "",
+    input_tokens: int = 100,
+    output_tokens: int = 10,
+    api_key_id: int | None = None,
+    streamed: bool = False,
+    **extra,
+) -> UsageRecord:
+    """One call as the proxy would hand it to the ledger."""
+    return UsageRecord(
+        request_id=f"req_t{next(_ids):08d}",
+        organization_id=org.pk,
+        api_key_id=api_key_id,
+        created_at=at,
+        provider=provider,
+        endpoint="/v1/chat/completions",
+        status=status,
+        model=model,
+        response_model=model,
+        customer_id=customer_id,
+        feature=feature,
+        trace_id=trace_id,
+        environment=environment,
+        usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
+        cost=None if cost is None else Decimal(cost),
+        http_status=200 if status == Status.SUCCESS else 500,
+        latency_ms=250,
+        streamed=streamed,
+        **extra,
+    )
+
+
+@pytest.fixture
+def ingest(db):
+    def write(*records: UsageRecord) -> list[UsageRecord]:
+        usage_record_batch(list(records))
+        return list(records)
+
+    return write
