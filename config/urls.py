@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("analytics.urls")),
     path("", include("pricing.urls")),
+    path("api/", include("analytics.api_urls")),
 ]

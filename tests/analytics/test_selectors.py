@@ -159,7 +159,8 @@ def test_peaks_are_by_local_weekday_and_hour(org, ingest):
     ingest(call(org, utc(2026, 11, 2, 15, 10)), call(org, utc(2026, 11, 2, 15, 50)))
     # 15:xx UTC Monday = 00:xx JST Tuesday
     peaks = selectors.usage_peaks(
-        organization=org, period=Period(date(2026, 11, 1), date(2026, 11, 7), ZoneInfo("Asia/Tokyo"))
+        organization=org,
+        period=Period(date(2026, 11, 1), date(2026, 11, 7), ZoneInfo("Asia/Tokyo")),
     )
     assert peaks.calls[1][0] == 2
     assert peaks.max_calls == 2

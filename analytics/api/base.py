@@ -1,0 +1,137 @@
+"""The read API's common parts: tenant resolution, parameter checking, JSON shapes.
+
+Every view reads `request.organization` (set by the session middleware or by
+accounts.authentication.ApiKeyAuthentication) and passes it to a selector;
+nothing here queries a model directly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from analytics.params import (
+    DATE_PARAMS,
+    FILTER_PARAMS,
+    ParamError,
+    UsageFilters,
+    parse_filters,
+    parse_period,
+    reject_unknown,
+    untagged_label,
+)
+from analytics.periods import Period
+from analytics.selectors import Totals
+
+ROLLUP_FILTERS = tuple(name for name in FILTER_PARAMS if name != "trace_id")
+
+
+def money_str(value: Decimal) -> str:
+    """A cost as a plain decimal string ("0.0000000000", never "0E-10" or a float)."""
+    return format(value, "f")
+
+
+def totals_json(totals: Totals, *, key_name: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if key_name is not None:
+        key = totals.key
+        if key_name in ("customer_id", "feature"):
+            key = untagged_label(key)
+        out[key_name] = key.isoformat() if isinstance(key, date) else key
+    out.update(
+        cost=money_str(totals.cost),
+        calls=totals.calls,
+        tokens=totals.tokens,
+        input_tokens=totals.input_tokens,
+        output_tokens=totals.output_tokens,
+        unpriced_calls=totals.unpriced_calls,
+        error_calls=totals.error_calls,
+        avg_cost_per_call=money_str(totals.avg_cost_per_call),
+    )
+    return out
+
+
+def record_json(record: dict[str, Any]) -> dict[str, Any]:
+    """One ledger record in the read API's field names (issue 3); money as a string."""
+    out = {name: value for name, value in record.items() if not name.startswith("_")}
+    out["cost"] = money_str(record["cost"])
+    created: datetime = record["created_at"]
+    out["created_at"] = created.isoformat().replace("+00:00", "Z")
+    return out
+
+
+def period_json(period: Period) -> dict[str, Any]:
+    return {
+        "start_date": period.start.isoformat(),
+        "end_date": period.end.isoformat(),
+        "timezone": period.zone.key,
+    }
+
+
+class OrgAPIView(APIView):
+    """Base of the read API: rejects unknown parameters, turns ParamError into 400."""
+
+    # Query parameters this endpoint understands (besides DRF's `format`).
+    allowed_params: Iterable[str] = ()
+    default_range = "month"
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        reject_unknown(request.query_params, (*self.allowed_params, "format"))
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ParamError):
+            return Response({"detail": str(exc)}, status=400)
+        return super().handle_exception(exc)
+
+    @property
+    def organization(self):
+        return self.request.organization
+
+    def period(self) -> Period:
+        return parse_period(
+            self.organization, self.request.query_params, default=self.default_range
+        )
+
+    def optional_period(self) -> Period | None:
+        """Record lists are unbounded unless a date is given."""
+        if any(self.request.query_params.get(name) for name in DATE_PARAMS):
+            return self.period()
+        return None
+
+    def filters(self, allowed: Iterable[str] = ROLLUP_FILTERS) -> UsageFilters:
+        return parse_filters(self.request.query_params, allowed=allowed)
+
+
+# --- OpenAPI parameter docs ---------------------------------------------------
+
+DATE_DOCS = [
+    OpenApiParameter(
+        name,
+        OpenApiTypes.DATE,
+        description=f"Inclusive, ISO date, in the organization's time zone. {hint}",
+    )
+    for name, hint in zip(
+        DATE_PARAMS,
+        ("Default: the first of this month.", "Default: today. At most 400 days in a range."),
+        strict=True,
+    )
+]
+FILTER_DOCS = [
+    OpenApiParameter(
+        name,
+        OpenApiTypes.INT if name == "key_id" else OpenApiTypes.STR,
+        description='Exact match. "(untagged)" selects calls without one.'
+        if name in ("customer_id", "feature")
+        else "Exact match.",
+    )
+    for name in ROLLUP_FILTERS
+]
+TRACE_DOC = OpenApiParameter("trace_id", OpenApiTypes.STR, description="Exact match.")

@@ -1,0 +1,135 @@
+"""Response shapes for the OpenAPI schema (/api/schema, /api/docs).
+
+The views build their JSON with the plain functions in analytics.api.base
+(several times faster than serializers for 1,000-record pages); these classes
+only describe it. tests/analytics/test_api.py checks the record fields agree.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from analytics.selectors import RECORD_FIELDS
+
+
+class TotalsSchema(serializers.Serializer):
+    cost = serializers.DecimalField(max_digits=20, decimal_places=10, help_text="USD, a string")
+    calls = serializers.IntegerField()
+    tokens = serializers.IntegerField(help_text="input + output")
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    unpriced_calls = serializers.IntegerField(help_text="calls on models with no price yet")
+    error_calls = serializers.IntegerField(help_text="calls whose status is not success")
+    avg_cost_per_call = serializers.DecimalField(max_digits=20, decimal_places=10)
+
+
+def _keyed(name: str, field: serializers.Field) -> type[serializers.Serializer]:
+    return type(f"{name.title().replace('_', '')}Totals", (TotalsSchema,), {name: field})
+
+
+ModelTotals = _keyed("model", serializers.CharField())
+ProviderTotals = _keyed("provider", serializers.CharField())
+CustomerTotals = _keyed("customer_id", serializers.CharField(help_text='"(untagged)" if none'))
+FeatureTotals = _keyed("feature", serializers.CharField(help_text='"(untagged)" if none'))
+EnvironmentTotals = _keyed("environment", serializers.CharField())
+KeyTotals = _keyed("key_id", serializers.IntegerField(help_text="0: calls without a key"))
+DayTotals = _keyed("date", serializers.DateField())
+
+
+class PeriodSchema(serializers.Serializer):
+    start_date = serializers.DateField()
+    end_date = serializers.DateField()
+    timezone = serializers.CharField(help_text="the organization's IANA zone; days are local")
+
+
+class SummarySchema(PeriodSchema):
+    currency = serializers.CharField()
+    total_cost = serializers.DecimalField(max_digits=20, decimal_places=10)
+    total_calls = serializers.IntegerField()
+    total_tokens = serializers.IntegerField()
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    unpriced_calls = serializers.IntegerField()
+    error_calls = serializers.IntegerField()
+    previous = PeriodSchema(help_text="the equal-length period just before, with its totals")
+    change = serializers.DecimalField(
+        max_digits=12, decimal_places=4, allow_null=True, help_text="cost ratio vs previous"
+    )
+    by_model = ModelTotals(many=True)
+    by_provider = ProviderTotals(many=True)
+    by_customer = CustomerTotals(many=True, help_text="top 100 by cost; see /api/customers")
+    by_feature = FeatureTotals(many=True, help_text="top 100 by cost; see /api/features")
+    by_environment = EnvironmentTotals(many=True)
+    by_key = KeyTotals(many=True)
+
+
+class DailySchema(PeriodSchema):
+    days = DayTotals(many=True)
+    group_by = serializers.CharField(allow_null=True)
+    series = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()),
+        help_text="cost per day for each of the top values of group_by, plus (other)",
+    )
+
+
+class RecordSchema(serializers.Serializer):
+    id = serializers.CharField(help_text="the request id (x-aispendtrack-request-id)")
+    created_at = serializers.DateTimeField()
+    provider = serializers.CharField()
+    endpoint = serializers.CharField()
+    model = serializers.CharField()
+    response_model = serializers.CharField()
+    customer_id = serializers.CharField()
+    feature = serializers.CharField()
+    trace_id = serializers.CharField()
+    environment = serializers.CharField()
+    properties = serializers.DictField(child=serializers.CharField())
+    input_tokens = serializers.IntegerField()
+    output_tokens = serializers.IntegerField()
+    cached_input_tokens = serializers.IntegerField()
+    cache_write_tokens = serializers.IntegerField()
+    cache_write_1h_tokens = serializers.IntegerField()
+    reasoning_tokens = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=10)
+    priced = serializers.BooleanField()
+    status = serializers.CharField()
+    http_status = serializers.IntegerField(allow_null=True)
+    latency_ms = serializers.IntegerField()
+    ttfb_ms = serializers.IntegerField(allow_null=True)
+    streamed = serializers.BooleanField()
+    upstream_request_id = serializers.CharField()
+    api_key = serializers.CharField(allow_null=True, help_text="the key's display prefix")
+
+
+assert tuple(RecordSchema().fields) == RECORD_FIELDS  # noqa: S101 (schema must match the API)
+
+
+class RecordPageSchema(serializers.Serializer):
+    results = RecordSchema(many=True)
+    next = serializers.URLField(allow_null=True, help_text="the next page (keyset cursor)")
+
+
+class DetailSchema(PeriodSchema, TotalsSchema):
+    previous_cost = serializers.DecimalField(max_digits=20, decimal_places=10)
+    change = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    daily = DayTotals(many=True)
+    breakdowns = serializers.DictField(child=TotalsSchema(many=True))
+    recent = RecordSchema(many=True)
+
+
+class ListPageSchema(PeriodSchema):
+    results = TotalsSchema(many=True)
+    count = serializers.IntegerField()
+    page = serializers.IntegerField()
+    pages = serializers.IntegerField()
+
+
+class TraceSchema(serializers.Serializer):
+    trace_id = serializers.CharField()
+    calls = serializers.IntegerField()
+    cost = serializers.DecimalField(max_digits=20, decimal_places=10)
+    tokens = serializers.IntegerField()
+    started_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField()
+    models = serializers.ListField(child=serializers.CharField())
+    records = RecordSchema(many=True)

@@ -1,0 +1,285 @@
+"""The read API: spend summary, daily series, records, per-dimension detail, lists, traces.
+
+Views parse parameters, call selectors and shape JSON; money is always a
+decimal string. Authentication: `Authorization: Bearer ask_…` (read scope) or
+a session; the organization comes from either, never from a parameter.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework.response import Response
+
+from analytics import selectors
+from analytics.api import schemas
+from analytics.api.base import (
+    DATE_DOCS,
+    FILTER_DOCS,
+    ROLLUP_FILTERS,
+    TRACE_DOC,
+    OrgAPIView,
+    money_str,
+    period_json,
+    record_json,
+    totals_json,
+)
+from analytics.params import (
+    DATE_PARAMS,
+    FILTER_PARAMS,
+    parse_choice,
+    parse_int,
+    untagged_value,
+)
+
+SUMMARY_BREAKDOWNS = {
+    "by_model": ("model", "model", None),
+    "by_provider": ("provider", "provider", None),
+    "by_customer": ("customer", "customer_id", 100),
+    "by_feature": ("feature", "feature", 100),
+    "by_environment": ("environment", "environment", None),
+    "by_key": ("key", "key_id", None),
+}
+GROUP_BY_CHOICES = ("model", "provider", "customer", "feature", "environment", "key")
+MAX_RECORDS = 1000
+
+
+class SummaryView(OrgAPIView):
+    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS)
+
+    @extend_schema(
+        summary="Spend for a period, its change and its breakdowns",
+        description="Default period: this calendar month to date.",
+        parameters=[*DATE_DOCS, *FILTER_DOCS],
+        responses=schemas.SummarySchema,
+    )
+    def get(self, request):
+        period, filters = self.period(), self.filters()
+        org = self.organization
+        summary = selectors.spend_summary(organization=org, period=period, filters=filters)
+        current = summary.current
+        data = {
+            **period_json(period),
+            "currency": "USD",
+            "total_cost": money_str(current.cost),
+            "total_calls": current.calls,
+            "total_tokens": current.tokens,
+            "input_tokens": current.input_tokens,
+            "output_tokens": current.output_tokens,
+            "unpriced_calls": current.unpriced_calls,
+            "error_calls": current.error_calls,
+            "previous": {
+                **period_json(period.previous()),
+                "total_cost": money_str(summary.previous.cost),
+                "total_calls": summary.previous.calls,
+            },
+            "change": None if summary.change is None else str(summary.change),
+        }
+        for name, (by, key_name, limit) in SUMMARY_BREAKDOWNS.items():
+            rows = selectors.spend_breakdown(
+                organization=org, period=period, by=by, filters=filters, limit=limit
+            )
+            data[name] = [totals_json(row, key_name=key_name) for row in rows]
+        return Response(data)
+
+
+class DailyView(OrgAPIView):
+    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "group_by")
+
+    @extend_schema(
+        summary="Spend per local day, zero-filled",
+        parameters=[
+            *DATE_DOCS,
+            *FILTER_DOCS,
+            OpenApiParameter("group_by", OpenApiTypes.STR, enum=GROUP_BY_CHOICES),
+        ],
+        responses=schemas.DailySchema,
+    )
+    def get(self, request):
+        params = request.query_params
+        group_by = parse_choice(params, "group_by", ("", *GROUP_BY_CHOICES), default="") or None
+        daily = selectors.spend_daily(
+            organization=self.organization,
+            period=self.period(),
+            filters=self.filters(),
+            by=group_by,
+        )
+        return Response(
+            {
+                **period_json(daily.period),
+                "days": [totals_json(day, key_name="date") for day in daily.days],
+                "group_by": group_by,
+                "series": {
+                    key: [money_str(cost) for cost in costs] for key, costs in daily.series.items()
+                },
+            }
+        )
+
+
+class RecordsView(OrgAPIView):
+    allowed_params = (*DATE_PARAMS, *FILTER_PARAMS, "limit", "cursor")
+
+    @extend_schema(
+        summary="Ledger records, newest first (keyset pagination)",
+        parameters=[
+            *DATE_DOCS,
+            *FILTER_DOCS,
+            TRACE_DOC,
+            OpenApiParameter("limit", OpenApiTypes.INT, description="1–1000, default 100"),
+            OpenApiParameter("cursor", OpenApiTypes.STR, description="from `next`"),
+        ],
+        responses=schemas.RecordPageSchema,
+    )
+    def get(self, request):
+        params = request.query_params
+        page = selectors.usage_events_page(
+            organization=self.organization,
+            period=self.optional_period(),
+            filters=self.filters(FILTER_PARAMS),
+            limit=parse_int(params, "limit", default=100, minimum=1, maximum=MAX_RECORDS),
+            cursor=params.get("cursor") or None,
+        )
+        next_url = None
+        if page.next_cursor:
+            query = {k: v for k, v in params.items() if k != "cursor"}
+            query["cursor"] = page.next_cursor
+            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
+        return Response({"results": [record_json(r) for r in page.records], "next": next_url})
+
+
+class _DetailView(OrgAPIView):
+    """Spend of one customer / feature / model / key over a period (default 30 days)."""
+
+    allowed_params = DATE_PARAMS
+    default_range = "30d"
+    by = ""
+    key_name = ""
+
+    def value(self, raw):
+        return raw
+
+    def get(self, request, value):
+        detail = selectors.dimension_detail(
+            organization=self.organization,
+            by=self.by,
+            value=self.value(value),
+            period=self.period(),
+        )
+        names = {"customer": "customer_id", "key": "key_id"}
+        return Response(
+            {
+                self.key_name: value,
+                "label": detail.label,
+                **period_json(detail.summary.period),
+                **totals_json(detail.totals),
+                "previous_cost": money_str(detail.summary.previous.cost),
+                "change": None if detail.summary.change is None else str(detail.summary.change),
+                "daily": [totals_json(day, key_name="date") for day in detail.daily.days],
+                "breakdowns": {
+                    other: [totals_json(row, key_name=names.get(other, other)) for row in rows]
+                    for other, rows in detail.breakdowns.items()
+                },
+                "recent": [record_json(r) for r in detail.recent],
+            }
+        )
+
+
+def _detail_view(by: str, key_name: str, summary: str, value=None):
+    attrs = {"by": by, "key_name": key_name}
+    if value is not None:
+        attrs["value"] = staticmethod(value)
+    cls = type(f"{by.title()}DetailView", (_DetailView,), attrs)
+    cls.get = extend_schema(summary=summary, parameters=DATE_DOCS, responses=schemas.DetailSchema)(
+        cls.get
+    )
+    return cls
+
+
+ModelDetailView = _detail_view("model", "model", "Spend on one model")
+CustomerDetailView = _detail_view(
+    "customer", "customer_id", "Spend of one customer ((untagged): none)", untagged_value
+)
+FeatureDetailView = _detail_view(
+    "feature", "feature", "Spend of one feature ((untagged): none)", untagged_value
+)
+KeyDetailView = _detail_view("key", "key_id", "Spend through one API key")
+
+
+class _ListView(OrgAPIView):
+    """Customers or features of a period, from rollups: search, sort, page."""
+
+    allowed_params = (*DATE_PARAMS, "q", "sort", "page", "per_page")
+    by = ""
+    key_name = ""
+
+    def get(self, request):
+        params = request.query_params
+        period = self.period()
+        sort = parse_choice(params, "sort", ("cost", "calls", "name"), default="cost")
+        page = parse_int(params, "page", default=1, minimum=1, maximum=100_000)
+        per_page = parse_int(params, "per_page", default=50, minimum=1, maximum=500)
+        search = (params.get("q") or "").strip()
+        org = self.organization
+        count = selectors.spend_breakdown_count(
+            organization=org, period=period, by=self.by, search=search
+        )
+        rows = selectors.spend_breakdown(
+            organization=org,
+            period=period,
+            by=self.by,
+            order=sort,
+            search=search,
+            limit=per_page,
+            offset=(page - 1) * per_page,
+        )
+        return Response(
+            {
+                **period_json(period),
+                "results": [totals_json(row, key_name=self.key_name) for row in rows],
+                "count": count,
+                "page": page,
+                "pages": max(1, -(-count // per_page)),
+            }
+        )
+
+
+def _list_view(by: str, key_name: str, summary: str):
+    cls = type(f"{by.title()}ListView", (_ListView,), {"by": by, "key_name": key_name})
+    cls.get = extend_schema(
+        summary=summary,
+        parameters=[
+            *DATE_DOCS,
+            OpenApiParameter("q", OpenApiTypes.STR, description="substring, case-insensitive"),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=("cost", "calls", "name")),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("per_page", OpenApiTypes.INT, description="1–500, default 50"),
+        ],
+        responses=schemas.ListPageSchema,
+    )(cls.get)
+    return cls
+
+
+CustomerListView = _list_view("customer", "customer_id", "Customers by spend")
+FeatureListView = _list_view("feature", "feature", "Features by spend")
+ModelListView = _list_view("model", "model", "Models by spend")
+
+
+class TraceView(OrgAPIView):
+    @extend_schema(summary="One trace: its cost and calls", responses=schemas.TraceSchema)
+    def get(self, request, trace_id):
+        trace = selectors.trace_detail(organization=self.organization, trace_id=trace_id)
+        s = trace.summary
+        return Response(
+            {
+                "trace_id": s.trace_id,
+                "calls": s.calls,
+                "cost": money_str(s.cost),
+                "tokens": s.tokens,
+                "started_at": s.started_at.isoformat().replace("+00:00", "Z"),
+                "ended_at": s.ended_at.isoformat().replace("+00:00", "Z"),
+                "models": s.models,
+                "records": [record_json(r) for r in trace.records],
+            }
+        )

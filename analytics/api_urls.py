@@ -1,0 +1,27 @@
+"""The read API, mounted under /api/ (config/urls.py)."""
+
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from analytics.api import export, views
+
+urlpatterns = [
+    path("costs", views.RecordsView.as_view(), name="api_costs"),
+    path("costs/summary", views.SummaryView.as_view(), name="api_costs_summary"),
+    path("costs/daily", views.DailyView.as_view(), name="api_costs_daily"),
+    path("costs/export", export.ExportView.as_view(), name="api_costs_export"),
+    path("costs/by-model/<path:value>", views.ModelDetailView.as_view(), name="api_by_model"),
+    path(
+        "costs/by-customer/<path:value>",
+        views.CustomerDetailView.as_view(),
+        name="api_by_customer",
+    ),
+    path("costs/by-feature/<path:value>", views.FeatureDetailView.as_view(), name="api_by_feature"),
+    path("costs/by-key/<int:value>", views.KeyDetailView.as_view(), name="api_by_key"),
+    path("customers", views.CustomerListView.as_view(), name="api_customers"),
+    path("features", views.FeatureListView.as_view(), name="api_features"),
+    path("models", views.ModelListView.as_view(), name="api_models"),
+    path("traces/<path:trace_id>", views.TraceView.as_view(), name="api_trace"),
+    path("schema", SpectacularAPIView.as_view(), name="api_schema"),
+    path("docs", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),
+]
