@@ -4,4 +4,16 @@ from analytics import views
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
+    path("dashboard/first-call.json", views.first_call, name="first_call"),
+    path("requests/", views.requests_log, name="requests"),
+    path("requests/<str:request_id>/", views.request_detail, name="request_detail"),
+    path("models/", views.models_table, name="models"),
+    path("models/<path:value>/", views.model_detail, name="model_detail"),
+    path("customers/", views.customers_table, name="customers"),
+    path("customers/<path:value>/", views.customer_detail, name="customer_detail"),
+    path("features/", views.features_table, name="features"),
+    path("features/<path:value>/", views.feature_detail, name="feature_detail"),
+    path("keys/<int:value>/", views.key_detail, name="key_detail"),
+    path("traces/", views.traces, name="traces"),
+    path("traces/<path:trace_id>/", views.trace_detail, name="trace_detail"),
 ]

@@ -37,11 +37,11 @@ class _ScaledCost(Func):
     output_field = BigIntegerField()
 
 
-def cost_sum(column: str = "cost") -> Sum:
+def cost_sum(column: str = "cost", *, where: Q | None = None) -> Sum:
     """SUM of a cost column, exact on every backend; read results with `money()`."""
     if connection.vendor == "sqlite":
-        return Sum(_ScaledCost(column), output_field=BigIntegerField())
-    return Sum(column)
+        return Sum(_ScaledCost(column), output_field=BigIntegerField(), filter=where)
+    return Sum(column, filter=where)
 
 
 def money(value: Any) -> Decimal:

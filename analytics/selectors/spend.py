@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 from django.utils import timezone
 
+from analytics.models import HourlyRollup
 from analytics.params import UsageFilters
-from analytics.periods import Period, local_midnight_utc, org_today, org_zone
+from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
     DIMENSIONS,
     ZERO,
@@ -102,6 +103,51 @@ def spend_breakdown_count(
     if search:
         qs = qs.filter(**{f"{column}__icontains": search})
     return qs.values(column).distinct().count()
+
+
+@dataclass(slots=True)
+class SpendCard:
+    preset: str  # analytics.periods.PRESETS key
+    period: Period
+    cost: Decimal
+    calls: int
+    previous_cost: Decimal
+
+    @property
+    def change(self) -> Decimal | None:
+        return change_ratio(self.cost, self.previous_cost)
+
+
+CARD_PRESETS = ("today", "7d", "30d", "month")
+
+
+def spend_cards(*, organization, now: datetime | None = None) -> list[SpendCard]:
+    """Spend today / last 7 days / last 30 days / this month, each with the equal
+    period before it, in ONE scan of the rollups (conditional sums)."""
+    periods = [period_preset(organization, preset, now=now) for preset in CARD_PRESETS]
+    windows = [(p, p.previous()) for p in periods]
+    earliest = min(prev.start_utc for _, prev in windows)
+    latest = max(cur.end_utc for cur, _ in windows)
+    aggregates = {}
+    for n, (cur, prev) in enumerate(windows):
+        in_cur = Q(hour__gte=cur.start_utc, hour__lt=cur.end_utc)
+        in_prev = Q(hour__gte=prev.start_utc, hour__lt=prev.end_utc)
+        aggregates[f"c{n}"] = cost_sum(where=in_cur)
+        aggregates[f"n{n}"] = Sum("calls", filter=in_cur)
+        aggregates[f"p{n}"] = cost_sum(where=in_prev)
+    row = HourlyRollup.objects.filter(
+        organization=organization, hour__gte=earliest, hour__lt=latest
+    ).aggregate(**aggregates)
+    return [
+        SpendCard(
+            preset=preset,
+            period=periods[n],
+            cost=money(row[f"c{n}"]),
+            calls=row[f"n{n}"] or 0,
+            previous_cost=money(row[f"p{n}"]),
+        )
+        for n, preset in enumerate(CARD_PRESETS)
+    ]
 
 
 @dataclass(slots=True)

@@ -1,0 +1,65 @@
+"""Shared parts of the spend pages: the period and filters of a request, chart data."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.shortcuts import render
+
+from analytics.params import ParamError, parse_period
+from analytics.periods import PRESETS, Period
+from analytics.selectors import DailySeries
+
+PAGE_DEFAULT_RANGE = "30d"
+
+
+def page_period(request, *, default: str = PAGE_DEFAULT_RANGE) -> Period:
+    """The page's date range: start_date/end_date, else ?range=, else the default."""
+    return parse_period(request.organization, request.GET, default=default)
+
+
+def range_context(request, period: Period) -> dict[str, Any]:
+    """What partials/date_range.html needs."""
+    custom = bool(request.GET.get("start_date") or request.GET.get("end_date"))
+    return {
+        "period": period,
+        "presets": PRESETS,
+        "active_range": "custom" if custom else request.GET.get("range") or PAGE_DEFAULT_RANGE,
+    }
+
+
+def bad_request(request, error: ParamError):
+    """Pages answer a bad parameter with a 400 page that says what was wrong."""
+    return render(request, "analytics/bad_request.html", {"message": str(error)}, status=400)
+
+
+def base_url(request) -> str:
+    return (settings.AISPENDTRACK_PUBLIC_URL or request.build_absolute_uri("/")).rstrip("/")
+
+
+def _num(value: Decimal) -> float:
+    # Charts only draw; every figure a person reads is rendered from Decimal.
+    return float(value)
+
+
+def trend_chart(daily: DailySeries) -> dict[str, Any]:
+    """Chart spec for static/js/charts.js: stacked daily bars (one series per value)."""
+    labels = [day.key.isoformat() for day in daily.days]
+    if daily.series:
+        series = [
+            {"label": key, "data": [_num(v) for v in values]}
+            for key, values in daily.series.items()
+        ]
+    else:
+        series = [{"label": "Spend", "data": [_num(day.cost) for day in daily.days]}]
+    return {"type": "stacked", "labels": labels, "series": series}
+
+
+def pie_chart(rows, *, label=str) -> dict[str, Any]:
+    return {
+        "type": "pie",
+        "labels": [label(row.key) for row in rows],
+        "series": [{"label": "Spend", "data": [_num(row.cost) for row in rows]}],
+    }

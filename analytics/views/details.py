@@ -1,0 +1,78 @@
+"""Detail pages: one model / customer / feature / key, one request, traces."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+
+from accounts.decorators import organization_required
+from analytics import selectors
+from analytics.params import ParamError, untagged_value
+from analytics.views.common import bad_request, page_period, range_context, trend_chart
+
+TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key": "API key"}
+LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "dashboard"}
+
+
+def _detail(request, by: str, value):
+    try:
+        period = page_period(request)
+    except ParamError as error:
+        return bad_request(request, error)
+    detail = selectors.dimension_detail(
+        organization=request.organization, by=by, value=value, period=period
+    )
+    context = {
+        **range_context(request, period),
+        "detail": detail,
+        "title": TITLES[by],
+        "list_url": LIST_URLS[by],
+        "trend": trend_chart(detail.daily),
+        "filter_name": {"customer": "customer_id", "key": "key_id"}.get(by, by),
+        "filter_value": request.resolver_match.kwargs["value"],
+    }
+    return render(request, "analytics/detail.html", context)
+
+
+@organization_required
+def model_detail(request, value: str):
+    return _detail(request, "model", value)
+
+
+@organization_required
+def customer_detail(request, value: str):
+    return _detail(request, "customer", untagged_value(value))
+
+
+@organization_required
+def feature_detail(request, value: str):
+    return _detail(request, "feature", untagged_value(value))
+
+
+@organization_required
+def key_detail(request, value: int):
+    return _detail(request, "key", value)
+
+
+@organization_required
+def request_detail(request, request_id: str):
+    record = selectors.usage_event_get_for_org(
+        organization=request.organization, request_id=request_id
+    )
+    return render(request, "analytics/request_detail.html", {"record": record})
+
+
+@organization_required
+def traces(request):
+    try:
+        period = page_period(request)
+    except ParamError as error:
+        return bad_request(request, error)
+    rows = selectors.traces_list(organization=request.organization, period=period)
+    context = {**range_context(request, period), "traces": rows}
+    return render(request, "analytics/traces.html", context)
+
+
+@organization_required
+def trace_detail(request, trace_id: str):
+    trace = selectors.trace_detail(organization=request.organization, trace_id=trace_id)
+    return render(request, "analytics/trace_detail.html", {"trace": trace})

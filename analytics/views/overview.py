@@ -1,0 +1,72 @@
+"""The overview (`/dashboard/`): where the money went, in one look; or, before the
+first call, the setup snippet and a live "waiting for your first call"."""
+
+from __future__ import annotations
+
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+
+from accounts.decorators import organization_required
+from analytics import selectors
+from analytics.params import ParamError
+from analytics.selectors import Totals
+from analytics.views.common import (
+    bad_request,
+    base_url,
+    page_period,
+    pie_chart,
+    range_context,
+    trend_chart,
+)
+
+PIE_SLICES = 7
+
+
+@organization_required
+def dashboard(request):
+    org = request.organization
+    if not selectors.first_call_exists(organization=org):
+        return render(request, "analytics/empty.html", {"base_url": base_url(request)})
+    try:
+        period = page_period(request)
+    except ParamError as error:
+        return bad_request(request, error)
+    by_model = selectors.spend_breakdown(organization=org, period=period, by="model")
+    total = Totals()
+    for row in by_model:
+        total.add(row)
+    slices = by_model[:PIE_SLICES]
+    if len(by_model) > PIE_SLICES:
+        other = Totals(key=selectors.OTHER)
+        for row in by_model[PIE_SLICES:]:
+            other.add(row)
+        slices.append(other)
+    daily = selectors.spend_daily(organization=org, period=period, by="model", top=6)
+    context = {
+        **range_context(request, period),
+        "cards": selectors.spend_cards(organization=org),
+        "total": total,
+        "by_model": by_model[:10],
+        "pie": pie_chart(slices),
+        "trend": trend_chart(daily),
+        "customers": selectors.spend_breakdown(
+            organization=org, period=period, by="customer", limit=5
+        ),
+        "features": selectors.spend_breakdown(
+            organization=org, period=period, by="feature", limit=5
+        ),
+        "top_requests": selectors.requests_top_expensive(organization=org, period=period, limit=5),
+        "forecast": selectors.spend_forecast(organization=org),
+        "unpriced": selectors.unpriced_summary(organization=org, period=period),
+    }
+    return render(request, "analytics/overview.html", context)
+
+
+@never_cache
+@organization_required
+def first_call(request):
+    """Polled by the empty state every few seconds; tiny and uncached."""
+    return JsonResponse(
+        {"has_calls": selectors.first_call_exists(organization=request.organization)}
+    )

@@ -1,0 +1,68 @@
+"""Models, Customers and Features tables: sortable, searchable, paginated, from rollups."""
+
+from __future__ import annotations
+
+from django.shortcuts import render
+
+from accounts.decorators import organization_required
+from analytics import selectors
+from analytics.params import ParamError, parse_choice, parse_int
+from analytics.views.common import bad_request, page_period, range_context
+
+PER_PAGE = 50
+TABLES = {
+    "model": {"title": "Models", "noun": "model", "url_name": "models"},
+    "customer": {"title": "Customers", "noun": "customer", "url_name": "customers"},
+    "feature": {"title": "Features", "noun": "feature", "url_name": "features"},
+}
+
+
+def _table(request, by: str):
+    org = request.organization
+    try:
+        period = page_period(request)
+        sort = parse_choice(request.GET, "sort", ("cost", "calls", "name"), default="cost")
+        page = parse_int(request.GET, "page", default=1, minimum=1, maximum=100_000)
+    except ParamError as error:
+        return bad_request(request, error)
+    search = (request.GET.get("q") or "").strip()
+    count = selectors.spend_breakdown_count(organization=org, period=period, by=by, search=search)
+    pages = max(1, -(-count // PER_PAGE))
+    page = min(page, pages)
+    rows = selectors.spend_breakdown(
+        organization=org,
+        period=period,
+        by=by,
+        order=sort,
+        search=search,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+    )
+    context = {
+        **range_context(request, period),
+        **TABLES[by],
+        "by": by,
+        "rows": rows,
+        "total": selectors.spend_totals(organization=org, period=period),
+        "sort": sort,
+        "search": search,
+        "count": count,
+        "page": page,
+        "pages": pages,
+    }
+    return render(request, "analytics/table.html", context)
+
+
+@organization_required
+def models_table(request):
+    return _table(request, "model")
+
+
+@organization_required
+def customers_table(request):
+    return _table(request, "customer")
+
+
+@organization_required
+def features_table(request):
+    return _table(request, "feature")

@@ -1,0 +1,144 @@
+"""Dashboard pages render what the selectors say, with the period and filters applied."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import quote
+
+import pytest
+from django.utils import timezone
+
+from analytics.models import Status
+from tests.analytics.conftest import call
+
+
+@pytest.fixture
+def spend(org, api_key, ingest):
+    t = timezone.now() - timedelta(minutes=5)
+    return ingest(
+        call(org, t, cost="0.5000000000", customer_id="cust/ä 1", feature="chat", trace_id="run-1"),
+        call(org, t, cost="0.2500000000", customer_id="cust/ä 1", feature="chat", trace_id="run-1"),
+        call(
+            org,
+            t,
+            cost="3.0000000000",
+            model="claude-opus-4",
+            provider="anthropic",
+            customer_id="big-co",
+            feature="search",
+            api_key_id=api_key.row.pk,
+        ),
+        call(org, t, cost=None, model="mystery", status=Status.UPSTREAM_ERROR),
+    )
+
+
+def test_login_required(client):
+    response = client.get("/dashboard/")
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_new_org_sees_setup_snippet_and_waiting_poll(owner_client, org):
+    response = owner_client.get("/dashboard/")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "Waiting for your first call" in body
+    assert 'base_url="http://testserver/v1"' in body  # OpenAI, Python
+    assert 'new Anthropic({ baseURL: "http://testserver"' in body
+    assert owner_client.get("/dashboard/first-call.json").json() == {"has_calls": False}
+
+
+def test_first_call_flips_the_poll(owner_client, org, ingest):
+    ingest(call(org, timezone.now()))
+    assert owner_client.get("/dashboard/first-call.json").json() == {"has_calls": True}
+    assert "Waiting for your first call" not in owner_client.get("/dashboard/").content.decode()
+
+
+def test_overview(owner_client, spend):
+    response = owner_client.get("/dashboard/?range=7d")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert 'id="trend-chart"' in body and 'id="model-pie"' in body
+    assert "chart.umd.min.js" in body and "cdn" not in body.lower()
+    assert "$3.75" in body  # cards: today's spend
+    assert "1 call on 1 model has no price" in body and 'href="/pricing/models"' in body
+    assert "Month-end forecast" in body and "average of the last 7 complete days" in body
+    # top customers link to their detail pages, quoted
+    assert f'href="/customers/{quote("cust/ä 1", safe="/")}/' in body
+    assert "big-co" in body
+
+
+def test_tables_sort_search_and_page(owner_client, spend):
+    by_cost = owner_client.get("/customers/?sort=cost").content.decode()
+    assert by_cost.index("big-co") < by_cost.index("cust/ä 1") < by_cost.index("(untagged)")
+    by_name = owner_client.get("/customers/?sort=name").content.decode()
+    assert by_name.index("(untagged)") < by_name.index("big-co") < by_name.index("cust/ä 1")
+    searched = owner_client.get("/customers/?q=BIG").content.decode()
+    assert "big-co" in searched and "cust/ä 1" not in searched
+    models = owner_client.get("/models/?sort=calls").content.decode()
+    assert models.index("gpt-4o") < models.index("claude-opus-4")
+    assert owner_client.get("/features/").status_code == 200
+    assert owner_client.get("/customers/?page=99").status_code == 200  # clamps to the last page
+
+
+def test_detail_pages(owner_client, spend, api_key):
+    customer = owner_client.get(f"/customers/{quote('cust/ä 1', safe='/')}/")
+    body = customer.content.decode()
+    assert customer.status_code == 200
+    assert "$0.75" in body and 'id="trend-chart"' in body and "Most-used models" in body
+    assert owner_client.get("/customers/(untagged)/").status_code == 200
+    assert owner_client.get("/features/chat/").status_code == 200
+    assert owner_client.get("/models/claude-opus-4/").status_code == 200
+    assert owner_client.get(f"/keys/{api_key.row.pk}/").status_code == 200
+    assert owner_client.get("/customers/nobody/").status_code == 404
+
+
+def test_requests_log_filters_pages_and_detail(owner_client, spend):
+    log = owner_client.get("/requests/?customer_id=big-co").content.decode()
+    assert "claude-opus-4" in log and "mystery" in log  # the model list still offers all
+    assert log.count('href="/requests/req_t') == 1
+    status = owner_client.get("/requests/?status=upstream_error").content.decode()
+    assert status.count('href="/requests/req_t') == 1
+    assert "/api/costs/export?format=csv&amp;status=upstream_error" in status
+    detail = owner_client.get(f"/requests/{spend[2].request_id}/")
+    assert detail.status_code == 200
+    assert "$3.0000000000" in detail.content.decode()
+    assert owner_client.get("/requests/req_nope/").status_code == 404
+
+
+def test_requests_log_keyset_pages(owner_client, org, ingest):
+    t = timezone.now() - timedelta(hours=1)
+    ingest(*(call(org, t + timedelta(seconds=n)) for n in range(60)))
+    first = owner_client.get("/requests/").content.decode()
+    assert first.count('href="/requests/req_t') == 50 and 'id="older"' in first
+    older = first.split('id="older" href="')[1].split('"')[0].replace("&amp;", "&")
+    second = owner_client.get(f"/requests/{older}").content.decode()
+    assert second.count('href="/requests/req_t') == 10 and 'id="older"' not in second
+
+
+def test_traces_pages(owner_client, spend):
+    assert "run-1" in owner_client.get("/traces/").content.decode()
+    trace = owner_client.get("/traces/run-1/")
+    assert trace.status_code == 200 and "$0.75" in trace.content.decode()
+    assert owner_client.get("/traces/nope/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/dashboard/?start_date=yesterday",
+        "/customers/?sort=colour",
+        "/requests/?status=fine",
+        "/models/?start_date=2026-02-01&end_date=2026-01-01",
+        "/requests/?cursor=bogus",
+    ],
+)
+def test_bad_page_parameters_are_400_with_a_message(owner_client, spend, url):
+    response = owner_client.get(url)
+    assert response.status_code == 400
+    assert 'id="param-error"' in response.content.decode()
+
+
+def test_date_range_picker_keeps_other_params(owner_client, spend):
+    body = owner_client.get("/customers/?q=big&sort=calls&range=7d").content.decode()
+    assert 'href="?q=big&amp;range=30d&amp;sort=calls"' in body
+    assert '<input type="hidden" name="q" value="big">' in body
