@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import date
+from typing import Any
 
 from analytics.models import Status
 from analytics.periods import MAX_RANGE_DAYS, PRESETS, Period, org_today, org_zone, period_preset
@@ -114,8 +115,9 @@ def parse_period(organization, params: Mapping[str, str], *, default: str = "mon
         if preset not in PRESETS:
             raise ParamError(f"range must be one of {', '.join(PRESETS)}; got {preset!r}.")
         return period_preset(organization, preset)
-    if start is None:
+    if start is None and end is not None:
         start = end.replace(day=1)
+    assert start is not None
     if end is None:
         end = max(start, org_today(organization))
     if end < start:
@@ -132,7 +134,7 @@ def parse_period(organization, params: Mapping[str, str], *, default: str = "mon
 def parse_filters(
     params: Mapping[str, str], *, allowed: Iterable[str] = FILTER_PARAMS
 ) -> UsageFilters:
-    values: dict[str, object] = {}
+    values: dict[str, Any] = {}
     for name in allowed:
         raw = (params.get(name) or "").strip()
         if not raw:

@@ -93,7 +93,8 @@ class OrgAPIView(APIView):
 
     @property
     def organization(self):
-        return self.request.organization
+        # Set on the Django request by the session middleware or by ApiKeyAuthentication.
+        return getattr(self.request._request, "organization", None)
 
     def period(self) -> Period:
         return parse_period(

@@ -186,25 +186,46 @@ class _DetailView(OrgAPIView):
         )
 
 
-def _detail_view(by: str, key_name: str, summary: str, value=None):
-    attrs = {"by": by, "key_name": key_name}
-    if value is not None:
-        attrs["value"] = staticmethod(value)
-    cls = type(f"{by.title()}DetailView", (_DetailView,), attrs)
-    cls.get = extend_schema(summary=summary, parameters=DATE_DOCS, responses=schemas.DetailSchema)(
-        cls.get
-    )
-    return cls
+def _detail_schema(summary: str):
+    return extend_schema(summary=summary, parameters=DATE_DOCS, responses=schemas.DetailSchema)
 
 
-ModelDetailView = _detail_view("model", "model", "Spend on one model")
-CustomerDetailView = _detail_view(
-    "customer", "customer_id", "Spend of one customer ((untagged): none)", untagged_value
-)
-FeatureDetailView = _detail_view(
-    "feature", "feature", "Spend of one feature ((untagged): none)", untagged_value
-)
-KeyDetailView = _detail_view("key", "key_id", "Spend through one API key")
+class ModelDetailView(_DetailView):
+    by, key_name = "model", "model"
+
+    @_detail_schema("Spend on one model")
+    def get(self, request, value):
+        return super().get(request, value)
+
+
+class CustomerDetailView(_DetailView):
+    by, key_name = "customer", "customer_id"
+
+    def value(self, raw):
+        return untagged_value(raw)
+
+    @_detail_schema("Spend of one customer ((untagged): calls without one)")
+    def get(self, request, value):
+        return super().get(request, value)
+
+
+class FeatureDetailView(_DetailView):
+    by, key_name = "feature", "feature"
+
+    def value(self, raw):
+        return untagged_value(raw)
+
+    @_detail_schema("Spend of one feature ((untagged): calls without one)")
+    def get(self, request, value):
+        return super().get(request, value)
+
+
+class KeyDetailView(_DetailView):
+    by, key_name = "key", "key_id"
+
+    @_detail_schema("Spend through one API key")
+    def get(self, request, value):
+        return super().get(request, value)
 
 
 class _ListView(OrgAPIView):
@@ -245,25 +266,46 @@ class _ListView(OrgAPIView):
         )
 
 
-def _list_view(by: str, key_name: str, summary: str):
-    cls = type(f"{by.title()}ListView", (_ListView,), {"by": by, "key_name": key_name})
-    cls.get = extend_schema(
-        summary=summary,
-        parameters=[
-            *DATE_DOCS,
-            OpenApiParameter("q", OpenApiTypes.STR, description="substring, case-insensitive"),
-            OpenApiParameter("sort", OpenApiTypes.STR, enum=("cost", "calls", "name")),
-            OpenApiParameter("page", OpenApiTypes.INT),
-            OpenApiParameter("per_page", OpenApiTypes.INT, description="1–500, default 50"),
-        ],
-        responses=schemas.ListPageSchema,
-    )(cls.get)
-    return cls
+_list_schema = extend_schema(
+    parameters=[
+        *DATE_DOCS,
+        OpenApiParameter("q", OpenApiTypes.STR, description="substring, case-insensitive"),
+        OpenApiParameter("sort", OpenApiTypes.STR, enum=("cost", "calls", "name")),
+        OpenApiParameter("page", OpenApiTypes.INT),
+        OpenApiParameter("per_page", OpenApiTypes.INT, description="1–500, default 50"),
+    ],
+    responses=schemas.ListPageSchema,
+)
 
 
-CustomerListView = _list_view("customer", "customer_id", "Customers by spend")
-FeatureListView = _list_view("feature", "feature", "Features by spend")
-ModelListView = _list_view("model", "model", "Models by spend")
+class CustomerListView(_ListView):
+    """Customers by spend ("(untagged)": calls without a customer id)."""
+
+    by, key_name = "customer", "customer_id"
+
+    @_list_schema
+    def get(self, request):
+        return super().get(request)
+
+
+class FeatureListView(_ListView):
+    """Features by spend."""
+
+    by, key_name = "feature", "feature"
+
+    @_list_schema
+    def get(self, request):
+        return super().get(request)
+
+
+class ModelListView(_ListView):
+    """Models by spend."""
+
+    by, key_name = "model", "model"
+
+    @_list_schema
+    def get(self, request):
+        return super().get(request)
 
 
 class TraceView(OrgAPIView):

@@ -3,16 +3,31 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from functools import wraps
 from typing import Any
 
 from django.conf import settings
 from django.shortcuts import render
+from django.utils import timezone
 
+from accounts.decorators import organization_required
 from analytics.params import ParamError, parse_period
-from analytics.periods import PRESETS, Period
+from analytics.periods import PRESETS, Period, org_zone
 from analytics.selectors import DailySeries
 
 PAGE_DEFAULT_RANGE = "30d"
+
+
+def spend_page(view):
+    """A logged-in page of an organization, with times shown in the org's zone."""
+
+    @organization_required
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        with timezone.override(org_zone(request.organization)):
+            return view(request, *args, **kwargs)
+
+    return wrapper
 
 
 def page_period(request, *, default: str = PAGE_DEFAULT_RANGE) -> Period:

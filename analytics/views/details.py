@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-from accounts.decorators import organization_required
 from analytics import selectors
 from analytics.params import ParamError, untagged_value
-from analytics.views.common import bad_request, page_period, range_context, trend_chart
+from analytics.views.common import bad_request, page_period, range_context, spend_page, trend_chart
 
 TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key": "API key"}
 LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "dashboard"}
@@ -33,27 +32,27 @@ def _detail(request, by: str, value):
     return render(request, "analytics/detail.html", context)
 
 
-@organization_required
+@spend_page
 def model_detail(request, value: str):
     return _detail(request, "model", value)
 
 
-@organization_required
+@spend_page
 def customer_detail(request, value: str):
     return _detail(request, "customer", untagged_value(value))
 
 
-@organization_required
+@spend_page
 def feature_detail(request, value: str):
     return _detail(request, "feature", untagged_value(value))
 
 
-@organization_required
+@spend_page
 def key_detail(request, value: int):
     return _detail(request, "key", value)
 
 
-@organization_required
+@spend_page
 def request_detail(request, request_id: str):
     record = selectors.usage_event_get_for_org(
         organization=request.organization, request_id=request_id
@@ -61,7 +60,7 @@ def request_detail(request, request_id: str):
     return render(request, "analytics/request_detail.html", {"record": record})
 
 
-@organization_required
+@spend_page
 def traces(request):
     try:
         period = page_period(request)
@@ -72,7 +71,7 @@ def traces(request):
     return render(request, "analytics/traces.html", context)
 
 
-@organization_required
+@spend_page
 def trace_detail(request, trace_id: str):
     trace = selectors.trace_detail(organization=request.organization, trace_id=trace_id)
     return render(request, "analytics/trace_detail.html", {"trace": trace})

@@ -7,7 +7,6 @@ from django.http import JsonResponse
 from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 
-from accounts.decorators import organization_required
 from analytics import selectors
 from analytics.params import ParamError
 from analytics.selectors import Totals
@@ -17,13 +16,14 @@ from analytics.views.common import (
     page_period,
     pie_chart,
     range_context,
+    spend_page,
     trend_chart,
 )
 
 PIE_SLICES = 7
 
 
-@organization_required
+@spend_page
 def dashboard(request):
     org = request.organization
     if not selectors.first_call_exists(organization=org):
@@ -64,7 +64,7 @@ def dashboard(request):
 
 
 @never_cache
-@organization_required
+@spend_page
 def first_call(request):
     """Polled by the empty state every few seconds; tiny and uncached."""
     return JsonResponse(

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-from accounts.decorators import organization_required
 from analytics import selectors
 from analytics.models import Status
 from analytics.params import FILTER_PARAMS, ParamError, parse_filters
-from analytics.views.common import bad_request, page_period, range_context
+from analytics.views.common import bad_request, page_period, range_context, spend_page
 
 PER_PAGE = 50
 
 
-@organization_required
+@spend_page
 def requests_log(request):
     org = request.organization
     try:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from django.shortcuts import render
 
-from accounts.decorators import organization_required
 from analytics import selectors
 from analytics.params import ParamError, parse_choice, parse_int
-from analytics.views.common import bad_request, page_period, range_context
+from analytics.views.common import bad_request, page_period, range_context, spend_page
 
 PER_PAGE = 50
 TABLES = {
@@ -53,16 +52,16 @@ def _table(request, by: str):
     return render(request, "analytics/table.html", context)
 
 
-@organization_required
+@spend_page
 def models_table(request):
     return _table(request, "model")
 
 
-@organization_required
+@spend_page
 def customers_table(request):
     return _table(request, "customer")
 
 
-@organization_required
+@spend_page
 def features_table(request):
     return _table(request, "feature")

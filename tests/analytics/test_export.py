@@ -18,7 +18,7 @@ from tests.analytics.conftest import call
 
 COSTS = ["0.0000000001", "123.4567890123", "0.1000000000", "1234.5678901234", "0.3333333333"]
 if connection.vendor == "postgresql":
-    # numeric(20,10) holds all 20 digits; SQLite's REAL storage keeps ~15 (the ledger's limit there).
+    # numeric(20,10) keeps all 20 digits; SQLite stores REAL, ~15 (the ledger's limit there).
     COSTS[3] = "9999999.9999999999"
 
 

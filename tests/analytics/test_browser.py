@@ -1,0 +1,64 @@
+"""A person in a real browser: log in, see the overview chart drawn, sort customers by
+cost, open a customer's detail page (headless Chromium against the live server)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from analytics.services import usage_record_batch
+from tests.analytics.conftest import call
+from tests.browser import browser_page, screenshot  # noqa: F401 (fixture)
+from tests.conftest import PASSWORD
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_overview_chart_sort_customers_and_open_detail(live_server, browser_page, org, owner):  # noqa: F811
+    now = timezone.now()
+    records = []
+    for day in range(5):
+        at = now - timedelta(days=day, minutes=5)
+        records += [
+            call(org, at, cost="4.0000000000", customer_id="whale-inc", model="claude-opus-4"),
+            call(org, at, cost="0.5000000000", customer_id="minnow-llc"),
+            call(org, at, cost="1.2500000000", customer_id="mid-corp", feature="search"),
+        ]
+    usage_record_batch(records)
+
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+
+    # Chart.js ran and drew the stacked trend (one dataset per model) and the pie.
+    page.wait_for_selector("#trend-chart[data-drawn='2']")
+    page.wait_for_selector("#model-pie[data-drawn='1']")
+    painted = page.evaluate(
+        "() => { const c = document.getElementById('trend-chart');"
+        " const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
+        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }"
+    )
+    assert painted > 1000, "the trend canvas is blank"
+    screenshot(page, "analytics_overview")
+
+    page.click("nav >> text=Customers")
+    page.wait_for_url("**/customers/")
+    page.click("#dimension-table [data-sort-key=name]")
+    page.wait_for_url("**sort=name**")
+    page.click("#dimension-table [data-sort-key=cost]")
+    page.wait_for_url("**sort=cost**")
+    names = page.locator("#dimension-table tbody tr td:first-child").all_inner_texts()
+    assert names == ["whale-inc", "mid-corp", "minnow-llc"]
+    screenshot(page, "analytics_customers_by_cost")
+
+    page.click("#dimension-table >> text=whale-inc")
+    page.wait_for_url("**/customers/whale-inc/**")
+    page.wait_for_selector("#trend-chart[data-drawn='1']")
+    assert "$20.00" in page.inner_text("#detail-stats")  # 5 days × $4
+    assert "claude-opus-4" in page.inner_text(".breakdown-model")
+    screenshot(page, "analytics_customer_detail")
