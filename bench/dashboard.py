@@ -1,0 +1,225 @@
+"""Dashboard speed: every page and summary/daily/breakdown endpoint, p50/p95.
+
+    DATABASE_URL=postgres://… python -m bench.dashboard --events 10000000
+
+Seeds the organization with `seed_demo_usage` if it has fewer events than
+asked (deterministic, idempotent), then times each URL through Django's full
+stack (test Client: middleware, session auth, templates; no network) and
+streams a full CSV export while tracing Python memory. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import statistics
+import sys
+import time
+import tracemalloc
+from urllib.parse import quote
+
+BUDGET_MS = 150.0
+
+
+def _setup() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEBUG", "1")  # laptop static storage; DEBUG is switched off below
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.DEBUG = False  # no query log, no debug templates: production behaviour
+
+
+def _percentile(samples: list[float], q: int) -> float:
+    if len(samples) < 2:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[q - 1]
+
+
+def _org_and_user(name: str):
+    from django.contrib.auth import get_user_model
+
+    from accounts.models import Membership, Organization, Role
+
+    organization = Organization.objects.get(name=name)
+    User = get_user_model()
+    user, _ = User.objects.get_or_create(
+        username="bench@aispendtrack.local", defaults={"email": "bench@aispendtrack.local"}
+    )
+    Membership.objects.get_or_create(
+        user=user, organization=organization, defaults={"role": Role.OWNER}
+    )
+    return organization, user
+
+
+def _targets(organization) -> list[tuple[str, str]]:
+    from analytics import selectors
+    from analytics.models import UsageEvent
+    from analytics.periods import period_preset
+
+    period = period_preset(organization, "30d")
+
+    def top(by: str, order: str = "cost") -> str:
+        rows = selectors.spend_breakdown(
+            organization=organization, period=period, by=by, order=order, limit=1
+        )
+        return str(rows[0].key) if rows else ""
+
+    customer = top("customer")
+    feature = top("feature")
+    model = top("model")
+    request_id = (
+        UsageEvent.objects.filter(organization=organization)
+        .order_by("-created_at")
+        .values_list("request_id", flat=True)
+        .first()
+    )
+    trace = (
+        UsageEvent.objects.filter(organization=organization)
+        .exclude(trace_id="")
+        .order_by("-created_at")
+        .values_list("trace_id", flat=True)
+        .first()
+    )
+    q = quote
+    return [
+        ("page: overview (30 days)", "/dashboard/"),
+        ("page: overview (this month)", "/dashboard/?range=month"),
+        ("page: requests log", "/requests/"),
+        ("page: requests log, filtered by model", f"/requests/?model={q(model)}"),
+        ("page: models", "/models/"),
+        ("page: customers by cost", "/customers/"),
+        ("page: customers by name, page 3", "/customers/?sort=name&page=3"),
+        ("page: customers search", "/customers/?q=acct_00"),
+        ("page: features", "/features/"),
+        ("page: customer detail (top)", f"/customers/{q(customer)}/"),
+        ("page: feature detail", f"/features/{q(feature or '(untagged)')}/"),
+        ("page: model detail", f"/models/{q(model)}/"),
+        ("page: traces", "/traces/?range=7d"),
+        ("page: trace detail", f"/traces/{q(trace or 'none')}/"),
+        ("page: request detail", f"/requests/{request_id}/"),
+        ("api: costs/summary (month)", "/api/costs/summary"),
+        ("api: costs/summary (30 days)", f"/api/costs/summary?start_date={period.start}"),
+        ("api: costs/daily (30 days)", f"/api/costs/daily?start_date={period.start}"),
+        (
+            "api: costs/daily by model (30 days)",
+            f"/api/costs/daily?group_by=model&start_date={period.start}",
+        ),
+        ("api: costs (records, 100)", "/api/costs?limit=100"),
+        ("api: costs (records, 1000)", "/api/costs?limit=1000"),
+        ("api: customers", f"/api/customers?start_date={period.start}"),
+        ("api: features", f"/api/features?start_date={period.start}"),
+        ("api: by-model", f"/api/costs/by-model/{q(model)}"),
+        ("api: by-customer", f"/api/costs/by-customer/{q(customer)}"),
+        ("api: by-feature", f"/api/costs/by-feature/{q(feature or '(untagged)')}"),
+    ]
+
+
+def _time_urls(client, targets, repeat: int) -> list[tuple[str, float, float, int]]:
+    results = []
+    for name, url in targets:
+        for _ in range(2):  # warm caches (plan, template, connection)
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+        samples = []
+        for _ in range(repeat):
+            started = time.perf_counter()
+            response = client.get(url)
+            samples.append((time.perf_counter() - started) * 1000)
+        results.append((name, _percentile(samples, 50), _percentile(samples, 95), repeat))
+        print(
+            f"  {name:<42} p50 {results[-1][1]:7.1f} ms  p95 {results[-1][2]:7.1f} ms", flush=True
+        )
+    return results
+
+
+def _export(client, limit_rows: int | None) -> dict[str, float]:
+    tracemalloc.start()
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    started = time.perf_counter()
+    response = client.get("/api/costs/export?format=csv")
+    rows = size = 0
+    for chunk in response.streaming_content:
+        rows += chunk.count(b"\n")
+        size += len(chunk)
+        if limit_rows and rows >= limit_rows:
+            break
+    seconds = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return {
+        "rows": rows - 1,
+        "mb": size / 1e6,
+        "seconds": seconds,
+        "peak_traced_mb": peak / 1e6,
+        "rss_growth_mb": (rss_after - rss_before) / 1024,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.dashboard", description=__doc__)
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--org", default="Bench Co")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--no-export", action="store_true")
+    args = parser.parse_args(argv)
+    _setup()
+
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from accounts.models import Organization
+    from analytics.models import HourlyRollup, UsageEvent
+
+    if connection.vendor != "postgresql":
+        print("warning: the budget is for PostgreSQL; DATABASE_URL is not postgres://")
+    org = Organization.objects.filter(name=args.org).first()
+    have = UsageEvent.objects.filter(organization=org).count() if org else 0
+    if have < args.events:
+        print(f"seeding {args.org!r}: {have:,} events present, {args.events:,} wanted")
+        call_command(
+            "seed_demo_usage",
+            org=args.org,
+            days=args.days,
+            events=args.events,
+            seed=args.seed,
+        )
+    organization, user = _org_and_user(args.org)
+    events = UsageEvent.objects.filter(organization=organization).count()
+    rollups = HourlyRollup.objects.filter(organization=organization).count()
+    print(f"{organization.name}: {events:,} events, {rollups:,} hourly rollup rows")
+
+    client = Client()
+    client.force_login(user)
+    results = _time_urls(client, _targets(organization), args.repeat)
+
+    print(
+        f"\n{events:,} events ({rollups:,} rollup rows), {connection.vendor}, "
+        f"{args.repeat} timed requests each after 2 warm-ups; budget p95 ≤ {BUDGET_MS:g} ms\n"
+    )
+    print("| page / endpoint | p50 ms | p95 ms | budget |")
+    print("|---|---:|---:|---|")
+    over = False
+    for name, p50, p95, _ in results:
+        over |= p95 > BUDGET_MS
+        print(f"| {name} | {p50:.1f} | {p95:.1f} | {'ok' if p95 <= BUDGET_MS else 'OVER'} |")
+    if not args.no_export:
+        export = _export(client, None)
+        print(
+            f"\nexport CSV: {export['rows']:,} rows, {export['mb']:.0f} MB in "
+            f"{export['seconds']:.1f} s ({export['rows'] / export['seconds']:,.0f} rows/s); "
+            f"peak traced Python memory {export['peak_traced_mb']:.1f} MB, "
+            f"max RSS growth {export['rss_growth_mb']:.1f} MB"
+        )
+    return 1 if over else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
