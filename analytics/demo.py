@@ -134,6 +134,7 @@ class DemoGenerator:
         self.hour_cum = _cum(HOURS)
         self.status_values = [s for s, _ in STATUSES]
         self.status_cum = _cum([w for _, w in STATUSES])
+        self.trace: tuple[str, int] | None = None
 
     def _customer(self, n: int) -> _Customer:
         rng = self.rng
@@ -158,78 +159,89 @@ class DemoGenerator:
     def __iter__(self) -> Iterator[UsageRecord]:
         rng = self.rng
         start = self.end - timedelta(days=self.days)
-        trace: tuple[str, int] | None = None
         # Weekdays carry more traffic than weekends.
         day_weights = [
             1.0 if (start + timedelta(days=d)).weekday() < 5 else 0.55 for d in range(self.days)
         ]
-        day_cum = _cum(day_weights)
-        for n in range(self.events):
-            day = rng.choices(range(self.days), cum_weights=day_cum)[0]
-            hour = rng.choices(range(24), cum_weights=self.hour_cum)[0]
-            at = start + timedelta(days=day, hours=hour, seconds=rng.randrange(3600))
-            if rng.random() < 0.05:
-                customer = None
-                feature = rng.choice(("chat", "search", ""))
-                env = "production"
-            else:
-                customer = self.customers[
-                    rng.choices(range(len(self.customers)), cum_weights=self.customer_cum)[0]
-                ]
-                feature = rng.choices(customer.features, customer.feature_weights)[0]
-                env = customer.environment
-            cum, models = self.model_cum[feature]
-            model = rng.choices(models, cum_weights=cum)[0]
-            provider, endpoint, *_ = MODELS[model]
-            _, _, mean_in, mean_out = FEATURES[feature]
-            status = rng.choices(self.status_values, cum_weights=self.status_cum)[0]
-            input_tokens = max(1, int(rng.lognormvariate(math.log(mean_in), 0.7)))
-            output_tokens = int(rng.lognormvariate(math.log(mean_out), 0.8)) if mean_out else 0
-            cached = int(input_tokens * rng.uniform(0.3, 0.9)) if rng.random() < 0.3 else 0
-            if status != Status.SUCCESS:
-                output_tokens = 0 if status != Status.CANCELLED else output_tokens // 3
-                if status in (Status.RATE_LIMITED, Status.CLIENT_ERROR):
-                    input_tokens = cached = 0
-            usage = Usage(
-                input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
-            )
-            trace_id = ""
-            if feature == "agent":
-                if trace is None or trace[1] <= 0:
-                    trace = (f"run_{self.seed}_{n:09d}", rng.randint(3, 8))
-                trace_id, trace = trace[0], (trace[0], trace[1] - 1)
-            streamed = feature in ("chat", "agent") and rng.random() < 0.6
-            latency = int(rng.lognormvariate(math.log(300 + output_tokens * 8), 0.4))
-            yield UsageRecord(
-                request_id=f"demo_{self.seed}_{self.organization_id}_{n:010d}",
-                organization_id=self.organization_id,
-                api_key_id=self.key_ids.get(env),
-                created_at=at,
-                provider=provider,
-                endpoint=endpoint,
-                status=status,
-                model=model,
-                response_model=model,
-                customer_id=customer.id if customer else "",
-                feature=feature,
-                trace_id=trace_id,
-                environment=env,
-                properties={"plan": customer.plan} if customer else {},
-                usage=usage,
-                cost=self._cost(model, usage),
-                http_status={
-                    Status.SUCCESS: 200,
-                    Status.UPSTREAM_ERROR: 500,
-                    Status.RATE_LIMITED: 429,
-                    Status.CLIENT_ERROR: 400,
-                    Status.TIMEOUT: 504,
-                    Status.CANCELLED: 499,
-                }[status],
-                latency_ms=latency,
-                ttfb_ms=min(latency, int(latency * rng.uniform(0.1, 0.4))) if streamed else None,
-                streamed=streamed,
-                upstream_request_id=f"up_{n:010d}",
-            )
+        # Calls per hour, in time order (as the proxy writes them): batches then
+        # cover an hour or two, so their rollup buckets collapse as in production.
+        weights = [day_weights[d] * HOURS[h] for d in range(self.days) for h in range(24)]
+        scale = self.events / sum(weights)
+        counts = [int(w * scale) for w in weights]
+        for extra in range(self.events - sum(counts)):
+            counts[extra % len(counts)] += 1
+        n = -1
+        for slot, count in enumerate(counts):
+            slot_start = start + timedelta(hours=slot)
+            offsets = sorted(rng.randrange(3600) for _ in range(count))
+            for offset in offsets:
+                n += 1
+                yield self._record(n, slot_start + timedelta(seconds=offset))
+
+    def _record(self, n: int, at: datetime) -> UsageRecord:
+        rng = self.rng
+        if rng.random() < 0.05:
+            customer = None
+            feature = rng.choice(("chat", "search", ""))
+            env = "production"
+        else:
+            customer = self.customers[
+                rng.choices(range(len(self.customers)), cum_weights=self.customer_cum)[0]
+            ]
+            feature = rng.choices(customer.features, customer.feature_weights)[0]
+            env = customer.environment
+        cum, models = self.model_cum[feature]
+        model = rng.choices(models, cum_weights=cum)[0]
+        provider, endpoint, *_ = MODELS[model]
+        _, _, mean_in, mean_out = FEATURES[feature]
+        status = rng.choices(self.status_values, cum_weights=self.status_cum)[0]
+        input_tokens = max(1, int(rng.lognormvariate(math.log(mean_in), 0.7)))
+        output_tokens = int(rng.lognormvariate(math.log(mean_out), 0.8)) if mean_out else 0
+        cached = int(input_tokens * rng.uniform(0.3, 0.9)) if rng.random() < 0.3 else 0
+        if status != Status.SUCCESS:
+            output_tokens = 0 if status != Status.CANCELLED else output_tokens // 3
+            if status in (Status.RATE_LIMITED, Status.CLIENT_ERROR):
+                input_tokens = cached = 0
+        usage = Usage(
+            input_tokens=input_tokens, output_tokens=output_tokens, cached_input_tokens=cached
+        )
+        trace_id = ""
+        if feature == "agent":
+            if self.trace is None or self.trace[1] <= 0:
+                self.trace = (f"run_{self.seed}_{n:09d}", rng.randint(3, 8))
+            trace_id, self.trace = self.trace[0], (self.trace[0], self.trace[1] - 1)
+        streamed = feature in ("chat", "agent") and rng.random() < 0.6
+        latency = int(rng.lognormvariate(math.log(300 + output_tokens * 8), 0.4))
+        return UsageRecord(
+            request_id=f"demo_{self.seed}_{self.organization_id}_{n:010d}",
+            organization_id=self.organization_id,
+            api_key_id=self.key_ids.get(env),
+            created_at=at,
+            provider=provider,
+            endpoint=endpoint,
+            status=status,
+            model=model,
+            response_model=model,
+            customer_id=customer.id if customer else "",
+            feature=feature,
+            trace_id=trace_id,
+            environment=env,
+            properties={"plan": customer.plan} if customer else {},
+            usage=usage,
+            cost=self._cost(model, usage),
+            http_status={
+                Status.SUCCESS: 200,
+                Status.UPSTREAM_ERROR: 500,
+                Status.RATE_LIMITED: 429,
+                Status.CLIENT_ERROR: 400,
+                Status.TIMEOUT: 504,
+                Status.CANCELLED: 499,
+            }[status],
+            latency_ms=latency,
+            ttfb_ms=min(latency, int(latency * rng.uniform(0.1, 0.4))) if streamed else None,
+            streamed=streamed,
+            upstream_request_id=f"up_{n:010d}",
+        )
 
 
 def demo_usage_write(

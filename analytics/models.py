@@ -65,6 +65,8 @@ class UsageEvent(models.Model):
             models.Index(fields=["organization", "-created_at"], name="ue_org_created"),
             models.Index(fields=["organization", "trace_id"], name="ue_org_trace"),
             models.Index(fields=["organization", "customer_id", "-created_at"], name="ue_org_cust"),
+            # "Most expensive requests" of a period: walk costs downwards, stop at N.
+            models.Index(fields=["organization", "-cost"], name="ue_org_cost"),
             # Re-pricing finds unpriced events by model.
             models.Index(fields=["priced", "model"], name="ue_priced_model"),
         ]
@@ -118,7 +120,62 @@ class HourlyRollup(models.Model):
                 name="uniq_rollup_bucket",
             )
         ]
-        indexes = [models.Index(fields=["organization", "hour"], name="ru_org_hour")]
+        indexes = [
+            models.Index(fields=["organization", "hour"], name="ru_org_hour"),
+            # Customer detail pages and "does this customer exist" (404) checks.
+            models.Index(fields=["organization", "customer_id", "hour"], name="ru_org_cust_hour"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model}"
+
+
+class HourlyCoarseRollup(models.Model):
+    """HourlyRollup without the customer dimension, upserted in the same transaction.
+
+    A long tail of customers makes HourlyRollup nearly as big as the events
+    (each customer × feature × model × status seen in an hour is a row); without
+    customer_id an hour has a few hundred rows at most. Every aggregate that
+    neither groups nor filters by customer reads this table (analytics.selectors).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    environment = models.CharField(max_length=256)
+    api_key_id = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices)
+    calls = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    streamed_calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Its index (organization, hour, …) serves every period scan.
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "hour",
+                    "provider",
+                    "model",
+                    "feature",
+                    "environment",
+                    "api_key_id",
+                    "status",
+                ],
+                name="uniq_coarse_rollup_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} (all customers)"

@@ -18,7 +18,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import api_key_touch_many
-from analytics.models import COST_PLACES, HourlyRollup, UsageEvent
+from analytics.models import COST_PLACES, HourlyCoarseRollup, HourlyRollup, UsageEvent
 from analytics.records import UsageRecord
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
@@ -35,6 +35,9 @@ BUCKET_FIELDS = (
     "api_key_id",
     "status",
 )
+# The coarse rollup drops customer_id (index 4 of the bucket key).
+COARSE_BUCKET_FIELDS = tuple(name for name in BUCKET_FIELDS if name != "customer_id")
+_CUSTOMER_INDEX = BUCKET_FIELDS.index("customer_id")
 COUNTER_FIELDS = (
     "calls",
     "unpriced_calls",
@@ -102,6 +105,10 @@ class _Bucket:
     def empty(cls) -> _Bucket:
         return cls({name: (Decimal(0) if name == "cost" else 0) for name in COUNTER_FIELDS})
 
+    def merge(self, other: _Bucket) -> None:
+        for name, value in other.values.items():
+            self.values[name] += value
+
     def add(self, event: UsageEvent) -> None:
         v = self.values
         v["calls"] += 1
@@ -168,8 +175,17 @@ def usage_record_batch(records: Sequence[UsageRecord]) -> int:
     return len(new_events)
 
 
+def coarse_buckets(buckets: dict[tuple, _Bucket]) -> dict[tuple, _Bucket]:
+    """The same sums with the customer dimension dropped (HourlyCoarseRollup)."""
+    coarse: dict[tuple, _Bucket] = {}
+    for key, bucket in buckets.items():
+        short = key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :]
+        coarse.setdefault(short, _Bucket.empty()).merge(bucket)
+    return coarse
+
+
 def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
-    """Add bucket sums into HourlyRollup rows, creating rows as needed.
+    """Add bucket sums into HourlyRollup and HourlyCoarseRollup rows, creating rows as needed.
 
     PostgreSQL: one INSERT … ON CONFLICT DO UPDATE (numeric arithmetic, exact,
     safe under concurrent workers). SQLite stores decimals as REAL, so adding
@@ -178,15 +194,20 @@ def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
     """
     if not buckets:
         return
+    coarse = coarse_buckets(buckets)
     if connection.vendor == "postgresql":
-        _rollups_upsert_sql(buckets)
+        _rollups_upsert_sql(HourlyRollup, BUCKET_FIELDS, buckets)
+        _rollups_upsert_sql(HourlyCoarseRollup, COARSE_BUCKET_FIELDS, coarse)
     else:
-        _rollups_merge_python(buckets)
+        _rollups_merge_python(HourlyRollup, BUCKET_FIELDS, buckets)
+        _rollups_merge_python(HourlyCoarseRollup, COARSE_BUCKET_FIELDS, coarse)
 
 
-def _rollups_upsert_sql(buckets: dict[tuple, _Bucket]) -> None:
-    table = HourlyRollup._meta.db_table
-    columns = (*BUCKET_FIELDS, *COUNTER_FIELDS)
+def _rollups_upsert_sql(
+    model, bucket_fields: tuple[str, ...], buckets: dict[tuple, _Bucket]
+) -> None:
+    table = model._meta.db_table
+    columns = (*bucket_fields, *COUNTER_FIELDS)
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
     updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in COUNTER_FIELDS)
     # Rows are locked in VALUES order; pricing's re-pricer locks buckets in
@@ -202,17 +223,19 @@ def _rollups_upsert_sql(buckets: dict[tuple, _Bucket]) -> None:
             sql = (
                 f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (fixed identifiers)
                 f"VALUES {', '.join([row_sql] * len(chunk))} "
-                f"ON CONFLICT ({', '.join(BUCKET_FIELDS)}) DO UPDATE SET {updates}"
+                f"ON CONFLICT ({', '.join(bucket_fields)}) DO UPDATE SET {updates}"
             )
             cursor.execute(sql, params)
 
 
-def _rollups_merge_python(buckets: dict[tuple, _Bucket]) -> None:
+def _rollups_merge_python(
+    model, bucket_fields: tuple[str, ...], buckets: dict[tuple, _Bucket]
+) -> None:
     for key, bucket in buckets.items():
-        lookup = dict(zip(BUCKET_FIELDS, key, strict=True))
-        row = HourlyRollup.objects.filter(**lookup).first()
+        lookup = dict(zip(bucket_fields, key, strict=True))
+        row = model.objects.filter(**lookup).first()
         if row is None:
-            HourlyRollup.objects.create(**lookup, **bucket.values)
+            model.objects.create(**lookup, **bucket.values)
             continue
         for name in COUNTER_FIELDS:
             setattr(row, name, getattr(row, name) + bucket.values[name])

@@ -9,7 +9,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import BigIntegerField, Func, Q, QuerySet, Sum
 
-from analytics.models import COST_PLACES, HourlyRollup
+from analytics.models import COST_PLACES, HourlyCoarseRollup, HourlyRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period
 
@@ -125,11 +125,23 @@ def totals_from_row(row: dict[str, Any], *, key: Any = None) -> Totals:
     return totals
 
 
+def rollup_model(*, by: str | None = None, filters: UsageFilters | None = None):
+    """The smallest rollup table that can answer: the coarse one (no customer_id)
+    unless the query groups or filters by customer."""
+    if by == "customer" or (filters is not None and filters.customer_id is not None):
+        return HourlyRollup
+    return HourlyCoarseRollup
+
+
 def rollups_in(
-    *, organization, period: Period, filters: UsageFilters | None = None
-) -> QuerySet[HourlyRollup]:
+    *,
+    organization,
+    period: Period,
+    filters: UsageFilters | None = None,
+    by: str | None = None,
+) -> QuerySet:
     """One organization's rollup rows whose UTC hour starts inside the period."""
-    qs = HourlyRollup.objects.filter(
+    qs = rollup_model(by=by, filters=filters).objects.filter(
         organization=organization, hour__gte=period.start_utc, hour__lt=period.end_utc
     )
     if filters is not None:

@@ -13,10 +13,9 @@ from typing import Any
 from django.http import Http404
 
 from accounts.models import ApiKey
-from analytics.models import HourlyRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period
-from analytics.selectors._common import DIMENSIONS, Totals
+from analytics.selectors._common import DIMENSIONS, Totals, rollup_model
 from analytics.selectors.events import usage_events_page
 from analytics.selectors.spend import (
     DailySeries,
@@ -65,9 +64,8 @@ def dimension_value_exists(*, organization, by: str, value: Any) -> bool:
     """Has this organization ever recorded a call with this value?"""
     if by == "key":
         return ApiKey.objects.filter(organization=organization, pk=value).exists()
-    return HourlyRollup.objects.filter(
-        organization=organization, **{DIMENSIONS[by]: value}
-    ).exists()
+    model = rollup_model(by=by)
+    return model.objects.filter(organization=organization, **{DIMENSIONS[by]: value}).exists()
 
 
 def dimension_detail(

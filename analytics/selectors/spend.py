@@ -15,7 +15,7 @@ from django.db.models import F, Q, Sum
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
 from django.utils import timezone
 
-from analytics.models import HourlyRollup
+from analytics.models import HourlyCoarseRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
@@ -84,7 +84,7 @@ def spend_breakdown(
     `key` of each row is the dimension's value ("" = untagged; key: the key id, 0 = none).
     """
     column = DIMENSIONS[by]
-    qs = rollups_in(organization=organization, period=period, filters=filters)
+    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
     if search:
         qs = qs.filter(**{f"{column}__icontains": search})
     rows = qs.values(key=F(column)).annotate(**totals_annotations())
@@ -99,7 +99,7 @@ def spend_breakdown_count(
 ) -> int:
     """How many distinct values `spend_breakdown` would list (for pagination)."""
     column = DIMENSIONS[by]
-    qs = rollups_in(organization=organization, period=period, filters=filters)
+    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
     if search:
         qs = qs.filter(**{f"{column}__icontains": search})
     return qs.values(column).distinct().count()
@@ -135,7 +135,7 @@ def spend_cards(*, organization, now: datetime | None = None) -> list[SpendCard]
         aggregates[f"c{n}"] = cost_sum(where=in_cur)
         aggregates[f"n{n}"] = Sum("calls", filter=in_cur)
         aggregates[f"p{n}"] = cost_sum(where=in_prev)
-    row = HourlyRollup.objects.filter(
+    row = HourlyCoarseRollup.objects.filter(
         organization=organization, hour__gte=earliest, hour__lt=latest
     ).aggregate(**aggregates)
     return [
@@ -178,7 +178,7 @@ def spend_daily(
     cost get their own series and the rest are summed into "(other)".
     """
     zone = org_zone(organization)
-    qs = rollups_in(organization=organization, period=period, filters=filters)
+    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
     day = TruncDate("hour", tzinfo=zone)
     rows = qs.values(day=day).annotate(**totals_annotations()).order_by("day")
     by_day = {row["day"]: totals_from_row(row, key=row["day"]) for row in rows}

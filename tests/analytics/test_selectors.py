@@ -236,3 +236,33 @@ def test_traces(org, other_org, ingest):
     ]
     with pytest.raises(Http404):
         selectors.trace_detail(organization=other_org, trace_id="t-2")
+
+
+def test_coarse_rollups_equal_fine_rollups_summed_over_customers(org, nov, ingest):
+    from django.db.models import Sum
+
+    from analytics.models import HourlyCoarseRollup, HourlyRollup
+
+    ingest(call(org, utc(2026, 11, 1, 9, 45), cost="0.3000000000", customer_id="third"))
+    fields = ("calls", "unpriced_calls", "input_tokens", "output_tokens", "latency_ms_sum")
+    key = ("hour", "model", "feature", "status")
+
+    def sums(model):
+        rows = (
+            model.objects.filter(organization=org)
+            .values(*key)
+            .annotate(**{f: Sum(f) for f in fields})
+        )
+        return {tuple(r[k] for k in key): tuple(r[f] for f in fields) for r in rows}
+
+    assert sums(HourlyCoarseRollup) == sums(HourlyRollup)
+    costs = [
+        sum(r.cost for r in m.objects.filter(organization=org))
+        for m in (HourlyCoarseRollup, HourlyRollup)
+    ]
+    assert costs[0] == costs[1] == Decimal("13.9234567900")
+    # the customer-less table really is smaller: 9:00 gpt-4o/chat + gpt-4o/"" rows merge customers
+    assert (
+        HourlyCoarseRollup.objects.filter(organization=org).count()
+        < HourlyRollup.objects.filter(organization=org).count()
+    )
