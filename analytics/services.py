@@ -8,7 +8,7 @@ rollups, so aggregates are exactly as fresh as the events. Replaying a batch
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -239,5 +239,29 @@ def _rollups_merge_python(
             continue
         for name in COUNTER_FIELDS:
             setattr(row, name, getattr(row, name) + bucket.values[name])
+        row.cost = quantize_cost(row.cost)
+        row.save(update_fields=list(COUNTER_FIELDS))
+
+
+def coarse_rollups_refresh(bucket_keys: Iterable[tuple]) -> None:
+    """Re-derive the HourlyCoarseRollup rows over these HourlyRollup bucket keys.
+
+    For writers that change HourlyRollup rows in place (pricing.reprice sets a
+    bucket's cost and unpriced_calls): call it with the keys they touched, in
+    the same transaction, so the coarse table keeps equalling the fine one
+    summed over customers.
+    """
+    coarse_keys = {key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :] for key in bucket_keys}
+    for key in sorted(coarse_keys, key=repr):  # one lock order for every writer
+        lookup = dict(zip(COARSE_BUCKET_FIELDS, key, strict=True))
+        row = HourlyCoarseRollup.objects.select_for_update().filter(**lookup).first()
+        sums = _Bucket.empty()
+        for fine in HourlyRollup.objects.filter(**lookup).values(*COUNTER_FIELDS):
+            sums.values = {name: sums.values[name] + fine[name] for name in COUNTER_FIELDS}
+        if row is None:
+            HourlyCoarseRollup.objects.create(**lookup, **sums.values)
+            continue
+        for name in COUNTER_FIELDS:
+            setattr(row, name, sums.values[name])
         row.cost = quantize_cost(row.cost)
         row.save(update_fields=list(COUNTER_FIELDS))
