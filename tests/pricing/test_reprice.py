@@ -10,9 +10,9 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
-from analytics.models import HourlyRollup, Status, UsageEvent
+from analytics.models import HourlyCoarseRollup, HourlyRollup, Status, UsageEvent
 from analytics.records import UsageRecord
-from analytics.services import usage_record_batch
+from analytics.services import COARSE_BUCKET_FIELDS, usage_record_batch
 from pricing import engine
 from pricing.selectors import unpriced_model_summary
 from pricing.services import price_override_create, usage_reprice
@@ -54,6 +54,15 @@ def assert_rollups_equal_events(org):
         costs = [e.cost for e in events]
         assert rollup.cost == sum(costs, Decimal(0))
         assert rollup.unpriced_calls == events.filter(priced=False).count()
+    # The customer-less rollup equals the fine one summed over customers.
+    coarse_rows = HourlyCoarseRollup.objects.filter(organization=org)
+    assert coarse_rows.exists()
+    for coarse in coarse_rows:
+        fine = HourlyRollup.objects.filter(
+            **{name: getattr(coarse, name) for name in COARSE_BUCKET_FIELDS}
+        )
+        assert coarse.cost == sum((f.cost for f in fine), Decimal(0))
+        assert coarse.unpriced_calls == sum(f.unpriced_calls for f in fine)
 
 
 def test_unknown_model_is_recorded_unpriced_then_repriced(org, price_row):
