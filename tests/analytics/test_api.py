@@ -206,7 +206,12 @@ def test_schema_and_docs(owner_client):
     body = schema.content.decode()
     for path in ("/api/costs/summary", "/api/costs/daily", "/api/costs/export", "/api/traces/"):
         assert path in body
-    assert owner_client.get("/api/docs").status_code == 200
+    docs = owner_client.get("/api/docs")
+    assert docs.status_code == 200
+    # Served from our own static files, never a CDN (self-hosted installs may be offline).
+    html = docs.content.decode()
+    assert "swagger-ui" in html and "/static/drf_spectacular_sidecar/" in html
+    assert "cdn.jsdelivr.net" not in html and "unpkg.com" not in html
 
 
 def test_dates_are_in_org_zone(client, org, api_key, ingest):
