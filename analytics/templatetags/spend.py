@@ -7,6 +7,8 @@ from urllib.parse import urlencode
 
 from django import template
 from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from analytics.params import untagged_label
 
@@ -22,17 +24,39 @@ DETAIL_ROUTES = {
 
 @register.filter
 def usd(value) -> str:
-    """$1,234.56; amounts under a cent keep up to 6 places so they don't read as $0.00."""
+    """$1,234.56 from a dollar up; below, to the micro-dollar ($0.014823, $0.000412),
+    so a call's cost never reads as a rounded $0.01 or $0.00."""
     if value is None or value == "":
         return "$0.00"
     amount = Decimal(value)
     if amount == 0:
         return "$0.00"
-    if abs(amount) < Decimal("0.01"):
-        text = format(amount.quantize(Decimal("0.000001"), ROUND_HALF_UP).normalize(), "f")
-        return f"${text}" if amount > 0 else f"-${text[1:]}"
+    if abs(amount) < 1:
+        micro = amount.quantize(Decimal("0.000001"), ROUND_HALF_UP)
+        text = format(abs(micro), "f").rstrip("0")
+        if len(text.split(".")[1]) < 2:  # keep cents visible: $0.50, not $0.5
+            text = format(abs(micro).quantize(Decimal("0.01")), "f")
+        return f"${text}" if amount > 0 else f"-${text}"
     rounded = amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
     return f"${rounded:,}" if rounded >= 0 else f"-${-rounded:,}"
+
+
+@register.simple_tag
+def cost_cell(row) -> str:
+    """A breakdown row's cost; rows with unpriced calls say so (never a silent $0)."""
+    unpriced = getattr(row, "unpriced_calls", 0) or 0
+    if unpriced and unpriced >= row.calls:
+        return mark_safe(  # noqa: S308 (a constant)
+            '<span class="badge badge-warn" title="no price for this model yet">unpriced</span>'
+        )
+    if unpriced:
+        return format_html(
+            '{} <span class="muted" title="{} calls have no price yet">+ {} unpriced</span>',
+            usd(row.cost),
+            unpriced,
+            unpriced,
+        )
+    return usd(row.cost)
 
 
 @register.filter
