@@ -179,3 +179,39 @@ class HourlyCoarseRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} (all customers)"
+
+
+class DailyCustomerRollup(models.Model):
+    """Per customer per UTC day: what "top customers" and the customers list read.
+
+    A long tail of customers keeps the hourly rollup nearly as large as the
+    events; this table is bounded by customers × days instead, whatever the
+    call volume. Periods in an org's local days read whole UTC days here and
+    their partial first/last UTC day from HourlyRollup, so results stay exact
+    (analytics.selectors.spend). Upserted with every batch, like the others.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()  # UTC
+    customer_id = models.CharField(max_length=256)
+    calls = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    streamed_calls = models.BigIntegerField(default=0)
+    error_calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES, default=0)
+    latency_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # Its index (organization, day, customer_id) serves every period scan.
+            models.UniqueConstraint(
+                fields=["organization", "day", "customer_id"], name="uniq_customer_day"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day} {self.customer_id or '(untagged)'}"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -18,7 +18,13 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import api_key_touch_many
-from analytics.models import COST_PLACES, HourlyCoarseRollup, HourlyRollup, UsageEvent
+from analytics.models import (
+    COST_PLACES,
+    DailyCustomerRollup,
+    HourlyCoarseRollup,
+    HourlyRollup,
+    UsageEvent,
+)
 from analytics.records import UsageRecord
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
@@ -38,6 +44,22 @@ BUCKET_FIELDS = (
 # The coarse rollup drops customer_id (index 4 of the bucket key).
 COARSE_BUCKET_FIELDS = tuple(name for name in BUCKET_FIELDS if name != "customer_id")
 _CUSTOMER_INDEX = BUCKET_FIELDS.index("customer_id")
+_STATUS_INDEX = BUCKET_FIELDS.index("status")
+# DailyCustomerRollup: (organization, UTC day, customer); it has no status
+# column, so error calls are counted explicitly.
+CUSTOMER_DAY_FIELDS = ("organization_id", "day", "customer_id")
+CUSTOMER_DAY_COUNTERS = (
+    "calls",
+    "unpriced_calls",
+    "streamed_calls",
+    "error_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms_sum",
+)
 COUNTER_FIELDS = (
     "calls",
     "unpriced_calls",
@@ -184,84 +206,139 @@ def coarse_buckets(buckets: dict[tuple, _Bucket]) -> dict[tuple, _Bucket]:
     return coarse
 
 
-def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
-    """Add bucket sums into HourlyRollup and HourlyCoarseRollup rows, creating rows as needed.
+def customer_day_sums(buckets: dict[tuple, _Bucket]) -> dict[tuple, dict[str, Any]]:
+    """Hourly bucket sums folded into (organization, UTC day, customer) sums."""
+    days: dict[tuple, dict[str, Any]] = {}
+    for key, bucket in buckets.items():
+        day_key = (key[0], key[1].date(), key[_CUSTOMER_INDEX])
+        sums = days.setdefault(day_key, _zeros(CUSTOMER_DAY_COUNTERS))
+        for name in CUSTOMER_DAY_COUNTERS:
+            if name != "error_calls":
+                sums[name] += bucket.values[name]
+        if key[_STATUS_INDEX] != "success":
+            sums["error_calls"] += bucket.values["calls"]
+    return days
 
-    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE (numeric arithmetic, exact,
-    safe under concurrent workers). SQLite stores decimals as REAL, so adding
-    in SQL would round; there the sums are added in Python under the write
-    lock that transaction_mode=IMMEDIATE already holds.
+
+def _zeros(counters: tuple[str, ...]) -> dict[str, Any]:
+    return {name: (Decimal(0) if name == "cost" else 0) for name in counters}
+
+
+def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
+    """Add bucket sums into HourlyRollup, HourlyCoarseRollup and
+    DailyCustomerRollup rows, creating rows as needed.
+
+    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE per table (numeric
+    arithmetic, exact, safe under concurrent workers). SQLite stores decimals as
+    REAL, so adding in SQL would round; there the sums are added in Python under
+    the write lock that transaction_mode=IMMEDIATE already holds.
     """
     if not buckets:
         return
-    coarse = coarse_buckets(buckets)
-    if connection.vendor == "postgresql":
-        _rollups_upsert_sql(HourlyRollup, BUCKET_FIELDS, buckets)
-        _rollups_upsert_sql(HourlyCoarseRollup, COARSE_BUCKET_FIELDS, coarse)
-    else:
-        _rollups_merge_python(HourlyRollup, BUCKET_FIELDS, buckets)
-        _rollups_merge_python(HourlyCoarseRollup, COARSE_BUCKET_FIELDS, coarse)
+    tables = (
+        (HourlyRollup, BUCKET_FIELDS, COUNTER_FIELDS, buckets),
+        (HourlyCoarseRollup, COARSE_BUCKET_FIELDS, COUNTER_FIELDS, coarse_buckets(buckets)),
+        (DailyCustomerRollup, CUSTOMER_DAY_FIELDS, CUSTOMER_DAY_COUNTERS, None),
+    )
+    write = _rollups_upsert_sql if connection.vendor == "postgresql" else _rollups_merge_python
+    for model, key_fields, counters, table_buckets in tables:
+        rows = (
+            customer_day_sums(buckets)
+            if table_buckets is None
+            else {key: bucket.values for key, bucket in table_buckets.items()}
+        )
+        write(model, key_fields, counters, rows)
 
 
 def _rollups_upsert_sql(
-    model, bucket_fields: tuple[str, ...], buckets: dict[tuple, _Bucket]
+    model, key_fields: tuple[str, ...], counters: tuple[str, ...], rows: dict[tuple, dict]
 ) -> None:
     table = model._meta.db_table
-    columns = (*bucket_fields, *COUNTER_FIELDS)
+    columns = (*key_fields, *counters)
     row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in COUNTER_FIELDS)
+    updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters)
     # Rows are locked in VALUES order; pricing's re-pricer locks buckets in
     # this same order (sorted by repr), so the two never deadlock.
-    items = sorted(buckets.items(), key=lambda item: repr(item[0]))
+    items = sorted(rows.items(), key=lambda item: repr(item[0]))
     with connection.cursor() as cursor:
         for start in range(0, len(items), 200):
             chunk = items[start : start + 200]
             params: list[Any] = []
-            for key, bucket in chunk:
+            for key, values in chunk:
                 params.extend(key)
-                params.extend(bucket.values[name] for name in COUNTER_FIELDS)
+                params.extend(values[name] for name in counters)
             sql = (
                 f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (fixed identifiers)
                 f"VALUES {', '.join([row_sql] * len(chunk))} "
-                f"ON CONFLICT ({', '.join(bucket_fields)}) DO UPDATE SET {updates}"
+                f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET {updates}"
             )
             cursor.execute(sql, params)
 
 
 def _rollups_merge_python(
-    model, bucket_fields: tuple[str, ...], buckets: dict[tuple, _Bucket]
+    model, key_fields: tuple[str, ...], counters: tuple[str, ...], rows: dict[tuple, dict]
 ) -> None:
-    for key, bucket in buckets.items():
-        lookup = dict(zip(bucket_fields, key, strict=True))
+    for key, values in rows.items():
+        lookup = dict(zip(key_fields, key, strict=True))
         row = model.objects.filter(**lookup).first()
         if row is None:
-            model.objects.create(**lookup, **bucket.values)
+            model.objects.create(**lookup, **values)
             continue
-        for name in COUNTER_FIELDS:
-            setattr(row, name, getattr(row, name) + bucket.values[name])
+        for name in counters:
+            setattr(row, name, getattr(row, name) + values[name])
         row.cost = quantize_cost(row.cost)
-        row.save(update_fields=list(COUNTER_FIELDS))
+        row.save(update_fields=list(counters))
 
 
-def coarse_rollups_refresh(bucket_keys: Iterable[tuple]) -> None:
-    """Re-derive the HourlyCoarseRollup rows over these HourlyRollup bucket keys.
+def derived_rollups_refresh(bucket_keys: Iterable[tuple]) -> None:
+    """Re-derive HourlyCoarseRollup and DailyCustomerRollup rows from the
+    HourlyRollup buckets with these keys.
 
     For writers that change HourlyRollup rows in place (pricing.reprice sets a
     bucket's cost and unpriced_calls): call it with the keys they touched, in
-    the same transaction, so the coarse table keeps equalling the fine one
-    summed over customers.
+    the same transaction, so the derived tables keep equalling the fine one.
     """
-    coarse_keys = {key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :] for key in bucket_keys}
+    keys = list(bucket_keys)
+    coarse_keys = {key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :] for key in keys}
     for key in sorted(coarse_keys, key=repr):  # one lock order for every writer
         lookup = dict(zip(COARSE_BUCKET_FIELDS, key, strict=True))
-        row = HourlyCoarseRollup.objects.select_for_update().filter(**lookup).first()
-        sums = _Bucket.empty()
-        for fine in HourlyRollup.objects.filter(**lookup).values(*COUNTER_FIELDS):
-            sums.values = {name: sums.values[name] + fine[name] for name in COUNTER_FIELDS}
-        if row is None:
-            HourlyCoarseRollup.objects.create(**lookup, **sums.values)
-            continue
-        for name in COUNTER_FIELDS:
-            setattr(row, name, sums.values[name])
-        row.cost = quantize_cost(row.cost)
-        row.save(update_fields=list(COUNTER_FIELDS))
+        fine = HourlyRollup.objects.filter(**lookup)
+        sums = _zeros(COUNTER_FIELDS)
+        for row in fine.values(*COUNTER_FIELDS):
+            for name in COUNTER_FIELDS:
+                sums[name] += row[name]
+        _rollup_set(HourlyCoarseRollup, lookup, COUNTER_FIELDS, sums)
+    day_keys = {(key[0], key[1].date(), key[_CUSTOMER_INDEX]) for key in keys}
+    for org_id, day, customer_id in sorted(day_keys, key=repr):
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        fine_rows = HourlyRollup.objects.filter(
+            organization_id=org_id,
+            customer_id=customer_id,
+            hour__gte=start,
+            hour__lt=start + timedelta(days=1),
+        )
+        fine_buckets = {
+            tuple(getattr(row, name) for name in BUCKET_FIELDS): _Bucket(
+                {name: getattr(row, name) for name in COUNTER_FIELDS}
+            )
+            for row in fine_rows
+        }
+        day_sums = customer_day_sums(fine_buckets).get((org_id, day, customer_id))
+        lookup = {"organization_id": org_id, "day": day, "customer_id": customer_id}
+        _rollup_set(DailyCustomerRollup, lookup, CUSTOMER_DAY_COUNTERS, day_sums)
+
+
+def _rollup_set(model, lookup: dict, counters: tuple[str, ...], sums: dict | None) -> None:
+    """Make one derived row hold exactly `sums` (None: no calls left, no row)."""
+    row = model.objects.select_for_update().filter(**lookup).first()
+    if sums is None or not sums["calls"]:
+        if row is not None:
+            row.delete()
+        return
+    if row is None:
+        model.objects.create(**lookup, **sums)
+        return
+    for name in counters:
+        setattr(row, name, sums[name])
+    row.cost = quantize_cost(row.cost)
+    row.save(update_fields=list(counters))

@@ -93,7 +93,7 @@ def event_cost(event) -> Decimal | None:
 @transaction.atomic
 def _reprice_chunk(chunk: list) -> int:
     from analytics.models import UsageEvent
-    from analytics.services import bucket_key, coarse_rollups_refresh, quantize_cost
+    from analytics.services import bucket_key, derived_rollups_refresh, quantize_cost
 
     updated = []
     buckets = set()
@@ -110,8 +110,8 @@ def _reprice_chunk(chunk: list) -> int:
     UsageEvent.objects.bulk_update(updated, ["cost", "priced"], batch_size=500)
     for key in sorted(buckets, key=repr):  # one lock order for every re-pricer
         _rollup_recompute(key)
-    # The customer-less rollup sums the fine one: re-derive the rows touched.
-    coarse_rollups_refresh(buckets)
+    # The coarse and per-customer-day rollups sum the fine one: re-derive them.
+    derived_rollups_refresh(buckets)
     return len(updated)
 
 

@@ -29,6 +29,7 @@ from analytics.selectors._common import (
     totals_annotations,
     totals_from_row,
 )
+from analytics.selectors.customers import CUSTOMER_ORDERS, customer_count, customer_totals
 
 BREAKDOWN_ORDERS = {
     "cost": ("-t_cost", "key"),
@@ -83,6 +84,12 @@ def spend_breakdown(
 
     `key` of each row is the dimension's value ("" = untagged; key: the key id, 0 = none).
     """
+    if by == "customer" and not (filters and filters.lookup()):
+        totals = sorted(
+            customer_totals(organization=organization, period=period, search=search),
+            key=CUSTOMER_ORDERS[order],
+        )
+        return totals[offset:] if limit is None else totals[offset : offset + limit]
     column = DIMENSIONS[by]
     qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
     if search:
@@ -98,6 +105,8 @@ def spend_breakdown_count(
     *, organization, period: Period, by: str, filters: UsageFilters | None = None, search: str = ""
 ) -> int:
     """How many distinct values `spend_breakdown` would list (for pagination)."""
+    if by == "customer" and not (filters and filters.lookup()):
+        return customer_count(organization=organization, period=period, search=search)
     column = DIMENSIONS[by]
     qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
     if search:
