@@ -1,0 +1,48 @@
+"""The price of one call, from the pricing app's engine (in memory, microseconds).
+
+Failed calls that report no usage cost nothing; a successful call whose
+usage or model has no price is recorded unpriced (cost None → priced=false)
+and re-priced by the pricing app later.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from decimal import Decimal
+
+from pricing.usage import Usage
+
+logger = logging.getLogger("aispendtrack.proxy")
+
+try:  # TODO(merge): pricing.engine lands with the pricing branch; drop the shim then.
+    from pricing.engine import cost_for_usage
+except ImportError:  # pragma: no cover - depends on which branches are merged
+    cost_for_usage = None
+
+ZERO = Decimal(0)
+
+
+def call_cost(
+    *,
+    organization_id: int,
+    provider: str,
+    model: str,
+    usage: Usage | None,
+    at: datetime,
+    billable: bool,
+    succeeded: bool,
+) -> Decimal | None:
+    """USD cost, Decimal; None when it cannot be priced (yet)."""
+    if usage is None or usage.is_empty:
+        # Nothing counted: free if the call failed or uses no tokens; else unknown.
+        return ZERO if not (billable and succeeded) else None
+    if cost_for_usage is None or not model:
+        return None
+    try:
+        return cost_for_usage(
+            organization=organization_id, provider=provider, model=model, usage=usage, at=at
+        )
+    except Exception:  # a pricing bug must never fail a proxied call
+        logger.exception("pricing failed for %s/%s; recorded unpriced", provider, model)
+        return None

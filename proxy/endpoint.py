@@ -1,0 +1,139 @@
+"""The proxy endpoint: authenticate, forward unchanged, relay, record.
+
+Plain ASGI (no Django request, no middleware). A warm key costs no I/O; the
+body is forwarded as received (except the one include_usage addition); the
+response is relayed as it arrives; usage goes to the buffer, never to the DB
+from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from yarl import URL
+
+from accounts.selectors import aapi_key_authenticate
+from analytics.models import Status
+from proxy import errors
+from proxy.adapters import ADAPTERS
+from proxy.calls import Call, call_record
+from proxy.headers import TagError, parse_tags, split_request_headers, upstream_accept_encoding
+from proxy.relay import answer_error, relay_response
+from proxy.routing import Route
+from proxy.runtime import ProxyRuntime
+from proxy.upstream import UpstreamFailed, open_upstream
+
+logger = logging.getLogger("aispendtrack.proxy")
+
+
+async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], receive, send):
+    split = split_request_headers(scope["headers"])
+    style = route.style
+    if not split.key:
+        return await answer_error(send, style, 401, errors.KEY_MISSING, "aispendtrack_key_missing")
+    try:
+        identity = await aapi_key_authenticate(split.key)
+    except Exception:
+        logger.warning("key lookup failed (cache and database unreachable?)", exc_info=True)
+        return await answer_error(send, style, 503, errors.KEY_UNVERIFIABLE, "aispendtrack_busy")
+    if identity is None:
+        return await answer_error(send, style, 401, errors.KEY_INVALID, "aispendtrack_key_invalid")
+    if not identity.has_scope("proxy"):
+        return await answer_error(send, style, 403, errors.KEY_NO_SCOPE, "aispendtrack_no_scope")
+
+    call = Call.begin(identity, route)
+    try:
+        call.tags = parse_tags(split)
+    except TagError as error:
+        call.http_status = 400
+        runtime.record(call_record(call))
+        return await answer_error(send, style, 400, str(error), "aispendtrack_bad_tag", call)
+
+    body = await _read_body(receive)
+    if body is None:  # the client left before sending its body: nothing was forwarded
+        return None
+    call.facts = ADAPTERS[style].inspect_request(
+        method=scope["method"],
+        path=route.path,
+        query=scope.get("query_string", b"").decode("latin-1"),
+        body=body,
+        content_type=split.content_type,
+    )
+    me = asyncio.current_task()
+    watcher = asyncio.create_task(_watch_disconnect(receive, call, me))
+    try:
+        await _forward(runtime, call, scope, split, send)
+    except asyncio.CancelledError:
+        if not call.recorded:
+            runtime.record(call_record(call, status=Status.CANCELLED))
+        if call.client_gone and me is not None:
+            # Our own cancellation (the client hung up): handled, not an error
+            # for the server to log. Anyone else's cancellation propagates.
+            me.uncancel()
+            return None
+        raise
+    except Exception:
+        logger.exception("proxy failure on %s %s", scope["method"], route.path)
+        if not call.recorded:
+            runtime.record(call_record(call, status=Status.UPSTREAM_ERROR))
+        if not call.responded:  # nothing sent yet: answer in the provider's shape
+            message = errors.PROXY_FAILED.format(request_id=call.request_id)
+            await answer_error(send, style, 502, message, "aispendtrack_proxy_error", call)
+    finally:
+        watcher.cancel()
+    return None
+
+
+async def _forward(runtime: ProxyRuntime, call: Call, scope, split, send) -> None:
+    route, facts = call.route, call.facts
+    headers = split.forward
+    encoding = upstream_accept_encoding(split.accept_encoding, identity_only=facts.hide_usage_chunk)
+    if encoding is not None:
+        headers = [*headers, ("accept-encoding", encoding)]
+    query = scope.get("query_string", b"")
+    url = route.base_url + route.path + ("?" + query.decode("latin-1") if query else "")
+    try:
+        response = await open_upstream(
+            runtime, scope["method"], URL(url, encoded=True), headers, facts.body
+        )
+    except UpstreamFailed as failure:
+        call.http_status = failure.status
+        runtime.record(call_record(call))
+        message = failure.message(route.provider, runtime)
+        return await answer_error(send, route.style, failure.status, message, failure.code, call)
+    try:
+        await relay_response(runtime, call, response, send)
+    finally:
+        response.release()
+    return None
+
+
+async def _read_body(receive) -> bytes | None:
+    """The whole request body (provider requests are small JSON); None if the client left."""
+    message = await receive()
+    if message["type"] == "http.disconnect":
+        return None
+    body = message.get("body", b"")
+    if not message.get("more_body", False):
+        return body
+    parts = [body]
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return None
+        parts.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(parts)
+
+
+async def _watch_disconnect(receive, call: Call, task: asyncio.Task | None) -> None:
+    """Cancel the call when the client hangs up, so the upstream request is closed too."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            if not call.finished and task is not None:
+                call.client_gone = True
+                task.cancel()
+            return

@@ -1,0 +1,82 @@
+"""What one worker process shares across requests: the upstream client, the
+router, the usage buffer. Built at ASGI lifespan startup (or lazily on the
+first request when the server sends no lifespan), closed at shutdown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import aiohttp
+from django.conf import settings
+
+from analytics.records import UsageRecord
+from proxy.buffer import UsageBuffer
+from proxy.providers import REFRESH_SECONDS, provider_upstream, providers_refresh
+from proxy.routing import Router
+
+logger = logging.getLogger("aispendtrack.proxy")
+
+# aiohttp adds these unless told not to; the proxy forwards only what the client sent.
+SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
+
+
+class ProxyRuntime:
+    def __init__(self) -> None:
+        self.router = Router(
+            openai=settings.AISPENDTRACK_UPSTREAM_OPENAI,
+            anthropic=settings.AISPENDTRACK_UPSTREAM_ANTHROPIC,
+            gemini=settings.AISPENDTRACK_UPSTREAM_GEMINI,
+            providers=provider_upstream,
+        )
+        self.connect_timeout = float(settings.AISPENDTRACK_CONNECT_TIMEOUT)
+        self.read_timeout = float(settings.AISPENDTRACK_READ_TIMEOUT)
+        self.buffer = UsageBuffer(
+            spool_dir=settings.AISPENDTRACK_SPOOL_DIR,
+            interval=float(settings.AISPENDTRACK_FLUSH_INTERVAL),
+            max_events=int(settings.AISPENDTRACK_FLUSH_MAX_EVENTS),
+        )
+        self.session: aiohttp.ClientSession | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._refresher: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self.session = aiohttp.ClientSession(
+            # No pool cap: long streams each hold a connection and must not queue others.
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
+            ),
+            # Relay compressed bodies byte for byte; the side copy is decoded by us.
+            auto_decompress=False,
+            skip_auto_headers=SKIP_AUTO_HEADERS,
+            # One session serves every tenant: upstream cookies must never be replayed.
+            cookie_jar=aiohttp.DummyCookieJar(),
+            trust_env=False,
+        )
+        self.buffer.start()
+        await self.buffer.run_sync(providers_refresh)
+        self._refresher = asyncio.create_task(self._refresh_providers(), name="providers")
+
+    async def stop(self) -> None:
+        if self._refresher is not None:
+            self._refresher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._refresher
+        await self.buffer.stop()
+        if self.session is not None:
+            await self.session.close()
+
+    def record(self, record: UsageRecord) -> None:
+        self.buffer.add(record)
+
+    async def _refresh_providers(self) -> None:
+        while True:
+            await asyncio.sleep(REFRESH_SECONDS)
+            try:
+                await self.buffer.run_sync(providers_refresh)
+            except Exception:
+                logger.exception("provider registry refresh failed")

@@ -1,0 +1,148 @@
+"""The disk spool: usage records the database could not take, kept until it can.
+
+Sync code, run only in the ledger thread (proxy.buffer). Each process
+appends JSON lines to its own file `<host>-<pid>-<start>.jsonl` under
+AISPENDTRACK_SPOOL_DIR. Any process replays any file once the database
+answers: it claims the file by renaming it (atomic), writes its records
+through the idempotent `usage_record_batch`, then deletes it. A failed
+replay renames the file back, so a later replay finishes it: rows already
+written are skipped by request_id, never counted twice.
+
+Durability: every append is fsync'd. Spooling only happens while the
+database is down, one append per flush (≤ 1 a second per process), so the
+fsync costs nothing measurable and a batch survives a power cut, not just a
+process crash.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from analytics.records import UsageRecord
+
+logger = logging.getLogger("aispendtrack.proxy")
+
+SUFFIX = ".jsonl"
+CLAIMED = ".claimed-"
+REPLAY_BATCH = 500
+
+
+class Spool:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._host = socket.gethostname().replace("-", "_")
+        self.name = f"{self._host}-{os.getpid()}-{time.time_ns()}{SUFFIX}"
+
+    @property
+    def path(self) -> Path:
+        return self.directory / self.name
+
+    def append(self, records: Sequence[UsageRecord]) -> None:
+        """Append records durably to this process's file (fsync'd)."""
+        lines = b"".join(
+            json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
+            for record in records
+        )
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # A replayer may have claimed (renamed) the file between open and
+                # lock: then write to a fresh file, never into a claimed one.
+                if not self._still_ours(fd):
+                    continue
+                os.write(fd, lines)
+                os.fsync(fd)
+                return
+            finally:
+                os.close(fd)
+
+    def _still_ours(self, fd: int) -> bool:
+        try:
+            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            return False
+
+    def pending(self) -> list[Path]:
+        """Spool files waiting for replay, own and other processes', oldest first."""
+        try:
+            entries = [p for p in self.directory.iterdir() if p.name.endswith(SUFFIX)]
+        except FileNotFoundError:
+            return []
+        return sorted(entries, key=lambda p: p.stat().st_mtime if p.exists() else 0)
+
+    def replay(self, write: Callable[[Sequence[UsageRecord]], int]) -> int:
+        """Write every spooled record through `write`; returns records replayed.
+
+        Raises what `write` raises (the database went away again); the file
+        being replayed is put back for the next attempt.
+        """
+        self._release_orphans()
+        replayed = 0
+        for path in self.pending():
+            claimed = path.with_name(f"{path.name}{CLAIMED}{self._host}-{os.getpid()}")
+            try:
+                os.rename(path, claimed)
+            except FileNotFoundError:  # another process claimed it first
+                continue
+            try:
+                replayed += self._replay_file(claimed, write)
+            except BaseException:
+                os.rename(claimed, self._fresh_name(path))
+                raise
+            claimed.unlink()
+        return replayed
+
+    def _replay_file(self, claimed: Path, write) -> int:
+        fd = os.open(claimed, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # wait out an append that was in flight
+            with os.fdopen(os.dup(fd), "rb") as handle:
+                raw = handle.read()
+        finally:
+            os.close(fd)
+        records: list[UsageRecord] = []
+        for number, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                records.append(UsageRecord.from_json(json.loads(line)))
+            except (ValueError, TypeError, KeyError):
+                # Only a line cut by a crash mid-write can be malformed.
+                logger.error("spool %s line %d unreadable; skipped", claimed.name, number)
+        for start in range(0, len(records), REPLAY_BATCH):
+            write(records[start : start + REPLAY_BATCH])
+        if records:
+            logger.info("replayed %d spooled usage records from %s", len(records), claimed.name)
+        return len(records)
+
+    @staticmethod
+    def _fresh_name(path: Path) -> Path:
+        # Never back onto the original name: its owner may have started a new
+        # file there since, and a rename would replace it.
+        return path.with_name(f"{path.name[: -len(SUFFIX)]}.r{time.time_ns()}{SUFFIX}")
+
+    def _release_orphans(self) -> None:
+        """Put back files claimed by a process of this host that died mid-replay."""
+        prefix = f"{CLAIMED}{self._host}-"
+        for path in self.directory.glob(f"*{SUFFIX}{CLAIMED}*"):
+            owner = path.name.rpartition(prefix)[2]
+            if not owner.isdigit() or int(owner) == os.getpid():
+                continue
+            try:
+                os.kill(int(owner), 0)
+            except ProcessLookupError:
+                original = path.with_name(path.name.partition(CLAIMED)[0])
+                with contextlib.suppress(FileNotFoundError):
+                    os.rename(path, self._fresh_name(original))
+            except PermissionError:
+                pass  # alive, someone else's
