@@ -142,5 +142,5 @@ class TailTap(StreamTap):
     def finish(self) -> bytes:
         found = object_after_key(self._tail, self._key)
         if found is not None:
-            self._reader(self.observed, found)
+            self._reader(self.observed, found, self._tail)
         return b""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from typing import Any
 
 from pricing.usage import Usage
@@ -98,10 +99,16 @@ class Tap(StreamTap):
             _read(self.observed, json_object(event_fields(event)[1]))
 
 
-def _read_usage(observed: Observed, usage: dict[str, Any]) -> None:
+_MODEL_VERSION = re.compile(rb'"modelVersion"\s*:\s*"([^"\\]{1,200})"')
+
+
+def _read_tail(observed: Observed, usage: dict[str, Any], tail: bytes) -> None:
     observed.usage = usage_from(usage)
+    versions = _MODEL_VERSION.findall(tail)
+    if versions:
+        observed.response_model = versions[-1].decode("utf-8", "replace")
 
 
 def tail_tap() -> TailTap:
     """For `:streamGenerateContent` without `alt=sse` (a streamed JSON array)."""
-    return TailTap(b"usageMetadata", _read_usage)
+    return TailTap(b"usageMetadata", _read_tail)

@@ -87,6 +87,7 @@ def _compact(value) -> bytes:
 class FakeProvider:
     def __init__(self) -> None:
         self.received: list[Received] = []
+        self.aborted: list[str] = []  # streams whose client (the proxy) went away
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -152,7 +153,10 @@ class FakeProvider:
         status = int(request.headers.get("x-fake-status", "200"))
         if status >= 400:
             return self._error(style, status)
-        data = json.loads(body) if body else {}
+        try:
+            data = json.loads(body) if body else {}
+        except ValueError:
+            return self._error(style, 400)
         if path.endswith("/chat/completions"):
             if data.get("stream"):
                 return await self._chat_stream(request, data)
@@ -210,9 +214,10 @@ class FakeProvider:
         return await self._stream(request, chunks, done=True)
 
     async def _stream(self, request, events, *, anthropic=False, gemini=False, done=False):
+        sse = request.query.get("alt") == "sse" or not gemini
         response = web.StreamResponse(
             headers={
-                "content-type": "text/event-stream; charset=utf-8",
+                "content-type": "text/event-stream; charset=utf-8" if sse else "application/json",
                 "cache-control": "no-cache",
                 "x-request-id": "req_up_stream",
             }
@@ -221,19 +226,22 @@ class FakeProvider:
         sleep = float(request.headers.get("x-fake-sleep", "0"))
         hang_after = int(request.headers.get("x-fake-hang-after", "-1"))
         cut = int(request.headers.get("x-fake-cut", "-1"))
-        sse = request.query.get("alt") == "sse" or not gemini
         if not sse:  # Gemini without alt=sse streams one JSON array
             await response.write(b"[")
-        for number, event in enumerate(events):
-            if number == hang_after:
-                await asyncio.sleep(3600)
-            if number == cut:
-                request.transport.close()
-                return response
-            if number and sleep:
-                await asyncio.sleep(sleep)
-            frame = _frame(event, anthropic=anthropic, gemini=gemini, sse=sse)
-            await response.write(frame if sse or not number else b",\r\n" + frame)
+        try:
+            for number, event in enumerate(events):
+                if number == hang_after:
+                    await asyncio.sleep(3600)
+                if number == cut:
+                    request.transport.close()
+                    return response
+                if number and sleep:
+                    await asyncio.sleep(sleep)
+                frame = _frame(event, anthropic=anthropic, gemini=gemini, sse=sse)
+                await response.write(frame if sse or not number else b",\r\n" + frame)
+        except (asyncio.CancelledError, ConnectionResetError):
+            self.aborted.append(request.path)
+            raise
         if not sse:
             await response.write(b"]")
         if done:
@@ -371,7 +379,7 @@ def _anthropic_message(data) -> dict:
         "id": "msg_fake",
         "type": "message",
         "role": "assistant",
-        "model": "claude-sonnet-4-5-20250929",
+        "model": "claude-sonnet-4-6-20260101",
         "content": [{"type": "text", "text": "".join(WORDS)}],
         "stop_reason": "end_turn",
         "stop_sequence": None,
