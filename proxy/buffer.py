@@ -63,6 +63,7 @@ class UsageBuffer:
         # One thread: the ledger's DB connection lives there, writes never overlap.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-ledger")
         self._task: asyncio.Task | None = None
+        self._stopping = False
         self._replay_due = True  # at start: files an earlier run may have left
         self._last_scan = 0.0
         self._db_down = False
@@ -87,8 +88,11 @@ class UsageBuffer:
     async def stop(self) -> None:
         """Stop the flusher and store what is left (ledger or spool)."""
         if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+            # A flag, not task.cancel(): a cancel racing a wake-up can be lost
+            # in Python 3.11's wait primitives, and a flush in flight must finish.
+            self._stopping = True
+            self._wake.set()
+            await self._task
             self._task = None
         await self.flush_now()
         await self.run_sync(_close_db_connections)
@@ -109,10 +113,13 @@ class UsageBuffer:
         return await asyncio.get_running_loop().run_in_executor(self._executor, function, *args)
 
     async def _run(self) -> None:
-        while True:
+        while not self._stopping:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval)
+                async with asyncio.timeout(self.interval):
+                    await self._wake.wait()
             self._wake.clear()
+            if self._stopping:
+                return
             try:
                 await self.flush_now(replay=False)
             except Exception:

@@ -12,6 +12,8 @@ import asyncio
 import logging
 from typing import Any
 
+from asgiref.sync import sync_to_async
+from django.db import close_old_connections
 from yarl import URL
 
 from accounts.selectors import aapi_key_authenticate
@@ -34,7 +36,7 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
     if not split.key:
         return await answer_error(send, style, 401, errors.KEY_MISSING, "aispendtrack_key_missing")
     try:
-        identity = await aapi_key_authenticate(split.key)
+        identity = await _authenticate(split.key)
     except Exception:
         logger.warning("key lookup failed (cache and database unreachable?)", exc_info=True)
         return await answer_error(send, style, 503, errors.KEY_UNVERIFIABLE, "aispendtrack_busy")
@@ -84,6 +86,17 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
     finally:
         watcher.cancel()
     return None
+
+
+async def _authenticate(raw: str):
+    """The key's identity (no I/O when warm). On a cold lookup that fails, the
+    ORM thread's connection may be stale (the database restarted): drop it and
+    try once more before giving up."""
+    try:
+        return await aapi_key_authenticate(raw)
+    except Exception:
+        await sync_to_async(close_old_connections)()
+        return await aapi_key_authenticate(raw)
 
 
 async def _forward(runtime: ProxyRuntime, call: Call, scope, split, send) -> None:

@@ -10,7 +10,9 @@ import contextlib
 import logging
 
 import aiohttp
+from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import connections
 
 from analytics.records import UsageRecord
 from proxy.buffer import UsageBuffer
@@ -67,6 +69,8 @@ class ProxyRuntime:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
         await self.buffer.stop()
+        # The async ORM's thread (cold key lookups) holds a connection too.
+        await sync_to_async(connections.close_all)()
         if self.session is not None:
             await self.session.close()
 

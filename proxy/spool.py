@@ -21,6 +21,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import socket
 import time
 from collections.abc import Callable, Sequence
@@ -31,6 +32,7 @@ from analytics.records import UsageRecord
 logger = logging.getLogger("aispendtrack.proxy")
 
 SUFFIX = ".jsonl"
+_RETRY = re.compile(r"\.r\d+$")  # the mark of a file put back after a failed replay
 CLAIMED = ".claimed-"
 REPLAY_BATCH = 500
 
@@ -129,7 +131,8 @@ class Spool:
     def _fresh_name(path: Path) -> Path:
         # Never back onto the original name: its owner may have started a new
         # file there since, and a rename would replace it.
-        return path.with_name(f"{path.name[: -len(SUFFIX)]}.r{time.time_ns()}{SUFFIX}")
+        stem = _RETRY.sub("", path.name[: -len(SUFFIX)])
+        return path.with_name(f"{stem}.r{time.time_ns()}{SUFFIX}")
 
     def _release_orphans(self) -> None:
         """Put back files claimed by a process of this host that died mid-replay."""
