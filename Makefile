@@ -18,8 +18,11 @@ run: install
 	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
 	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
 	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery' EXIT; \
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools \
+		--no-server-header --no-date-header
 
+# uvicorn runs with --no-server-header --no-date-header: proxied answers carry the
+# provider's own Server/Date headers, and uvicorn would add a second of each.
 # Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL.
 serve: install
 	@if [ -z "$$SECRET_KEY" ] && [ ! -s var/secret_key ]; then \
@@ -30,7 +33,8 @@ serve: install
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \
 	exec $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WEB_CONCURRENCY) --loop uvloop --http httptools --no-access-log
+		--workers $(WEB_CONCURRENCY) --loop uvloop --http httptools --no-access-log \
+		--no-server-header --no-date-header
 
 worker: install
 	$(BIN)/celery -A config worker -B --loglevel INFO

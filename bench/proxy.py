@@ -1,0 +1,388 @@
+"""The proxy under load: direct-to-upstream vs through the proxy, same run.
+
+`python -m bench proxy` (or `make bench`). Production-style: uvicorn, 2
+workers, uvloop + httptools, DEBUG off, PostgreSQL + Redis (DATABASE_URL /
+REDIS_URL when they point at them, else a local `aispendtrack_bench`
+database and Redis db 5). A fast fake upstream (bench.fake_upstream) answers
+a canned chat completion; wrk (Debian's /usr/bin/wrk, bench/post.lua) loads
+it directly and through the proxy, alternating, ROUNDS times; figures are
+medians. Then a soak to SOAK_REQUESTS for worker RSS, a ledger count (every
+proxied call recorded), and the ledger's ingest rate (bench.proxy_ingest).
+Figures go to stdout and bench/RESULTS.md (the proxy section).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import Result
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SECONDS", "6"))
+SOAK_REQUESTS = int(os.environ.get("BENCH_SOAK_REQUESTS", "100000"))
+WORKERS = 2
+TARGETS = {"added_p50_us": 1000, "rps_c32": 850, "ingest_per_s": 5000}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _environment(upstream_port: int) -> dict[str, str]:
+    env = dict(os.environ)
+    database = env.get("DATABASE_URL", "")
+    if not database.startswith("postgres"):
+        database = "postgres://postgres@127.0.0.1:5432/aispendtrack_bench"
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"] = "redis://127.0.0.1:6379/5"
+    env.update(
+        DATABASE_URL=database,
+        DEBUG="0",
+        SECRET_KEY="bench-only-secret-key-0123456789-0123456789-0123456789",  # noqa: S106
+        DJANGO_SETTINGS_MODULE="config.settings",
+        AISPENDTRACK_UPSTREAM_OPENAI=f"http://127.0.0.1:{upstream_port}",
+        AISPENDTRACK_VAR_DIR=str(ROOT / "var" / "bench"),
+    )
+    return env
+
+
+def _ensure_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    admin = url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+
+SETUP_KEY = """
+from accounts.models import ApiKey, Organization, Scope
+from accounts.services import api_key_issue
+org, _ = Organization.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+ApiKey.objects.filter(organization=org).delete()
+row, raw = api_key_issue(organization=org, name="bench", scopes=[Scope.PROXY])
+print("KEY", raw, org.pk)
+"""
+
+
+def _setup(env: dict[str, str]) -> tuple[str, int]:
+    _ensure_database(env["DATABASE_URL"])
+    manage = [PYTHON, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "migrate", "--noinput", "-v", "0"], env=env, check=True, cwd=ROOT)
+    out = subprocess.run(
+        [*manage, "shell", "-c", SETUP_KEY], env=env, check=True, cwd=ROOT, capture_output=True
+    ).stdout.decode()
+    _, raw, org_id = re.search(r"KEY (\S+) (\d+)", out).group(0).split()
+    return raw, int(org_id)
+
+
+def _wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listening on {port}")
+
+
+def _wrk(url: str, key: str, connections: int, seconds: float) -> dict:
+    threads = 1 if connections == 1 else 2
+    out = subprocess.run(
+        [
+            "/usr/bin/wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{max(1, round(seconds))}s",
+            "-s",
+            str(ROOT / "bench" / "post.lua"),
+            url,
+        ],
+        env={**os.environ, "AST_KEY": key},
+        capture_output=True,
+        check=True,
+    ).stdout.decode()
+    data = json.loads(out.split("WRK_JSON ", 1)[1].splitlines()[0])
+    data["rps"] = data["requests"] / (data["duration_us"] / 1e6)
+    data["errors"] = data["socket_errors"] + data["status_errors"]
+    return data
+
+
+def _worker_rss_mb(master: int) -> list[float]:
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    sizes = []
+    for pid in children:
+        # uvicorn's workers are multiprocessing spawns; skip its resource tracker.
+        if b"spawn_main" not in Path(f"/proc/{pid}/cmdline").read_bytes():
+            continue
+        status = Path(f"/proc/{pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        if match:
+            sizes.append(int(match.group(1)) / 1024)
+    return sorted(sizes)
+
+
+def _ledger_count(env: dict[str, str], org_id: int) -> int:
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"]) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM analytics_usageevent WHERE organization_id = %s", (org_id,)
+        ).fetchone()
+    return row[0]
+
+
+def _clear_ledger(env: dict[str, str], org_id: int) -> None:
+    import psycopg
+
+    with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
+        conn.execute("DELETE FROM analytics_usageevent WHERE organization_id = %s", (org_id,))
+        conn.execute("DELETE FROM analytics_hourlyrollup WHERE organization_id = %s", (org_id,))
+
+
+def _ingest_rate(env: dict[str, str]) -> float:
+    out = subprocess.run(
+        [PYTHON, "-m", "bench.proxy_ingest"], env=env, cwd=ROOT, capture_output=True, check=True
+    ).stdout.decode()
+    return float(re.search(r"INGEST ([\d.]+)", out).group(1))
+
+
+def measure() -> dict:
+    upstream_port, proxy_port = _free_port(), _free_port()
+    env = _environment(upstream_port)
+    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
+    key, org_id = _setup(env)
+    _clear_ledger(env, org_id)
+    log = open(ROOT / "var" / "bench" / "proxy.log", "wb")  # noqa: SIM115 - closed below
+    upstream = subprocess.Popen(
+        [PYTHON, "-m", "bench.fake_upstream", str(upstream_port)], cwd=ROOT, stdout=log
+    )
+    server = subprocess.Popen(
+        [
+            str(Path(PYTHON).with_name("uvicorn")),
+            "config.asgi:application",
+            "--host=127.0.0.1",
+            f"--port={proxy_port}",
+            f"--workers={WORKERS}",
+            "--loop=uvloop",
+            "--http=httptools",
+            "--no-access-log",
+            "--no-server-header",
+            "--no-date-header",
+        ],
+        env=env,
+        cwd=ROOT,
+        stdout=log,
+        stderr=log,
+    )
+    direct = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
+    proxied = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    rounds: list[dict] = []
+    proxied_requests = 0
+    try:
+        _wait_port(upstream_port)
+        _wait_port(proxy_port)
+        time.sleep(1)  # both workers up
+        for url in (direct, proxied):
+            warm = _wrk(url, key, 32, 2)
+            proxied_requests += warm["requests"] if url == proxied else 0
+        rss_start = _worker_rss_mb(server.pid)
+        for _ in range(ROUNDS):
+            row = {}
+            for name, url, conns in (
+                ("direct_c1", direct, 1),
+                ("proxy_c1", proxied, 1),
+                ("direct_c32", direct, 32),
+                ("proxy_c32", proxied, 32),
+            ):
+                row[name] = _wrk(url, key, conns, SECONDS)
+                if url == proxied:
+                    proxied_requests += row[name]["requests"]
+            rounds.append(row)
+            print(_round_line(row), flush=True)
+        rss_mid, mid_requests = _worker_rss_mb(server.pid), proxied_requests
+        soak_errors = 0
+        while proxied_requests < SOAK_REQUESTS:
+            rate = statistics.median(r["proxy_c32"]["rps"] for r in rounds) or 500
+            seconds = min(60, max(2, (SOAK_REQUESTS - proxied_requests) / rate + 1))
+            soak = _wrk(proxied, key, 32, seconds)
+            proxied_requests += soak["requests"]
+            soak_errors += soak["errors"]
+        rss_end = _worker_rss_mb(server.pid)
+    finally:
+        server.send_signal(signal.SIGTERM)  # graceful: lifespan shutdown flushes the buffers
+        try:
+            server.wait(30)
+        finally:
+            upstream.terminate()
+            upstream.wait(10)
+            log.close()
+    recorded = _ledger_count(env, org_id)
+    return {
+        "rounds": rounds,
+        "rss_start": rss_start,
+        "rss_mid": rss_mid,
+        "rss_end": rss_end,
+        "mid_requests": mid_requests,
+        "proxied_requests": proxied_requests,
+        "recorded": recorded,
+        "soak_errors": soak_errors,
+        "ingest_per_s": _ingest_rate(env),
+    }
+
+
+def _round_line(row: dict) -> str:
+    return (
+        f"  round: c=1 p50 direct {row['direct_c1']['p50_us']} µs, proxy "
+        f"{row['proxy_c1']['p50_us']} µs | c=32 direct {row['direct_c32']['rps']:.0f} req/s, "
+        f"proxy {row['proxy_c32']['rps']:.0f} req/s, p99 {row['proxy_c32']['p99_us']} µs"
+    )
+
+
+def summarise(data: dict) -> dict:
+    rounds = data["rounds"]
+
+    def med(name: str, field: str) -> float:
+        return statistics.median(r[name][field] for r in rounds)
+
+    return {
+        "direct_p50_c1": med("direct_c1", "p50_us"),
+        "proxy_p50_c1": med("proxy_c1", "p50_us"),
+        "added_p50_c1": statistics.median(
+            r["proxy_c1"]["p50_us"] - r["direct_c1"]["p50_us"] for r in rounds
+        ),
+        "direct_rps_c32": med("direct_c32", "rps"),
+        "proxy_rps_c32": med("proxy_c32", "rps"),
+        "direct_p99_c32": med("direct_c32", "p99_us"),
+        "proxy_p99_c32": med("proxy_c32", "p99_us"),
+        "errors": sum(r[n]["errors"] for r in rounds for n in r) + data["soak_errors"],
+    }
+
+
+def run() -> list[Result]:
+    data = measure()
+    s = summarise(data)
+    _write_results(data, s)
+    rps_note = (
+        f"req/s at c=32: direct {s['direct_rps_c32']:.0f}, proxy {s['proxy_rps_c32']:.0f} "
+        f"({s['proxy_rps_c32'] / s['direct_rps_c32']:.0%} of direct); errors {s['errors']}"
+    )
+    rss = data["rss_start"], data["rss_mid"], data["rss_end"]
+    rss_note = (
+        "worker RSS MB (start / after {:,} / after {:,} proxied): {} / {} / {}; "
+        "ledger rows {:,} for {:,} proxied calls (wrk counts only completed ones)"
+    ).format(
+        data["mid_requests"],
+        data["proxied_requests"],
+        *(", ".join(f"{v:.0f}" for v in sizes) for sizes in rss),
+        data["recorded"],
+        data["proxied_requests"],
+    )
+    return [
+        Result(
+            "proxy: p50 at c=1 (baseline: direct)",
+            s["proxy_p50_c1"],
+            baseline_us=s["direct_p50_c1"],
+        ),
+        Result(
+            "proxy: added p50 at c=1",
+            s["added_p50_c1"],
+            limit_us=TARGETS["added_p50_us"],
+        ),
+        Result(
+            "proxy: time per request at c=32 (1/throughput)",
+            1e6 / s["proxy_rps_c32"],
+            baseline_us=1e6 / s["direct_rps_c32"],
+            limit_us=1e6 / TARGETS["rps_c32"],
+            note=rps_note,
+        ),
+        Result(
+            "proxy: p99 at c=32 (baseline: direct)",
+            s["proxy_p99_c32"],
+            baseline_us=s["direct_p99_c32"],
+            note=rss_note,
+        ),
+        Result(
+            "ledger: ingest time per event (usage_record_batch)",
+            1e6 / data["ingest_per_s"],
+            limit_us=1e6 / TARGETS["ingest_per_s"],
+            note=f"{data['ingest_per_s']:,.0f} events/s",
+        ),
+    ]
+
+
+BEGIN, END = "<!-- proxy:begin -->", "<!-- proxy:end -->"
+
+
+def _write_results(data: dict, s: dict) -> None:
+    rows = "\n".join(
+        f"| {n} | {r['direct_c1']['p50_us']} | {r['proxy_c1']['p50_us']} | "
+        f"{r['direct_c32']['rps']:.0f} | {r['proxy_c32']['rps']:.0f} | "
+        f"{r['direct_c32']['p99_us']} | {r['proxy_c32']['p99_us']} |"
+        for n, r in enumerate(data["rounds"], 1)
+    )
+    fmt = ", ".join
+    section = f"""{BEGIN}
+## Proxy (`python -m bench proxy`)
+
+Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), Linux {platform.release()},
+Python {platform.python_version()}; shared with other work while measured. uvicorn {WORKERS}
+workers (uvloop, httptools), DEBUG off, PostgreSQL + Redis, per-call INFO log on. Fake
+upstream: raw asyncio/httptools canned chat completion. Load: wrk, {SECONDS} s per run,
+{ROUNDS} rounds alternating direct and proxied; medians.
+
+| figure | direct | via proxy | target |
+|---|---|---|---|
+| p50 latency at c=1 | {s["direct_p50_c1"]:.0f} µs | {s["proxy_p50_c1"]:.0f} µs \
+(added **{s["added_p50_c1"]:.0f} µs**) | added ≤ 1,000 µs |
+| throughput at c=32 | {s["direct_rps_c32"]:,.0f} req/s | **{s["proxy_rps_c32"]:,.0f} req/s** \
+| ≥ 850 req/s |
+| p99 latency at c=32 | {s["direct_p99_c32"]:,.0f} µs | {s["proxy_p99_c32"]:,.0f} µs | — |
+| errors (all runs + soak) | | {s["errors"]} | 0 |
+| worker RSS, MB (start → {data["mid_requests"]:,} → {data["proxied_requests"]:,} calls) | \
+| {fmt(f"{v:.0f}" for v in data["rss_start"])} → {fmt(f"{v:.0f}" for v in data["rss_mid"])} \
+→ {fmt(f"{v:.0f}" for v in data["rss_end"])} | flat |
+| ledger rows for the proxied calls | | {data["recorded"]:,} of {data["proxied_requests"]:,} \
+completed (+ in flight at each run's end) | all |
+| ingest (`usage_record_batch`, batches of 500) | | **{data["ingest_per_s"]:,.0f} events/s** \
+| ≥ 5,000 /s |
+
+Per round (µs; req/s):
+
+| round | c=1 p50 direct | c=1 p50 proxy | c=32 direct | c=32 proxy | c=32 p99 direct \
+| c=32 p99 proxy |
+|---|---|---|---|---|---|---|
+{rows}
+{END}"""
+    path = ROOT / "bench" / "RESULTS.md"
+    text = path.read_text() if path.exists() else "# Benchmark results\n"
+    if BEGIN in text:
+        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    else:
+        text = text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
