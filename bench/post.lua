@@ -11,7 +11,8 @@ done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format(
     'WRK_JSON {"requests":%d,"duration_us":%d,"socket_errors":%d,"status_errors":%d,' ..
-    '"p50_us":%d,"p99_us":%d}\n',
+    '"connect":%d,"read":%d,"write":%d,"timeout":%d,"p50_us":%d,"p99_us":%d}\n',
     summary.requests, summary.duration, e.connect + e.read + e.write + e.timeout, e.status,
+    e.connect, e.read, e.write, e.timeout,
     latency:percentile(50), latency:percentile(99)))
 end

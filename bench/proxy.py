@@ -223,6 +223,7 @@ def measure() -> dict:
             soak = _wrk(proxied, key, 32, seconds)
             proxied_requests += soak["requests"]
             soak_errors += soak["errors"]
+            print(f"  soak: {soak['requests']:,} calls, {_errors(soak)}", flush=True)
         rss_end = _worker_rss_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)  # graceful: lifespan shutdown flushes the buffers
@@ -246,11 +247,19 @@ def measure() -> dict:
     }
 
 
+def _errors(run: dict) -> str:
+    kinds = ("connect", "read", "write", "timeout", "status_errors")
+    found = {kind: run[kind] for kind in kinds if run.get(kind)}
+    return f"errors {found}" if found else "no errors"
+
+
 def _round_line(row: dict) -> str:
+    errors = "; ".join(f"{name} {_errors(run)}" for name, run in row.items() if run["errors"])
     return (
         f"  round: c=1 p50 direct {row['direct_c1']['p50_us']} µs, proxy "
         f"{row['proxy_c1']['p50_us']} µs | c=32 direct {row['direct_c32']['rps']:.0f} req/s, "
         f"proxy {row['proxy_c32']['rps']:.0f} req/s, p99 {row['proxy_c32']['p99_us']} µs"
+        + (f" | {errors}" if errors else "")
     )
 
 

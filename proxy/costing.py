@@ -16,11 +16,22 @@ from pricing.usage import Usage
 logger = logging.getLogger("aispendtrack.proxy")
 
 try:  # TODO(merge): pricing.engine lands with the pricing branch; drop the shim then.
-    from pricing.engine import cost_for_usage
+    from pricing.engine import aensure_fresh, cost_for_usage
 except ImportError:  # pragma: no cover - depends on which branches are merged
-    cost_for_usage = None
+    aensure_fresh = cost_for_usage = None
 
 ZERO = Decimal(0)
+
+
+async def prices_refresh() -> None:
+    """Reload the engine's price snapshot if prices changed (off the hot path;
+    returns at once when not due). The engine prices nothing until loaded."""
+    if aensure_fresh is None:
+        return
+    try:
+        await aensure_fresh()
+    except Exception:
+        logger.warning("price refresh failed; keeping the current prices", exc_info=True)
 
 
 def call_cost(

@@ -1,5 +1,9 @@
 """Registered OpenAI-compatible providers: slug → (base URL, API style), in memory.
 
+A base URL is the upstream root without /v1 (https://api.groq.com/openai), as
+pricing.models.Provider.base_url holds it: `/<slug>/v1/…` goes to
+`<base URL>/v1/…`.
+
 The router asks this map on every `/<slug>/v1/*` request, so it never
 queries: `providers_refresh` reloads it from the registry (pricing's
 Provider rows) every few seconds off the hot path, in the ledger's thread.

@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-# Ledger provider ids. Gemini is recorded as "google", the id price lists use.
-OPENAI, ANTHROPIC, GOOGLE = "openai", "anthropic", "google"
+# Ledger provider ids: the pricing app's Provider slugs for the built-ins.
+OPENAI, ANTHROPIC, GEMINI = "openai", "anthropic", "gemini"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +52,7 @@ class Router:
         if path.startswith("/anthropic/v1/"):
             return Route(ANTHROPIC, "anthropic", self._anthropic, path[10:])
         if path.startswith("/gemini/v1beta/") or path.startswith("/gemini/v1/"):
-            return Route(GOOGLE, "gemini", self._gemini, path[7:])
+            return Route(GEMINI, "gemini", self._gemini, path[7:])
         return self._registered(path)
 
     def _registered(self, path: str) -> Route | UnknownProvider | None:
@@ -64,6 +64,6 @@ class Router:
         if found is None:
             return UnknownProvider(slug)
         base_url, style = found
-        # A registered base URL is the one its SDK takes, version included
-        # (https://api.groq.com/openai/v1): the rest of the path follows it.
-        return Route(slug, style, base_url.rstrip("/"), path[slash + 3 :])
+        # A registered base URL is the upstream root without /v1
+        # (https://api.groq.com/openai): the path after /<slug> follows it.
+        return Route(slug, style, base_url.rstrip("/"), path[slash:])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import aiohttp
 from asgiref.sync import sync_to_async
@@ -16,6 +17,7 @@ from django.db import connections
 
 from analytics.records import UsageRecord
 from proxy.buffer import UsageBuffer
+from proxy.costing import prices_refresh
 from proxy.providers import REFRESH_SECONDS, provider_upstream, providers_refresh
 from proxy.routing import Router
 
@@ -60,8 +62,9 @@ class ProxyRuntime:
             trust_env=False,
         )
         self.buffer.start()
+        await prices_refresh()
         await self.buffer.run_sync(providers_refresh)
-        self._refresher = asyncio.create_task(self._refresh_providers(), name="providers")
+        self._refresher = asyncio.create_task(self._refresh(), name="aispendtrack-refresh")
 
     async def stop(self) -> None:
         if self._refresher is not None:
@@ -77,10 +80,15 @@ class ProxyRuntime:
     def record(self, record: UsageRecord) -> None:
         self.buffer.add(record)
 
-    async def _refresh_providers(self) -> None:
+    async def _refresh(self) -> None:
+        """Prices each second (a no-op when not due), the provider map every few."""
+        last_providers = time.monotonic()
         while True:
-            await asyncio.sleep(REFRESH_SECONDS)
-            try:
-                await self.buffer.run_sync(providers_refresh)
-            except Exception:
-                logger.exception("provider registry refresh failed")
+            await asyncio.sleep(1.0)
+            await prices_refresh()
+            if time.monotonic() - last_providers >= REFRESH_SECONDS:
+                last_providers = time.monotonic()
+                try:
+                    await self.buffer.run_sync(providers_refresh)
+                except Exception:
+                    logger.exception("provider registry refresh failed")

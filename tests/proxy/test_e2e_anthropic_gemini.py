@@ -95,7 +95,7 @@ def gemini_post(proxy, api_key, path: str, **kwargs) -> httpx.Response:
 
 def assert_gemini_usage(event) -> None:
     thoughts = fake.GEMINI_USAGE["thoughtsTokenCount"]
-    assert event.provider == "google" and event.model == "gemini-2.5-flash"
+    assert event.provider == "gemini" and event.model == "gemini-2.5-flash"
     assert event.input_tokens == fake.GEMINI_USAGE["promptTokenCount"]
     assert event.output_tokens == fake.GEMINI_USAGE["candidatesTokenCount"] + thoughts
     assert event.reasoning_tokens == thoughts
@@ -130,7 +130,7 @@ def test_gemini_native_and_stream(proxy, api_key, fake_provider):
 
 
 def test_openai_compatible_provider_registered_by_staff(proxy, api_key, fake_provider):
-    base_url = f"{fake_provider.url}/compat/v1"
+    base_url = f"{fake_provider.url}/compat"  # the upstream root, without /v1
     registered = register_provider("groqish", base_url)
     try:
         sdk = openai.OpenAI(

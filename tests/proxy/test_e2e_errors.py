@@ -151,8 +151,8 @@ def closed_port() -> int:
 
 
 def test_unreachable_upstream_is_502_in_the_callers_shape(proxy, api_key):
-    providers.provider_register("deadend", f"http://127.0.0.1:{closed_port()}/v1", "openai")
-    providers.provider_register("deadant", f"http://127.0.0.1:{closed_port()}/v1", "anthropic")
+    providers.provider_register("deadend", f"http://127.0.0.1:{closed_port()}", "openai")
+    providers.provider_register("deadant", f"http://127.0.0.1:{closed_port()}", "anthropic")
     try:
         oa = post(
             proxy, "/deadend/v1/chat/completions", headers={"x-aispendtrack-key": api_key.raw}

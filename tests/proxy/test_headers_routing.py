@@ -113,11 +113,11 @@ def router(**registered) -> Router:
         ),
         (
             "/gemini/v1beta/models/g:generateContent",
-            Route("google", "gemini", "https://ge.test", "/v1beta/models/g:generateContent"),
+            Route("gemini", "gemini", "https://ge.test", "/v1beta/models/g:generateContent"),
         ),
         (
             "/groq/v1/chat/completions",
-            Route("groq", "openai", "https://api.groq.com/openai/v1", "/chat/completions"),
+            Route("groq", "openai", "https://api.groq.com/openai", "/v1/chat/completions"),
         ),
         ("/nosuch/v1/chat/completions", UnknownProvider("nosuch")),
         ("/admin/", None),
@@ -126,7 +126,7 @@ def router(**registered) -> Router:
     ],
 )
 def test_routes(path, expected):
-    assert router(groq=("https://api.groq.com/openai/v1", "openai")).resolve(path) == expected
+    assert router(groq=("https://api.groq.com/openai", "openai")).resolve(path) == expected
 
 
 @pytest.mark.parametrize(
