@@ -87,8 +87,10 @@ def _setup(env: dict[str, str]) -> tuple[str, int]:
     out = subprocess.run(
         [*manage, "shell", "-c", SETUP_KEY], env=env, check=True, cwd=ROOT, capture_output=True
     ).stdout.decode()
-    _, raw, org_id = re.search(r"KEY (\S+) (\d+)", out).group(0).split()
-    return raw, int(org_id)
+    found = re.search(r"KEY (\S+) (\d+)", out)
+    if found is None:
+        raise RuntimeError(f"could not create the benchmark key: {out!r}")
+    return found.group(1), int(found.group(2))
 
 
 def _wait_port(port: int, timeout: float = 30) -> None:
@@ -144,7 +146,7 @@ def _ledger_count(env: dict[str, str], org_id: int) -> int:
         row = conn.execute(
             "SELECT count(*) FROM analytics_usageevent WHERE organization_id = %s", (org_id,)
         ).fetchone()
-    return row[0]
+    return row[0] if row else 0
 
 
 def _clear_ledger(env: dict[str, str], org_id: int) -> None:
@@ -159,7 +161,10 @@ def _ingest_rate(env: dict[str, str]) -> float:
     out = subprocess.run(
         [PYTHON, "-m", "bench.proxy_ingest"], env=env, cwd=ROOT, capture_output=True, check=True
     ).stdout.decode()
-    return float(re.search(r"INGEST ([\d.]+)", out).group(1))
+    found = re.search(r"INGEST ([\d.]+)", out)
+    if found is None:
+        raise RuntimeError(f"ingest benchmark printed no figure: {out!r}")
+    return float(found.group(1))
 
 
 def measure() -> dict:

@@ -11,14 +11,10 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
+from pricing.engine import aensure_fresh, cost_for_usage
 from pricing.usage import Usage
 
 logger = logging.getLogger("aispendtrack.proxy")
-
-try:  # TODO(merge): pricing.engine lands with the pricing branch; drop the shim then.
-    from pricing.engine import aensure_fresh, cost_for_usage
-except ImportError:  # pragma: no cover - depends on which branches are merged
-    aensure_fresh = cost_for_usage = None
 
 ZERO = Decimal(0)
 
@@ -26,8 +22,6 @@ ZERO = Decimal(0)
 async def prices_refresh() -> None:
     """Reload the engine's price snapshot if prices changed (off the hot path;
     returns at once when not due). The engine prices nothing until loaded."""
-    if aensure_fresh is None:
-        return
     try:
         await aensure_fresh()
     except Exception:
@@ -48,7 +42,7 @@ def call_cost(
     if usage is None or usage.is_empty:
         # Nothing counted: free if the call failed or uses no tokens; else unknown.
         return ZERO if not (billable and succeeded) else None
-    if cost_for_usage is None or not model:
+    if not model:
         return None
     try:
         return cost_for_usage(

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 
 import aiohttp
 from asgiref.sync import sync_to_async
@@ -18,7 +17,7 @@ from django.db import connections
 from analytics.records import UsageRecord
 from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
-from proxy.providers import REFRESH_SECONDS, provider_upstream, providers_refresh
+from proxy.providers import provider_upstream
 from proxy.routing import Router
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -63,8 +62,7 @@ class ProxyRuntime:
         )
         self.buffer.start()
         await prices_refresh()
-        await self.buffer.run_sync(providers_refresh)
-        self._refresher = asyncio.create_task(self._refresh(), name="aispendtrack-refresh")
+        self._refresher = asyncio.create_task(self._refresh(), name="aispendtrack-prices")
 
     async def stop(self) -> None:
         if self._refresher is not None:
@@ -81,14 +79,7 @@ class ProxyRuntime:
         self.buffer.add(record)
 
     async def _refresh(self) -> None:
-        """Prices each second (a no-op when not due), the provider map every few."""
-        last_providers = time.monotonic()
+        """Prices and the provider map, each second (a no-op when nothing changed)."""
         while True:
             await asyncio.sleep(1.0)
             await prices_refresh()
-            if time.monotonic() - last_providers >= REFRESH_SECONDS:
-                last_providers = time.monotonic()
-                try:
-                    await self.buffer.run_sync(providers_refresh)
-                except Exception:
-                    logger.exception("provider registry refresh failed")

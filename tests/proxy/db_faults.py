@@ -58,6 +58,8 @@ class TcpRelay:
         )
 
     async def _cut(self) -> None:
+        if self._server is None:
+            return
         self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()

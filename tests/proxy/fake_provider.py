@@ -128,6 +128,7 @@ class FakeProvider:
     def stop(self) -> None:
         if self._loop is None:
             return
+        assert self._runner is not None and self._thread is not None
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
@@ -362,6 +363,7 @@ def _responses_events(data) -> list[dict]:
 
 def _embeddings(data) -> dict:
     vector = [0.25, -0.5, 0.125]
+    embedding: str | list[float]
     if data.get("encoding_format") == "base64":
         embedding = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
     else:
@@ -390,7 +392,7 @@ def _anthropic_message(data) -> dict:
 def _anthropic_events(data) -> list[dict]:
     start = _anthropic_message(data)
     start.update(content=[], stop_reason=None, usage=dict(ANTHROPIC_START_USAGE))
-    events = [
+    events: list[dict] = [
         {"type": "message_start", "message": start},
         {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
         {"type": "ping"},

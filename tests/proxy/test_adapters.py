@@ -115,7 +115,7 @@ def test_openai_multipart_model():
 
 
 def chat_chunk(content=None, usage=None, choices=True, with_usage_key=True) -> dict:
-    chunk = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-2024"}
+    chunk: dict = {"id": "c", "object": "chat.completion.chunk", "model": "gpt-4o-2024"}
     chunk["choices"] = [{"index": 0, "delta": {"content": content}}] if choices else []
     if with_usage_key:
         chunk["usage"] = usage

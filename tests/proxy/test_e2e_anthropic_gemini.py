@@ -8,12 +8,13 @@ import openai
 import pytest
 
 from analytics.models import Status
-from proxy import providers
+from pricing import engine
+from pricing.models import Provider
 from tests.proxy import fake_provider as fake
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-START = fake.ANTHROPIC_START_USAGE
+START: dict = fake.ANTHROPIC_START_USAGE
 CACHE_5M = START["cache_creation"]["ephemeral_5m_input_tokens"]
 CACHE_1H = START["cache_creation"]["ephemeral_1h_input_tokens"]
 ANTHROPIC_TOTAL_INPUT = (
@@ -158,15 +159,12 @@ def test_openai_compatible_provider_registered_by_staff(proxy, api_key, fake_pro
 
 
 def register_provider(slug: str, base_url: str):
-    """A Provider row when the pricing app has the model, else the manual hook."""
-    from pricing import models as pricing_models
+    """A Provider row, as staff add one in admin; the engine's snapshot carries it."""
+    row = Provider.objects.create(slug=slug, name=slug, base_url=base_url, api_style="openai")
+    engine.ensure_fresh(force=True)
 
-    provider_model = getattr(pricing_models, "Provider", None)  # TODO(merge): always the model
-    if provider_model is not None and providers.provider_upstreams_all is not None:
-        row = provider_model.objects.create(
-            slug=slug, name=slug, base_url=base_url, api_style="openai", is_active=True
-        )
-        providers.providers_refresh()
-        return row.delete
-    providers.provider_register(slug, base_url, "openai")
-    return lambda: providers.provider_unregister(slug)
+    def remove() -> None:
+        row.delete()
+        engine.ensure_fresh(force=True)
+
+    return remove

@@ -13,7 +13,7 @@ import pytest
 from accounts.models import Scope
 from accounts.services import api_key_issue, api_key_revoke
 from analytics.models import Status
-from proxy import providers
+from proxy import providers  # the manual hook: these upstreams are dead on purpose
 from tests.proxy import fake_provider as fake
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

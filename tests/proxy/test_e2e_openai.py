@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import openai
 import pytest
 
 from analytics.models import Status
+from pricing import engine
+from pricing.models import ModelPrice, Provider
 from tests.proxy import fake_provider as fake
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -229,3 +233,29 @@ def test_explicit_openai_prefix(proxy, api_key, fake_provider):
     assert fake_provider.last().path == "/v1/chat/completions"
     [event] = proxy.events(1)
     assert event.endpoint == "/v1/chat/completions" and event.provider == "openai"
+
+
+def test_priced_call_carries_its_cost(proxy, api_key, builtin_providers):
+    """A model with a price: the cost header and the ledger agree with the price sheet."""
+    ModelPrice.objects.create(
+        provider=Provider.objects.get(slug="openai"),
+        model_id="gpt-4o-priced",
+        input=Decimal("2.5"),
+        cache_read=Decimal("1.25"),
+        output=Decimal("10"),
+    )
+    engine.ensure_fresh(force=True)
+    raw = client(proxy, api_key).chat.completions.with_raw_response.create(
+        model="gpt-4o-priced", messages=[]
+    )
+    usage = fake.CHAT_USAGE
+    cached = usage["prompt_tokens_details"]["cached_tokens"]
+    per_million = (
+        (usage["prompt_tokens"] - cached) * Decimal("2.5")
+        + cached * Decimal("1.25")
+        + usage["completion_tokens"] * Decimal("10")
+    )
+    expected = per_million / 1_000_000
+    assert Decimal(raw.headers["x-aispendtrack-cost"]) == expected
+    [event] = proxy.events(1)
+    assert event.priced and event.cost == expected
