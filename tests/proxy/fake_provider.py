@@ -12,6 +12,7 @@ forwards like any other:
     x-fake-hang-after: 1     stream this many chunks, then go silent
     x-fake-cut: 2            stream this many chunks, then drop the connection
     x-fake-gzip: 1           gzip the JSON body (when the request accepts gzip)
+    x-fake-set-cookie: 1     set a cookie, as Cloudflare in front of providers does
 """
 
 from __future__ import annotations
@@ -183,6 +184,8 @@ class FakeProvider:
     def _json(self, request: web.Request, payload, headers=None) -> web.Response:
         raw = _compact(payload)
         headers = {"content-type": "application/json", **(headers or {})}
+        if request.headers.get("x-fake-set-cookie"):
+            headers["set-cookie"] = "__cf_bm=tenant-a; Path=/; HttpOnly"
         accepts = request.headers.get("accept-encoding", "")
         if request.headers.get("x-fake-gzip") and "gzip" in accepts:
             raw = gzip.compress(raw)

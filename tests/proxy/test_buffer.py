@@ -105,7 +105,10 @@ def test_buffer_spools_while_down_and_replays_when_back(org, tmp_path):
         ledger.down = True
         for n in range(7, 40):
             buffer.add(record(org.pk, n))
-        await asyncio.sleep(0.2)  # several ticks fail and spool
+        for _ in range(100):  # several ticks fail and spool (bounded wait)
+            await asyncio.sleep(0.02)
+            if buffer.spooled == 33:
+                break
         assert buffer.spool.pending()
         ledger.down = False
         for n in range(40, 45):

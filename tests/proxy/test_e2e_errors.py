@@ -196,11 +196,11 @@ def test_chunks_are_relayed_as_they_arrive(proxy, api_key):
             if line.startswith("data: {"):
                 arrivals.append(time.monotonic() - started)
     # The fake sleeps `gap` between chunks; each must reach the client on its own
-    # (a buffering proxy would deliver them all at the end).
-    assert arrivals[0] < gap
+    # (a buffering proxy would deliver them all at once, at the end).
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     assert len(gaps) == len(fake.WORDS) + 1
-    assert min(gaps) > gap * 0.6
+    assert min(gaps) > gap * 0.5
+    assert arrivals[-1] - arrivals[0] > gap * len(gaps) * 0.8
 
 
 def test_client_hang_up_closes_upstream_and_records_cancelled(proxy, api_key, fake_provider):
