@@ -235,7 +235,14 @@ def test_explicit_openai_prefix(proxy, api_key, fake_provider):
     assert event.endpoint == "/v1/chat/completions" and event.provider == "openai"
 
 
-def test_priced_call_carries_its_cost(proxy, api_key, builtin_providers):
+@pytest.fixture
+def fresh_prices():
+    """Prices loaded from this test's rows; the engine forgets them afterwards."""
+    yield lambda: engine.ensure_fresh(force=True)
+    engine.snapshot_reset()
+
+
+def test_priced_call_carries_its_cost(proxy, api_key, builtin_providers, fresh_prices):
     """A model with a price: the cost header and the ledger agree with the price sheet."""
     ModelPrice.objects.create(
         provider=Provider.objects.get(slug="openai"),
@@ -244,7 +251,7 @@ def test_priced_call_carries_its_cost(proxy, api_key, builtin_providers):
         cache_read=Decimal("1.25"),
         output=Decimal("10"),
     )
-    engine.ensure_fresh(force=True)
+    fresh_prices()
     raw = client(proxy, api_key).chat.completions.with_raw_response.create(
         model="gpt-4o-priced", messages=[]
     )
