@@ -8,10 +8,12 @@ rollups, so aggregates are exactly as fresh as the events. Replaying a batch
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from django.db import connection, transaction
@@ -84,39 +86,44 @@ def quantize_cost(cost: Decimal | None) -> Decimal:
     return (cost or Decimal(0)).quantize(QUANTUM)
 
 
-def event_from_record(record: UsageRecord) -> UsageEvent:
+def event_values(record: UsageRecord) -> dict[str, Any]:
+    """A record as UsageEvent field values (attnames), lengths clipped to the columns."""
     usage = record.usage
-    return UsageEvent(
-        organization_id=record.organization_id,
-        api_key_id=record.api_key_id,
-        request_id=record.request_id,
-        created_at=record.created_at,
-        provider=record.provider,
-        endpoint=record.endpoint[:200],
-        model=record.model[:200],
-        response_model=record.response_model[:200],
-        customer_id=record.customer_id,
-        feature=record.feature,
-        trace_id=record.trace_id,
-        environment=record.environment,
-        properties=record.properties,
-        input_tokens=usage.input_tokens,
-        output_tokens=usage.output_tokens,
-        cached_input_tokens=usage.cached_input_tokens,
-        cache_write_tokens=usage.cache_write_tokens,
-        cache_write_1h_tokens=usage.cache_write_1h_tokens,
-        reasoning_tokens=usage.reasoning_tokens,
-        input_audio_tokens=usage.input_audio_tokens,
-        output_audio_tokens=usage.output_audio_tokens,
-        cost=quantize_cost(record.cost),
-        priced=record.cost is not None,
-        status=record.status,
-        http_status=record.http_status,
-        latency_ms=max(0, record.latency_ms),
-        ttfb_ms=record.ttfb_ms,
-        streamed=record.streamed,
-        upstream_request_id=record.upstream_request_id[:200],
-    )
+    return {
+        "organization_id": record.organization_id,
+        "api_key_id": record.api_key_id,
+        "request_id": record.request_id,
+        "created_at": record.created_at,
+        "provider": record.provider,
+        "endpoint": record.endpoint[:200],
+        "model": record.model[:200],
+        "response_model": record.response_model[:200],
+        "customer_id": record.customer_id,
+        "feature": record.feature,
+        "trace_id": record.trace_id,
+        "environment": record.environment,
+        "properties": record.properties,
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_write_tokens": usage.cache_write_tokens,
+        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "input_audio_tokens": usage.input_audio_tokens,
+        "output_audio_tokens": usage.output_audio_tokens,
+        "cost": quantize_cost(record.cost),
+        "priced": record.cost is not None,
+        "status": record.status,
+        "http_status": record.http_status,
+        "latency_ms": max(0, record.latency_ms),
+        "ttfb_ms": record.ttfb_ms,
+        "streamed": record.streamed,
+        "upstream_request_id": record.upstream_request_id[:200],
+    }
+
+
+def event_from_record(record: UsageRecord) -> UsageEvent:
+    return UsageEvent(**event_values(record))
 
 
 @dataclass
@@ -179,22 +186,44 @@ def usage_record_batch(records: Sequence[UsageRecord]) -> int:
     """
     if not records:
         return 0
-    events = [event_from_record(record) for record in records]
     with transaction.atomic():
         seen = set(
-            UsageEvent.objects.filter(request_id__in=[e.request_id for e in events]).values_list(
+            UsageEvent.objects.filter(request_id__in=[r.request_id for r in records]).values_list(
                 "request_id", flat=True
             )
         )
-        fresh = {e.request_id: e for e in events if e.request_id not in seen}
-        new_events = list(fresh.values())
-        if not new_events:
+        fresh = {r.request_id: r for r in records if r.request_id not in seen}
+        if not fresh:
             return 0
-        UsageEvent.objects.bulk_create(new_events, batch_size=500)
-        rollups_add(rollup_buckets(new_events))
-        key_ids = {e.api_key_id for e in new_events if e.api_key_id}
+        rows = [event_values(record) for record in fresh.values()]
+        if connection.vendor == "postgresql":
+            _events_copy(rows)
+        else:
+            UsageEvent.objects.bulk_create([UsageEvent(**row) for row in rows], batch_size=500)
+        # Rollups need only attributes, not model instances (2 µs vs 90 µs apiece).
+        rollups_add(rollup_buckets([SimpleNamespace(**row) for row in rows]))
+        key_ids = {row["api_key_id"] for row in rows if row["api_key_id"]}
         api_key_touch_many(key_ids=key_ids, at=timezone.now())
-    return len(new_events)
+    return len(rows)
+
+
+_EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
+_EVENT_COPY_SQL = (
+    f"COPY {UsageEvent._meta.db_table} ({', '.join(f.column for f in _EVENT_FIELDS)}) FROM STDIN"
+)
+
+
+def _events_copy(rows: Sequence[dict[str, Any]]) -> None:
+    """Insert events with PostgreSQL's COPY: the ORM's bulk INSERT spends most
+    of its time compiling SQL and adapting parameters (bench: ingest)."""
+    with connection.cursor() as cursor, cursor.cursor.copy(_EVENT_COPY_SQL) as copy:
+        for row in rows:
+            copy.write_row(
+                [
+                    json.dumps(row[f.attname]) if f.attname == "properties" else row[f.attname]
+                    for f in _EVENT_FIELDS
+                ]
+            )
 
 
 def coarse_buckets(buckets: dict[tuple, _Bucket]) -> dict[tuple, _Bucket]:
@@ -253,26 +282,40 @@ def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
 def _rollups_upsert_sql(
     model, key_fields: tuple[str, ...], counters: tuple[str, ...], rows: dict[tuple, dict]
 ) -> None:
-    table = model._meta.db_table
-    columns = (*key_fields, *counters)
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters)
-    # Rows are locked in VALUES order; pricing's re-pricer locks buckets in
-    # this same order (sorted by repr), so the two never deadlock.
+    """One INSERT … SELECT FROM unnest(column arrays) ON CONFLICT per table: a
+    constant statement (parsed once, not per batch) whatever the batch size."""
+    if not rows:
+        return
+    # Rows are locked in this order; pricing's re-pricer locks buckets in the
+    # same order (sorted by repr), so the two never deadlock.
     items = sorted(rows.items(), key=lambda item: repr(item[0]))
+    columns: list[list[Any]] = [[] for _ in (*key_fields, *counters)]
+    for key, values in items:
+        for n, value in enumerate(key):
+            columns[n].append(value)
+        for n, name in enumerate(counters, start=len(key_fields)):
+            columns[n].append(values[name])
     with connection.cursor() as cursor:
-        for start in range(0, len(items), 200):
-            chunk = items[start : start + 200]
-            params: list[Any] = []
-            for key, values in chunk:
-                params.extend(key)
-                params.extend(values[name] for name in counters)
-            sql = (
-                f"INSERT INTO {table} ({', '.join(columns)}) "  # noqa: S608 (fixed identifiers)
-                f"VALUES {', '.join([row_sql] * len(chunk))} "
-                f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET {updates}"
-            )
-            cursor.execute(sql, params)
+        cursor.execute(_upsert_sql(model, key_fields, counters), columns)
+
+
+_UPSERT_SQL: dict[tuple, str] = {}
+
+
+def _upsert_sql(model, key_fields: tuple[str, ...], counters: tuple[str, ...]) -> str:
+    cache_key = (model, key_fields, counters)
+    if cache_key not in _UPSERT_SQL:
+        table = model._meta.db_table
+        names = (*key_fields, *counters)
+        by_attname = {f.attname: f for f in model._meta.concrete_fields}
+        arrays = ", ".join(f"%s::{by_attname[n].db_type(connection)}[]" for n in names)
+        updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in counters)
+        _UPSERT_SQL[cache_key] = (
+            f"INSERT INTO {table} ({', '.join(names)}) "  # noqa: S608 (fixed identifiers)
+            f"SELECT * FROM unnest({arrays}) "
+            f"ON CONFLICT ({', '.join(key_fields)}) DO UPDATE SET {updates}"
+        )
+    return _UPSERT_SQL[cache_key]
 
 
 def _rollups_merge_python(

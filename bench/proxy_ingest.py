@@ -19,14 +19,19 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
     from accounts.models import Organization
-    from analytics.models import HourlyRollup, UsageEvent
+    from analytics.models import (
+        DailyCustomerRollup,
+        HourlyCoarseRollup,
+        HourlyRollup,
+        UsageEvent,
+    )
     from analytics.records import UsageRecord
     from analytics.services import usage_record_batch
     from pricing.usage import Usage
 
     org, _ = Organization.objects.get_or_create(slug="bench-ingest", defaults={"name": "Ingest"})
-    UsageEvent.objects.filter(organization=org).delete()
-    HourlyRollup.objects.filter(organization=org).delete()
+    for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCustomerRollup):
+        model.objects.filter(organization=org).delete()
     start = datetime.now(UTC) - timedelta(hours=2)
     stamp = time.time_ns()
     records = [
@@ -53,8 +58,8 @@ def main() -> None:
         usage_record_batch(records[first : first + BATCH])
     elapsed = time.perf_counter() - began
     assert UsageEvent.objects.filter(organization=org).count() == EVENTS
-    UsageEvent.objects.filter(organization=org).delete()
-    HourlyRollup.objects.filter(organization=org).delete()
+    for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCustomerRollup):
+        model.objects.filter(organization=org).delete()
     print(f"INGEST {EVENTS / elapsed:.1f}")
 
 

@@ -114,3 +114,48 @@ def test_record_json_round_trip_is_exact():
         cost=Decimal("0.1234567891"),
     )
     assert UsageRecord.from_json(record.to_json()) == record
+
+
+@pytest.mark.django_db(transaction=True)
+def test_every_field_is_stored_as_given(org, api_key):
+    """The PostgreSQL path writes with COPY: check each column round-trips."""
+    record = make_record(
+        org,
+        7,
+        api_key_id=api_key.row.pk,
+        properties={"plan": "pro", "note": 'tab\there, "quotes", ünïcode ✓'},
+        response_model="gpt-4o-2024-08-06",
+        trace_id="trace-1",
+        environment="staging",
+        http_status=200,
+        ttfb_ms=42,
+        streamed=True,
+        upstream_request_id="chatcmpl-xyz",
+        usage=Usage(
+            input_tokens=1000,
+            output_tokens=300,
+            cached_input_tokens=200,
+            cache_write_tokens=50,
+            cache_write_1h_tokens=25,
+            reasoning_tokens=100,
+            input_audio_tokens=7,
+            output_audio_tokens=3,
+        ),
+        cost=Decimal("0.1234567891"),
+    )
+    usage_record_batch([record])
+
+    event = UsageEvent.objects.get(request_id=record.request_id)
+    assert event.properties == record.properties
+    assert (event.response_model, event.trace_id, event.environment) == (
+        "gpt-4o-2024-08-06",
+        "trace-1",
+        "staging",
+    )
+    assert (event.http_status, event.ttfb_ms, event.streamed) == (200, 42, True)
+    assert event.upstream_request_id == "chatcmpl-xyz"
+    assert event.api_key_id == api_key.row.pk
+    assert event.created_at == record.created_at
+    assert (event.cost, event.priced) == (Decimal("0.1234567891"), True)
+    stored = Usage(**{name: getattr(event, name) for name in Usage.__slots__})
+    assert stored == record.usage
