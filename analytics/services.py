@@ -126,6 +126,11 @@ def event_from_record(record: UsageRecord) -> UsageEvent:
     return UsageEvent(**event_values(record))
 
 
+# A UsageEvent, or anything with its attributes (the ingest path passes
+# SimpleNamespaces of `event_values`, which are 40× cheaper to build).
+EventLike = UsageEvent | SimpleNamespace
+
+
 @dataclass
 class _Bucket:
     values: dict[str, int | Decimal]
@@ -138,7 +143,7 @@ class _Bucket:
         for name, value in other.values.items():
             self.values[name] += value
 
-    def add(self, event: UsageEvent) -> None:
+    def add(self, event: EventLike) -> None:
         v = self.values
         v["calls"] += 1
         v["unpriced_calls"] += 0 if event.priced else 1
@@ -156,7 +161,7 @@ class _Bucket:
         v["latency_ms_sum"] += event.latency_ms
 
 
-def bucket_key(event: UsageEvent) -> tuple:
+def bucket_key(event: EventLike) -> tuple:
     return (
         event.organization_id,
         hour_of(event.created_at),
@@ -170,7 +175,7 @@ def bucket_key(event: UsageEvent) -> tuple:
     )
 
 
-def rollup_buckets(events: Sequence[UsageEvent]) -> dict[tuple, _Bucket]:
+def rollup_buckets(events: Sequence[EventLike]) -> dict[tuple, _Bucket]:
     buckets: dict[tuple, _Bucket] = {}
     for event in events:
         buckets.setdefault(bucket_key(event), _Bucket.empty()).add(event)

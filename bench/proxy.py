@@ -171,6 +171,34 @@ def _ingest_rate(env: dict[str, str]) -> float:
     return float(found.group(1))
 
 
+def _server_command(port: int) -> list[str]:
+    """uvicorn, as `make serve` runs it; BENCH_SERVER=granian for the comparison
+    the README's choice of server rests on (granian is not a dependency)."""
+    if os.environ.get("BENCH_SERVER") == "granian":
+        return [
+            str(Path(PYTHON).with_name("granian")),
+            "--interface=asgi",
+            "--host=127.0.0.1",
+            f"--port={port}",
+            f"--workers={WORKERS}",
+            "--loop=uvloop",
+            "--no-ws",
+            "config.asgi:application",
+        ]
+    return [
+        str(Path(PYTHON).with_name("uvicorn")),
+        "config.asgi:application",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--workers={WORKERS}",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--no-access-log",
+        "--no-server-header",
+        "--no-date-header",
+    ]
+
+
 def measure() -> dict:
     upstream_port, proxy_port = _free_port(), _free_port()
     env = _environment(upstream_port)
@@ -182,18 +210,7 @@ def measure() -> dict:
         [PYTHON, "-m", "bench.fake_upstream", str(upstream_port)], cwd=ROOT, stdout=log
     )
     server = subprocess.Popen(
-        [
-            str(Path(PYTHON).with_name("uvicorn")),
-            "config.asgi:application",
-            "--host=127.0.0.1",
-            f"--port={proxy_port}",
-            f"--workers={WORKERS}",
-            "--loop=uvloop",
-            "--http=httptools",
-            "--no-access-log",
-            "--no-server-header",
-            "--no-date-header",
-        ],
+        _server_command(proxy_port),
         env=env,
         cwd=ROOT,
         stdout=log,
