@@ -79,18 +79,9 @@ class UsageEvent(models.Model):
         return self.input_tokens + self.output_tokens
 
 
-class HourlyRollup(models.Model):
-    """Sums of events per (organization, hour, dimensions). Upserted, never scanned raw."""
+class RollupCounters(models.Model):
+    """The sums every hourly rollup keeps (analytics.services.COUNTER_FIELDS)."""
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    hour = models.DateTimeField()  # UTC, truncated to the hour
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=200)
-    customer_id = models.CharField(max_length=256)
-    feature = models.CharField(max_length=256)
-    environment = models.CharField(max_length=256)
-    api_key_id = models.BigIntegerField(default=0)  # 0: no key (kept non-null for the unique key)
-    status = models.CharField(max_length=16, choices=Status.choices)
     calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)
     streamed_calls = models.BigIntegerField(default=0)
@@ -102,6 +93,23 @@ class HourlyRollup(models.Model):
     reasoning_tokens = models.BigIntegerField(default=0)
     cost = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES, default=0)
     latency_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(RollupCounters):
+    """Sums of events per (organization, hour, dimensions). Upserted, never scanned raw."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    customer_id = models.CharField(max_length=256)
+    feature = models.CharField(max_length=256)
+    environment = models.CharField(max_length=256)
+    api_key_id = models.BigIntegerField(default=0)  # 0: no key (kept non-null for the unique key)
+    status = models.CharField(max_length=16, choices=Status.choices)
 
     class Meta:
         constraints = [
@@ -130,7 +138,7 @@ class HourlyRollup(models.Model):
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model}"
 
 
-class HourlyCoarseRollup(models.Model):
+class HourlyCoarseRollup(RollupCounters):
     """HourlyRollup without the customer dimension, upserted in the same transaction.
 
     A long tail of customers makes HourlyRollup nearly as big as the events
@@ -147,17 +155,6 @@ class HourlyCoarseRollup(models.Model):
     environment = models.CharField(max_length=256)
     api_key_id = models.BigIntegerField(default=0)
     status = models.CharField(max_length=16, choices=Status.choices)
-    calls = models.BigIntegerField(default=0)
-    unpriced_calls = models.BigIntegerField(default=0)
-    streamed_calls = models.BigIntegerField(default=0)
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    cache_write_tokens = models.BigIntegerField(default=0)
-    cache_write_1h_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
-    cost = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES, default=0)
-    latency_ms_sum = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
