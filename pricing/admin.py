@@ -12,10 +12,13 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from pricing import selectors, services
-from pricing.models import BUILTIN_PROVIDERS, ModelPrice, PriceOverride, Provider
-
-# Path segments the proxy routes itself; a provider slug must not shadow them.
-RESERVED_SLUGS = frozenset({"v1", "v1beta", "admin", "api", "static", "pricing", "settings"})
+from pricing.models import (
+    BUILTIN_PROVIDERS,
+    RESERVED_SLUGS,
+    ModelPrice,
+    PriceOverride,
+    Provider,
+)
 
 
 def _https_urls(field, **kwargs):
@@ -34,8 +37,12 @@ class ProviderForm(forms.ModelForm):
         super().clean()
         data = self.cleaned_data
         slug = data.get("slug", "")
-        if slug in RESERVED_SLUGS:
-            self.add_error("slug", f"“{slug}” is a route of the proxy itself; choose another slug.")
+        if slug in RESERVED_SLUGS and slug not in BUILTIN_PROVIDERS:
+            self.add_error(
+                "slug",
+                f"“{slug}” is a route of the proxy or of AiSpendTrack's pages; "
+                "choose another slug.",
+            )
         if slug in BUILTIN_PROVIDERS and data.get("base_url"):
             self.add_error(
                 "base_url",

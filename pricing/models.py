@@ -23,6 +23,18 @@ PRICE_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
 PRICE_DIGITS = 20
 PRICE_PLACES = 10
 BUILTIN_PROVIDERS = ("openai", "anthropic", "gemini")
+# First path segments that can never be a provider slug: the proxy's own routes
+# and Django's top-level pages (a test checks this against config.urls). The
+# proxy leaves `/<reserved>/v1/…` to Django (a customer named "v1" has a page),
+# and the admin refuses them as slugs (such a provider could never be reached).
+RESERVED_SLUGS = frozenset(
+    {
+        *("v1", "v1beta", *BUILTIN_PROVIDERS),
+        *("accounts", "admin", "api", "customers", "dashboard", "features", "healthz"),
+        *("invite", "keys", "models", "organizations", "pricing", "requests", "settings"),
+        *("static", "traces"),
+    }
+)
 
 
 class ApiStyle(models.TextChoices):

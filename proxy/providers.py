@@ -12,11 +12,8 @@ one without the admin).
 from __future__ import annotations
 
 from pricing.engine import provider_upstreams
+from pricing.models import RESERVED_SLUGS as RESERVED
 
-# Path prefixes the proxy or Django own: never a provider slug.
-RESERVED = frozenset(
-    {"v1", "openai", "anthropic", "gemini", "admin", "accounts", "api", "static", "healthz"}
-)
 STYLES = frozenset({"openai", "anthropic", "gemini"})
 
 _manual: dict[str, tuple[str, str]] = {}

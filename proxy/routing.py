@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from proxy.providers import RESERVED
+
 # Ledger provider ids: the pricing app's Provider slugs for the built-ins.
 OPENAI, ANTHROPIC, GEMINI = "openai", "anthropic", "gemini"
 
@@ -60,6 +62,8 @@ class Router:
         if slash < 0 or not path.startswith("/v1/", slash):
             return None
         slug = path[1:slash]
+        if slug in RESERVED:  # Django's page (e.g. /customers/v1/ for customer "v1")
+            return None
         found = self._providers(slug)
         if found is None:
             return UnknownProvider(slug)

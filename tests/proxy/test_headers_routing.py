@@ -120,6 +120,9 @@ def router(**registered) -> Router:
             Route("groq", "openai", "https://api.groq.com/openai", "/v1/chat/completions"),
         ),
         ("/nosuch/v1/chat/completions", UnknownProvider("nosuch")),
+        # Django's pages whose second segment happens to be "v1" stay Django's.
+        ("/customers/v1/", None),
+        ("/models/v1/", None),
         ("/admin/", None),
         ("/api/costs", None),
         ("/", None),
@@ -145,3 +148,25 @@ def test_error_shapes(style, status, check):
     body = json.loads(error_body(style, status, "do this", "code"))
     assert check(body)
     assert "do this" in json.dumps(body)
+
+
+def test_reserved_slugs_cover_every_top_level_django_route():
+    """A new top-level page must join RESERVED_SLUGS, or `/<page>/v1/…` would
+    be taken by the proxy as a provider path."""
+    from django.urls import URLResolver, get_resolver
+
+    from pricing.models import RESERVED_SLUGS
+
+    def heads(patterns) -> set[str]:
+        found: set[str] = set()
+        for pattern in patterns:
+            text = str(pattern.pattern)
+            if isinstance(pattern, URLResolver) and text == "":
+                found |= heads(pattern.url_patterns)
+            elif (head := text.split("/")[0]) and "<" not in head:
+                found.add(head)
+        return found
+
+    django_heads = heads(get_resolver().url_patterns)
+    assert "customers" in django_heads  # the walk really reached the included apps
+    assert django_heads <= RESERVED_SLUGS, django_heads - RESERVED_SLUGS
