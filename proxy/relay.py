@@ -42,7 +42,7 @@ async def answer_error(
     headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]
     if call is not None:
         call.responded = True
-        headers.append((b"x-aispendtrack-request-id", call.request_id.encode()))
+        headers.append(_request_id_header(call))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
