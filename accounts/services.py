@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -111,8 +112,6 @@ def api_key_touch_many(*, key_ids: Iterable[int], at: datetime) -> int:
     if not ids:
         return 0
     stale_before = at - LAST_USED_RESOLUTION
-    from django.db.models import Q
-
     return ApiKey.objects.filter(
         Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale_before), pk__in=ids
     ).update(last_used_at=at)
@@ -167,8 +166,6 @@ def invitation_revoke(*, organization: Organization, invitation: Invitation) -> 
 def invitation_purge_expired_all_orgs(*, older_than: timedelta = timedelta(days=30)) -> int:
     """Delete invitations that expired (or were used or withdrawn) long ago, in
     every organization: a beat task's housekeeping, not a tenant read."""
-    from django.db.models import Q
-
     cutoff = timezone.now() - older_than
     deleted, _ = Invitation.objects.filter(
         Q(expires_at__lt=cutoff) | Q(accepted_at__lt=cutoff) | Q(revoked_at__lt=cutoff)
