@@ -14,6 +14,7 @@ WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
 run: export DEBUG ?= 1
 run: install
 	$(MANAGE) migrate --noinput
+	$(MANAGE) rollups_rebuild
 	$(MANAGE) sync_prices
 	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
 	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
@@ -30,6 +31,7 @@ serve: install
 		chmod 600 var/secret_key; echo "generated var/secret_key"; fi
 	@export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"; \
 	$(MANAGE) migrate --noinput && \
+	$(MANAGE) rollups_rebuild && \
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \
 	exec $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) \

@@ -16,6 +16,10 @@ class Organization(models.Model):
     slug = models.SlugField(max_length=140, unique=True)
     # Dashboards bucket days in this zone; the ledger itself is UTC.
     timezone = models.CharField(max_length=64, default="UTC")
+    # The zone analytics' daily rollups are currently keyed in. It differs from
+    # `timezone` (or is "") while they are being re-grouped after a change;
+    # dashboards then read the hourly rollups (analytics.daily).
+    rollup_timezone = models.CharField(max_length=64, default="UTC", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

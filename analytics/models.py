@@ -178,18 +178,69 @@ class HourlyCoarseRollup(RollupCounters):
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} (all customers)"
 
 
-class DailyCustomerRollup(models.Model):
-    """Per customer per UTC day: what "top customers" and the customers list read.
+class DailyCoarseRollup(RollupCounters):
+    """HourlyCoarseRollup summed per local day of the organization's zone.
 
-    A long tail of customers keeps the hourly rollup nearly as large as the
-    events; this table is bounded by customers × days instead, whatever the
-    call volume. Periods in an org's local days read whole UTC days here and
-    their partial first/last UTC day from HourlyRollup, so results stay exact
-    (analytics.selectors.spend). Upserted with every batch, like the others.
+    `day` is the local date the rollup hour starts on in
+    `Organization.rollup_timezone`, the same rule the hourly selectors group by,
+    so a period of local days is an exact range of rows here. A month of a busy
+    organization is ~25× fewer rows than hourly (analytics.daily). Upserted with
+    every batch; rebuilt from the hourly rollups when the zone changes.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    day = models.DateField()  # UTC
+    day = models.DateField()  # local, in organization.rollup_timezone
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    environment = models.CharField(max_length=256)
+    api_key_id = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices)
+
+    class Meta:
+        constraints = [
+            # Its index (organization, day, …) serves every period scan.
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "day",
+                    "provider",
+                    "model",
+                    "feature",
+                    "environment",
+                    "api_key_id",
+                    "status",
+                ],
+                name="uniq_daily_coarse_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day} {self.model} (all customers)"
+
+
+class Span(models.TextChoices):
+    DAY = "d"
+    WEEK = "w"  # ISO week, Monday first
+    MONTH = "m"
+
+
+class CustomerRollup(models.Model):
+    """Per customer per local day, week and month: what customer rankings read.
+
+    Ranking a long tail of customers must read a row per customer per stored
+    interval; storing weeks and months as well as days lets a 30-day period be
+    ~6 intervals instead of 30 (analytics.daily.period_spans). Each interval
+    holds the customer's totals (dimension "") and its split by model and by
+    feature (dimension "model"/"feature", `value` the model or feature), which
+    the model and feature pages rank customers by. Upserted with every batch.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    span = models.CharField(max_length=1, choices=Span.choices)
+    start = models.DateField()  # local, in organization.rollup_timezone
+    dimension = models.CharField(max_length=8)  # "", "model" or "feature"
+    value = models.CharField(max_length=256)
     customer_id = models.CharField(max_length=256)
     calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)
@@ -204,11 +255,19 @@ class DailyCustomerRollup(models.Model):
 
     class Meta:
         constraints = [
-            # Its index (organization, day, customer_id) serves every period scan.
+            # Rankings: (organization, dimension, value, span, start) ranges.
             models.UniqueConstraint(
-                fields=["organization", "day", "customer_id"], name="uniq_customer_day"
+                fields=["organization", "dimension", "value", "span", "start", "customer_id"],
+                name="uniq_customer_span",
+            )
+        ]
+        indexes = [
+            # One customer's page: its totals, models and features per interval.
+            models.Index(
+                fields=["organization", "customer_id", "dimension", "span", "start"],
+                name="cr_org_cust",
             )
         ]
 
     def __str__(self) -> str:
-        return f"{self.organization_id} {self.day} {self.customer_id or '(untagged)'}"
+        return f"{self.organization_id} {self.span}{self.start} {self.customer_id or '(untagged)'}"

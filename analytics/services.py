@@ -1,17 +1,18 @@
 """Writes to the ledger: a batch of usage records becomes events + rollups.
 
-One transaction per batch inserts the events and upserts their hourly
-rollups, so aggregates are exactly as fresh as the events. Replaying a batch
-(the proxy's disk spool after an outage) is safe: events are unique by
-`request_id` and only newly inserted ones are added to rollups.
+One transaction per batch inserts the events and upserts their rollups
+(hourly, and daily in the organization's zone: analytics.daily), so
+aggregates are exactly as fresh as the events. Replaying a batch (the proxy's
+disk spool after an outage) is safe: events are unique by `request_id` and
+only newly inserted ones are added to rollups.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -20,9 +21,9 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import api_key_touch_many
+from analytics.daily import daily_rollups_add
 from analytics.models import (
     COST_PLACES,
-    DailyCustomerRollup,
     HourlyCoarseRollup,
     HourlyRollup,
     UsageEvent,
@@ -46,22 +47,6 @@ BUCKET_FIELDS = (
 # The coarse rollup drops customer_id (index 4 of the bucket key).
 COARSE_BUCKET_FIELDS = tuple(name for name in BUCKET_FIELDS if name != "customer_id")
 _CUSTOMER_INDEX = BUCKET_FIELDS.index("customer_id")
-_STATUS_INDEX = BUCKET_FIELDS.index("status")
-# DailyCustomerRollup: (organization, UTC day, customer); it has no status
-# column, so error calls are counted explicitly.
-CUSTOMER_DAY_FIELDS = ("organization_id", "day", "customer_id")
-CUSTOMER_DAY_COUNTERS = (
-    "calls",
-    "unpriced_calls",
-    "streamed_calls",
-    "error_calls",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "reasoning_tokens",
-    "cost",
-    "latency_ms_sum",
-)
 COUNTER_FIELDS = (
     "calls",
     "unpriced_calls",
@@ -231,57 +216,56 @@ def _events_copy(rows: Sequence[dict[str, Any]]) -> None:
             )
 
 
-def coarse_buckets(buckets: dict[tuple, _Bucket]) -> dict[tuple, _Bucket]:
-    """The same sums with the customer dimension dropped (HourlyCoarseRollup)."""
-    coarse: dict[tuple, _Bucket] = {}
-    for key, bucket in buckets.items():
+def coarse_sums(sums: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """Fine bucket sums with the customer dimension dropped (HourlyCoarseRollup)."""
+    coarse: dict[tuple, dict[str, Any]] = {}
+    for key, values in sums.items():
         short = key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :]
-        coarse.setdefault(short, _Bucket.empty()).merge(bucket)
+        into = coarse.get(short)
+        if into is None:
+            coarse[short] = dict(values)
+            continue
+        for name in COUNTER_FIELDS:
+            into[name] += values[name]
     return coarse
 
 
-def customer_day_sums(buckets: dict[tuple, _Bucket]) -> dict[tuple, dict[str, Any]]:
-    """Hourly bucket sums folded into (organization, UTC day, customer) sums."""
-    days: dict[tuple, dict[str, Any]] = {}
-    for key, bucket in buckets.items():
-        day_key = (key[0], key[1].date(), key[_CUSTOMER_INDEX])
-        sums = days.setdefault(day_key, _zeros(CUSTOMER_DAY_COUNTERS))
-        for name in CUSTOMER_DAY_COUNTERS:
-            if name != "error_calls":
-                sums[name] += bucket.values[name]
-        if key[_STATUS_INDEX] != "success":
-            sums["error_calls"] += bucket.values["calls"]
-    return days
-
-
-def _zeros(counters: tuple[str, ...]) -> dict[str, Any]:
-    return {name: (Decimal(0) if name == "cost" else 0) for name in counters}
-
-
 def rollups_add(buckets: dict[tuple, _Bucket]) -> None:
-    """Add bucket sums into HourlyRollup, HourlyCoarseRollup and
-    DailyCustomerRollup rows, creating rows as needed.
-
-    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE per table (numeric
-    arithmetic, exact, safe under concurrent workers). SQLite stores decimals as
-    REAL, so adding in SQL would round; there the sums are added in Python under
-    the write lock that transaction_mode=IMMEDIATE already holds.
-    """
+    """Add bucket sums into HourlyRollup and every table derived from it,
+    creating rows as needed."""
     if not buckets:
         return
-    tables = (
-        (HourlyRollup, BUCKET_FIELDS, COUNTER_FIELDS, buckets),
-        (HourlyCoarseRollup, COARSE_BUCKET_FIELDS, COUNTER_FIELDS, coarse_buckets(buckets)),
-        (DailyCustomerRollup, CUSTOMER_DAY_FIELDS, CUSTOMER_DAY_COUNTERS, None),
-    )
-    write = _rollups_upsert_sql if connection.vendor == "postgresql" else _rollups_merge_python
-    for model, key_fields, counters, table_buckets in tables:
-        rows = (
-            customer_day_sums(buckets)
-            if table_buckets is None
-            else {key: bucket.values for key, bucket in table_buckets.items()}
-        )
-        write(model, key_fields, counters, rows)
+    sums = {key: bucket.values for key, bucket in buckets.items()}
+    rollup_rows_add(HourlyRollup, BUCKET_FIELDS, COUNTER_FIELDS, sums)
+    derived_rollups_add(sums)
+
+
+def derived_rollups_add(sums: dict[tuple, dict[str, Any]]) -> None:
+    """Add HourlyRollup bucket sums, or changes to them, to the tables derived
+    from it: HourlyCoarseRollup, DailyCoarseRollup and CustomerRollup.
+
+    Writers that change HourlyRollup rows in place (pricing.reprice sets a
+    bucket's cost and unpriced_calls) pass the differences, in the same
+    transaction, so the derived tables keep equalling the fine one.
+    """
+    rollup_rows_add(HourlyCoarseRollup, COARSE_BUCKET_FIELDS, COUNTER_FIELDS, coarse_sums(sums))
+    daily_rollups_add(sums)
+
+
+def rollup_rows_add(
+    model, key_fields: tuple[str, ...], counters: tuple[str, ...], rows: dict[tuple, dict]
+) -> None:
+    """Add counter sums into rows of one rollup table, creating rows as needed.
+
+    PostgreSQL: one INSERT … ON CONFLICT DO UPDATE (numeric arithmetic, exact,
+    safe under concurrent workers). SQLite stores decimals as REAL, so adding
+    in SQL would round; there the sums are added in Python under the write
+    lock that transaction_mode=IMMEDIATE already holds.
+    """
+    if connection.vendor == "postgresql":
+        _rollups_upsert_sql(model, key_fields, counters, rows)
+    else:
+        _rollups_merge_python(model, key_fields, counters, rows)
 
 
 def _rollups_upsert_sql(
@@ -336,57 +320,3 @@ def _rollups_merge_python(
             setattr(row, name, getattr(row, name) + values[name])
         row.cost = quantize_cost(row.cost)
         row.save(update_fields=list(counters))
-
-
-def derived_rollups_refresh(bucket_keys: Iterable[tuple]) -> None:
-    """Re-derive HourlyCoarseRollup and DailyCustomerRollup rows from the
-    HourlyRollup buckets with these keys.
-
-    For writers that change HourlyRollup rows in place (pricing.reprice sets a
-    bucket's cost and unpriced_calls): call it with the keys they touched, in
-    the same transaction, so the derived tables keep equalling the fine one.
-    """
-    keys = list(bucket_keys)
-    coarse_keys = {key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :] for key in keys}
-    for key in sorted(coarse_keys, key=repr):  # one lock order for every writer
-        lookup = dict(zip(COARSE_BUCKET_FIELDS, key, strict=True))
-        fine = HourlyRollup.objects.filter(**lookup)
-        sums = _zeros(COUNTER_FIELDS)
-        for row in fine.values(*COUNTER_FIELDS):
-            for name in COUNTER_FIELDS:
-                sums[name] += row[name]
-        _rollup_set(HourlyCoarseRollup, lookup, COUNTER_FIELDS, sums)
-    day_keys = {(key[0], key[1].date(), key[_CUSTOMER_INDEX]) for key in keys}
-    for org_id, day, customer_id in sorted(day_keys, key=repr):
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        fine_rows = HourlyRollup.objects.filter(
-            organization_id=org_id,
-            customer_id=customer_id,
-            hour__gte=start,
-            hour__lt=start + timedelta(days=1),
-        )
-        fine_buckets = {
-            tuple(getattr(row, name) for name in BUCKET_FIELDS): _Bucket(
-                {name: getattr(row, name) for name in COUNTER_FIELDS}
-            )
-            for row in fine_rows
-        }
-        day_sums = customer_day_sums(fine_buckets).get((org_id, day, customer_id))
-        lookup = {"organization_id": org_id, "day": day, "customer_id": customer_id}
-        _rollup_set(DailyCustomerRollup, lookup, CUSTOMER_DAY_COUNTERS, day_sums)
-
-
-def _rollup_set(model, lookup: dict, counters: tuple[str, ...], sums: dict | None) -> None:
-    """Make one derived row hold exactly `sums` (None: no calls left, no row)."""
-    row = model.objects.select_for_update().filter(**lookup).first()
-    if sums is None or not sums["calls"]:
-        if row is not None:
-            row.delete()
-        return
-    if row is None:
-        model.objects.create(**lookup, **sums)
-        return
-    for name in counters:
-        setattr(row, name, sums[name])
-    row.cost = quantize_cost(row.cost)
-    row.save(update_fields=list(counters))

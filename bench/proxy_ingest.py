@@ -20,7 +20,8 @@ def main() -> None:
     django.setup()
     from accounts.models import Organization
     from analytics.models import (
-        DailyCustomerRollup,
+        CustomerRollup,
+        DailyCoarseRollup,
         HourlyCoarseRollup,
         HourlyRollup,
         UsageEvent,
@@ -29,8 +30,9 @@ def main() -> None:
     from analytics.services import usage_record_batch
     from pricing.usage import Usage
 
+    ROLLUPS = (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCoarseRollup, CustomerRollup)
     org, _ = Organization.objects.get_or_create(slug="bench-ingest", defaults={"name": "Ingest"})
-    for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCustomerRollup):
+    for model in ROLLUPS:
         model.objects.filter(organization=org).delete()
     start = datetime.now(UTC) - timedelta(hours=2)
     stamp = time.time_ns()
@@ -58,7 +60,7 @@ def main() -> None:
         usage_record_batch(records[first : first + BATCH])
     elapsed = time.perf_counter() - began
     assert UsageEvent.objects.filter(organization=org).count() == EVENTS
-    for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCustomerRollup):
+    for model in ROLLUPS:
         model.objects.filter(organization=org).delete()
     print(f"INGEST {EVENTS / elapsed:.1f}")
 

@@ -21,6 +21,10 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": 24 * 60 * 60,
     },
+    "daily-rollups-rebuild-pending": {
+        "task": "analytics.tasks.daily_rollups_rebuild_pending_task",
+        "schedule": 60,
+    },
     "pricing-sync-daily": {
         "task": "pricing.tasks.prices_sync_task",
         "schedule": crontab(hour=3, minute=17),

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
@@ -93,7 +94,7 @@ def event_cost(event) -> Decimal | None:
 @transaction.atomic
 def _reprice_chunk(chunk: list) -> int:
     from analytics.models import UsageEvent
-    from analytics.services import bucket_key, derived_rollups_refresh, quantize_cost
+    from analytics.services import bucket_key, derived_rollups_add, quantize_cost
 
     updated = []
     buckets = set()
@@ -108,17 +109,28 @@ def _reprice_chunk(chunk: list) -> int:
     if not updated:
         return 0
     UsageEvent.objects.bulk_update(updated, ["cost", "priced"], batch_size=500)
+    changes = {}
     for key in sorted(buckets, key=repr):  # one lock order for every re-pricer
-        _rollup_recompute(key)
-    # The coarse and per-customer-day rollups sum the fine one: re-derive them.
-    derived_rollups_refresh(buckets)
+        change = _rollup_recompute(key)
+        if change is not None:
+            changes[key] = change
+    # The coarse and daily rollups sum the fine one: add the same changes to them.
+    derived_rollups_add(changes)
     return len(updated)
 
 
-def _rollup_recompute(key: tuple) -> None:
-    """Set one bucket's cost and unpriced_calls to the sums over its events."""
+def _rollup_recompute(key: tuple) -> dict | None:
+    """Set one bucket's cost and unpriced_calls to the sums over its events;
+    returns what changed as counter differences (None: the bucket was rebuilt
+    whole, derived tables included)."""
     from analytics.models import HourlyRollup, UsageEvent
-    from analytics.services import BUCKET_FIELDS, quantize_cost, rollup_buckets, rollups_add
+    from analytics.services import (
+        BUCKET_FIELDS,
+        COUNTER_FIELDS,
+        quantize_cost,
+        rollup_buckets,
+        rollups_add,
+    )
 
     lookup = dict(zip(BUCKET_FIELDS, key, strict=True))
     rollup = HourlyRollup.objects.select_for_update().filter(**lookup).first()
@@ -140,7 +152,7 @@ def _rollup_recompute(key: tuple) -> None:
         # The ledger lost this bucket somehow; rebuild it whole from its events.
         logger.warning("rollup bucket %s was missing; rebuilt from its events", key)
         rollups_add(rollup_buckets(list(events)))
-        return
+        return None
     if connection.vendor == "postgresql":
         sums = events.aggregate(cost=Sum("cost"), unpriced=Count("pk", filter=Q(priced=False)))
         cost, unpriced = sums["cost"] or Decimal(0), sums["unpriced"]
@@ -150,9 +162,13 @@ def _rollup_recompute(key: tuple) -> None:
         for event_cost_value, priced in events.values_list("cost", "priced"):
             cost += event_cost_value
             unpriced += 0 if priced else 1
+    change: dict[str, Any] = dict.fromkeys(COUNTER_FIELDS, 0)
+    change["cost"] = quantize_cost(cost) - rollup.cost
+    change["unpriced_calls"] = unpriced - rollup.unpriced_calls
     rollup.cost = quantize_cost(cost)
     rollup.unpriced_calls = unpriced
     rollup.save(update_fields=["cost", "unpriced_calls"])
+    return change
 
 
 def parse_since(text: str) -> datetime:

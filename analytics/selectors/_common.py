@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, Func, Q, QuerySet, Sum
+from django.db.models import BigIntegerField, F, Func, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 
-from analytics.models import COST_PLACES, HourlyCoarseRollup, HourlyRollup
+from analytics.daily import CUSTOMER_DIMENSIONS, daily_ready, period_spans
+from analytics.models import (
+    COST_PLACES,
+    CustomerRollup,
+    DailyCoarseRollup,
+    HourlyCoarseRollup,
+    HourlyRollup,
+    Span,
+)
 from analytics.params import UsageFilters
-from analytics.periods import Period
+from analytics.periods import Period, org_today
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
 ZERO = Decimal(0).quantize(QUANTUM)
@@ -125,30 +135,123 @@ def totals_from_row(row: dict[str, Any], *, key: Any = None) -> Totals:
     return totals
 
 
-def rollup_model(*, by: str | None = None, filters: UsageFilters | None = None):
-    """The smallest rollup table that can answer: the coarse one (no customer_id)
-    unless the query groups or filters by customer."""
-    if by == "customer" or (filters is not None and filters.customer_id is not None):
-        return HourlyRollup
-    return HourlyCoarseRollup
+def customer_totals_annotations() -> dict[str, Any]:
+    """`totals_annotations` for CustomerRollup, which counts error calls itself."""
+    out: dict[str, Any] = {f"t_{name}": Sum(name) for name in TOTAL_FIELDS}
+    out["t_error_calls"] = Sum("error_calls")
+    out["t_cost"] = cost_sum()
+    return out
 
 
-def rollups_in(
+@dataclass(slots=True)
+class Rows:
+    """Rollup rows that answer one query: the table chosen, how to read them.
+
+    `day` is the expression giving a row's local date (daily series);
+    `columns` maps each dimension the rows can be grouped by to its column.
+    """
+
+    qs: QuerySet
+    day: Any
+    columns: dict[str, str]
+    annotations: Callable[[], dict[str, Any]]
+
+    def column(self, by: str) -> str:
+        return self.columns[by]
+
+
+def rollup_rows(
     *,
     organization,
     period: Period,
     filters: UsageFilters | None = None,
     by: str | None = None,
-) -> QuerySet:
-    """One organization's rollup rows whose UTC hour starts inside the period."""
-    qs = rollup_model(by=by, filters=filters).objects.filter(
-        organization=organization, hour__gte=period.start_utc, hour__lt=period.end_utc
+    daily: bool = False,
+    hourly: bool = False,
+) -> Rows:
+    """The smallest rollup rows that hold exactly the period (org-local days).
+
+    In order of preference: CustomerRollup intervals for questions about
+    customers it can answer (`customer_scope`); DailyCoarseRollup for anything
+    without the customer dimension; the hourly tables otherwise, and whenever
+    the daily tables are keyed in another zone (being rebuilt) or `hourly`
+    (hour-of-day questions) is asked. `daily` asks for rows per local day.
+    """
+    if filters is not None and filters.needs_events:
+        raise ValueError("rollups have no trace_id; read events for trace filters")
+    lookup = filters.lookup() if filters is not None else {}
+    ready = not hourly and daily_ready(organization, period)
+    scope = customer_scope(lookup, by) if ready else None
+    if scope is not None:
+        dimension, value, customer_id = scope
+        qs: QuerySet = CustomerRollup.objects.filter(organization=organization, dimension=dimension)
+        if value is not None:
+            qs = qs.filter(value=value)
+        if customer_id is not None:
+            qs = qs.filter(customer_id=customer_id)
+        if daily:
+            qs = qs.filter(span=Span.DAY, start__gte=period.start, start__lte=period.end)
+        else:
+            qs = qs.filter(spans_q(period, today=org_today(organization)))
+        columns = {"customer": "customer_id"}
+        if dimension:
+            columns[dimension] = "value"
+        return Rows(qs, F("start"), columns, customer_totals_annotations)
+    customer_level = by == "customer" or "customer_id" in lookup
+    if ready and not customer_level:
+        days = DailyCoarseRollup.objects.filter(
+            organization=organization, day__gte=period.start, day__lte=period.end, **lookup
+        )
+        return Rows(days, F("day"), DIMENSIONS, totals_annotations)
+    model = HourlyRollup if customer_level else HourlyCoarseRollup
+    hours = model.objects.filter(
+        organization=organization, hour__gte=period.start_utc, hour__lt=period.end_utc, **lookup
     )
-    if filters is not None:
-        if filters.needs_events:
-            raise ValueError("rollups have no trace_id; read events for trace filters")
-        qs = qs.filter(**filters.lookup())
-    return qs
+    return Rows(hours, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
+
+
+def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, Any] | None:
+    """(dimension, value, customer_id) of the CustomerRollup rows that answer a
+    query with these filters, grouped `by` (None: totals), or None if they can't.
+
+    They hold each customer's totals and its split by model and by feature:
+    enough for "customers of this model/feature" and "models/features of this
+    customer", not for other filters (status, key, environment, provider).
+    """
+    lookup = dict(lookup)
+    customer_id = lookup.pop("customer_id", None)
+    if by not in (None, "customer") and by not in CUSTOMER_DIMENSIONS:
+        return None
+    if by in CUSTOMER_DIMENSIONS:
+        # "models of this customer": one customer, nothing else filtered.
+        if customer_id is None or lookup:
+            return None
+        return by, None, customer_id
+    if by is None and customer_id is None:
+        return None  # no customer involved: the coarse tables are smaller
+    if not lookup:
+        return "", "", customer_id
+    if len(lookup) == 1:
+        ((name, value),) = lookup.items()
+        if name in CUSTOMER_DIMENSIONS:
+            return name, value, customer_id
+    return None
+
+
+def spans_q(period: Period, *, today) -> Q:
+    """CustomerRollup rows of the intervals that make up the period."""
+    starts: dict[str, list] = {}
+    for span, start in period_spans(period, today=today):
+        starts.setdefault(span, []).append(start)
+    q = Q(pk__in=[])
+    for span, values in starts.items():
+        q |= Q(span=span, start__in=values)
+    return q
+
+
+def rollup_model(*, by: str | None = None):
+    """The hourly table that knows every value of a dimension (404 checks)."""
+    return HourlyRollup if by == "customer" else HourlyCoarseRollup
 
 
 def change_ratio(current: Decimal, previous: Decimal) -> Decimal | None:

@@ -1,7 +1,8 @@
 """What did we spend: totals, change, daily series, breakdowns, forecast, peaks, unpriced.
 
-All of these read HourlyRollup only (never raw events), always filtered by the
-organization. Days are local days of the organization's zone (analytics.periods).
+All of these read rollups only (never raw events), always filtered by the
+organization: the smallest table that holds the answer (`rollup_rows`).
+Days are local days of the organization's zone (analytics.periods).
 """
 
 from __future__ import annotations
@@ -12,24 +13,21 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, Sum
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay, TruncDate
+from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
-from analytics.models import HourlyCoarseRollup
+from analytics.models import DailyCoarseRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
-    DIMENSIONS,
     ZERO,
     Totals,
     change_ratio,
     cost_sum,
     money,
-    rollups_in,
-    totals_annotations,
+    rollup_rows,
     totals_from_row,
 )
-from analytics.selectors.customers import CUSTOMER_ORDERS, customer_count, customer_totals
 
 BREAKDOWN_ORDERS = {
     "cost": ("-t_cost", "key"),
@@ -40,10 +38,8 @@ BREAKDOWN_ORDERS = {
 
 def spend_totals(*, organization, period: Period, filters: UsageFilters | None = None) -> Totals:
     """Sums over the period (org-local days), from rollups."""
-    row = rollups_in(organization=organization, period=period, filters=filters).aggregate(
-        **totals_annotations()
-    )
-    return totals_from_row(row)
+    rows = rollup_rows(organization=organization, period=period, filters=filters)
+    return totals_from_row(rows.qs.aggregate(**rows.annotations()))
 
 
 @dataclass(slots=True)
@@ -84,33 +80,25 @@ def spend_breakdown(
 
     `key` of each row is the dimension's value ("" = untagged; key: the key id, 0 = none).
     """
-    if by == "customer" and not (filters and filters.lookup()):
-        totals = sorted(
-            customer_totals(organization=organization, period=period, search=search),
-            key=CUSTOMER_ORDERS[order],
-        )
-        return totals[offset:] if limit is None else totals[offset : offset + limit]
-    column = DIMENSIONS[by]
-    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
-    if search:
-        qs = qs.filter(**{f"{column}__icontains": search})
-    rows = qs.values(key=F(column)).annotate(**totals_annotations())
-    rows = rows.order_by(*BREAKDOWN_ORDERS[order])
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
+    column = rows.column(by)
+    qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
+    grouped = qs.values(key=F(column)).annotate(**rows.annotations())
+    grouped = grouped.order_by(*BREAKDOWN_ORDERS[order])
     if limit is not None:
-        rows = rows[offset : offset + limit]
-    return [totals_from_row(row, key=row["key"]) for row in rows]
+        grouped = grouped[offset : offset + limit]
+    elif offset:
+        grouped = grouped[offset:]
+    return [totals_from_row(row, key=row["key"]) for row in grouped]
 
 
 def spend_breakdown_count(
     *, organization, period: Period, by: str, filters: UsageFilters | None = None, search: str = ""
 ) -> int:
     """How many distinct values `spend_breakdown` would list (for pagination)."""
-    if by == "customer" and not (filters and filters.lookup()):
-        return customer_count(organization=organization, period=period, search=search)
-    column = DIMENSIONS[by]
-    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
-    if search:
-        qs = qs.filter(**{f"{column}__icontains": search})
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
+    column = rows.column(by)
+    qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     return qs.values(column).distinct().count()
 
 
@@ -135,18 +123,23 @@ def spend_cards(*, organization, now: datetime | None = None) -> list[SpendCard]
     period before it, in ONE scan of the rollups (conditional sums)."""
     periods = [period_preset(organization, preset, now=now) for preset in CARD_PRESETS]
     windows = [(p, p.previous()) for p in periods]
-    earliest = min(prev.start_utc for _, prev in windows)
-    latest = max(cur.end_utc for cur, _ in windows)
+    span = Period(
+        min(prev.start for _, prev in windows), max(cur.end for cur, _ in windows), periods[0].zone
+    )
+    rows = rollup_rows(organization=organization, period=span)
+    daily = rows.qs.model is DailyCoarseRollup
+
+    def within(p: Period) -> Q:
+        if daily:
+            return Q(day__gte=p.start, day__lte=p.end)
+        return Q(hour__gte=p.start_utc, hour__lt=p.end_utc)
+
     aggregates = {}
     for n, (cur, prev) in enumerate(windows):
-        in_cur = Q(hour__gte=cur.start_utc, hour__lt=cur.end_utc)
-        in_prev = Q(hour__gte=prev.start_utc, hour__lt=prev.end_utc)
-        aggregates[f"c{n}"] = cost_sum(where=in_cur)
-        aggregates[f"n{n}"] = Sum("calls", filter=in_cur)
-        aggregates[f"p{n}"] = cost_sum(where=in_prev)
-    row = HourlyCoarseRollup.objects.filter(
-        organization=organization, hour__gte=earliest, hour__lt=latest
-    ).aggregate(**aggregates)
+        aggregates[f"c{n}"] = cost_sum(where=within(cur))
+        aggregates[f"n{n}"] = Sum("calls", filter=within(cur))
+        aggregates[f"p{n}"] = cost_sum(where=within(prev))
+    row = rows.qs.aggregate(**aggregates)
     return [
         SpendCard(
             preset=preset,
@@ -186,24 +179,23 @@ def spend_daily(
     (`TruncDate` in the org zone, done in SQL). With `by`, the `top` values by
     cost get their own series and the rest are summed into "(other)".
     """
-    zone = org_zone(organization)
-    qs = rollups_in(organization=organization, period=period, filters=filters, by=by)
-    day = TruncDate("hour", tzinfo=zone)
-    rows = qs.values(day=day).annotate(**totals_annotations()).order_by("day")
-    by_day = {row["day"]: totals_from_row(row, key=row["day"]) for row in rows}
+    totals = rollup_rows(organization=organization, period=period, filters=filters, daily=True)
+    grouped = totals.qs.values(d=totals.day).annotate(**totals.annotations()).order_by("d")
+    by_day = {row["d"]: totals_from_row(row, key=row["d"]) for row in grouped}
     days = [by_day.get(d) or Totals(key=d) for d in period.dates()]
     result = DailySeries(period=period, days=days, by=by)
     if by is None:
         return result
 
-    column = DIMENSIONS[by]
-    split = qs.annotate(d=day).values("d", column).annotate(c=cost_sum()).order_by()
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by, daily=True)
+    column = rows.column(by)
+    split = rows.qs.values(d=rows.day, k=F(column)).annotate(c=cost_sum()).order_by()
     index = {d: n for n, d in enumerate(period.dates())}
     per_key: dict[str, list[Decimal]] = {}
     for row in split:
         if row["d"] not in index:
             continue
-        values = per_key.setdefault(str(row[column]), [ZERO] * len(index))
+        values = per_key.setdefault(str(row["k"]), [ZERO] * len(index))
         values[index[row["d"]]] += money(row["c"])
     ranked = sorted(per_key, key=lambda k: (-sum(per_key[k]), k))
     for key in ranked[:top]:
@@ -266,8 +258,8 @@ def usage_peaks(*, organization, period: Period, filters: UsageFilters | None = 
     """Calls and cost per (local weekday, local hour of day) over the period."""
     zone = org_zone(organization)
     rows = (
-        rollups_in(organization=organization, period=period, filters=filters)
-        .values(
+        rollup_rows(organization=organization, period=period, filters=filters, hourly=True)
+        .qs.values(
             weekday=ExtractIsoWeekDay("hour", tzinfo=zone), hod=ExtractHour("hour", tzinfo=zone)
         )
         .annotate(n=Sum("calls"), c=cost_sum())
@@ -290,8 +282,8 @@ class Unpriced:
 def unpriced_summary(*, organization, period: Period) -> Unpriced:
     """Calls recorded without a price in the period, per model (for the banner)."""
     rows = (
-        rollups_in(organization=organization, period=period)
-        .filter(unpriced_calls__gt=0)
+        rollup_rows(organization=organization, period=period)
+        .qs.filter(unpriced_calls__gt=0)
         .values("model")
         .annotate(n=Sum("unpriced_calls"))
         .order_by("-n", "model")

@@ -1,5 +1,6 @@
-"""Per-customer spend from the daily rollup equals the sums of the calls
-themselves, for local days in any zone (whole UTC days + hourly edges)."""
+"""Per-customer spend from CustomerRollup (days, weeks, months in the org's
+zone) equals the sums of the calls themselves; so does the hourly fallback
+used while the daily tables are being re-keyed."""
 
 from __future__ import annotations
 
@@ -11,14 +12,19 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from accounts.models import Organization
 from analytics import selectors
-from analytics.models import DailyCustomerRollup, HourlyRollup, Status
+from analytics.daily import daily_rollups_rebuild
+from analytics.models import CustomerRollup, HourlyRollup, Span, Status
+from analytics.params import UsageFilters
 from analytics.periods import Period
-from analytics.selectors.customers import customer_count, customer_totals
 from tests.analytics.conftest import call
 
 NEW_YORK = ZoneInfo("America/New_York")
 CUSTOMERS = ["", "acme", "Beta", "beta-2", "zeta"]
+MODELS = ["gpt-4o", "gpt-4o-mini", "claude-sonnet-4"]
+FEATURES = ["", "chat", "search"]
+TODAY = date(2026, 11, 20)  # "now" for the intervals: after every call below
 
 
 @pytest.fixture
@@ -26,6 +32,8 @@ def calls(org, ingest):
     """Calls every ~97 minutes from Oct 29 to Nov 4, 2026 (US DST ends Nov 1)."""
     org.timezone = "America/New_York"
     org.save()
+    daily_rollups_rebuild(org.pk)
+    org.refresh_from_db()
     rng = random.Random(7)
     written = []
     moment = datetime(2026, 10, 29, 0, 7, tzinfo=UTC)
@@ -35,6 +43,8 @@ def calls(org, ingest):
                 org,
                 moment,
                 customer_id=rng.choice(CUSTOMERS),
+                model=rng.choice(MODELS),
+                feature=rng.choice(FEATURES),
                 cost=None if rng.random() < 0.1 else f"{rng.randint(1, 99_999) / 1e6:.6f}",
                 status=Status.SUCCESS if rng.random() < 0.8 else Status.UPSTREAM_ERROR,
                 input_tokens=rng.randint(1, 5000),
@@ -45,16 +55,33 @@ def calls(org, ingest):
     return written
 
 
-def expected(records, period: Period, search: str = "") -> dict[str, tuple]:
+@pytest.fixture(params=["daily", "hourly"])
+def source(request, org, calls):
+    """Read through the daily tables, or with them marked stale (zone change pending)."""
+    if request.param == "hourly":
+        Organization.objects.filter(pk=org.pk).update(rollup_timezone="")
+        org.refresh_from_db()
+    return request.param
+
+
+@pytest.fixture(autouse=True)
+def today(monkeypatch):
+    monkeypatch.setattr("analytics.selectors._common.org_today", lambda organization: TODAY)
+
+
+def expected(records, period: Period, *, search: str = "", by="customer_id", **where):
     """Sums straight from the calls whose UTC hour starts inside the period."""
     sums: dict[str, list] = defaultdict(lambda: [0, Decimal(0), 0, 0, 0])
     for r in records:
         hour = r.created_at.replace(minute=0, second=0, microsecond=0)
         if not (period.start_utc <= hour < period.end_utc):
             continue
-        if search.lower() not in r.customer_id.lower():
+        if any(getattr(r, name) != value for name, value in where.items()):
             continue
-        row = sums[r.customer_id]
+        key = getattr(r, by)
+        if search.lower() not in key.lower():
+            continue
+        row = sums[key]
         row[0] += 1
         row[1] += r.cost or 0
         row[2] += 0 if r.cost is not None else 1
@@ -70,38 +97,62 @@ def got(totals) -> dict[str, tuple]:
 
 
 PERIODS = [
-    (date(2026, 10, 30), date(2026, 10, 30)),  # one local day: edges only
+    (date(2026, 10, 30), date(2026, 10, 30)),  # one local day
     (date(2026, 10, 29), date(2026, 11, 4)),  # whole range, across the DST change
     (date(2026, 10, 31), date(2026, 11, 2)),  # DST day in the middle
     (date(2026, 11, 1), date(2026, 11, 1)),  # the 25-hour day itself
+    (date(2026, 10, 26), date(2026, 11, 1)),  # exactly one ISO week
+    (date(2026, 10, 1), date(2026, 11, 20)),  # a whole month, then weeks and days to today
+    (date(2026, 11, 1), date(2026, 11, 20)),  # month to date (the month's interval)
 ]
 
 
 @pytest.mark.parametrize(("start", "end"), PERIODS)
-def test_customer_totals_equal_the_calls(org, calls, start, end):
+def test_customer_totals_equal_the_calls(org, calls, source, start, end):
     period = Period(start, end, NEW_YORK)
-    assert got(customer_totals(organization=org, period=period)) == expected(calls, period)
-    assert got(customer_totals(organization=org, period=period, search="beta")) == expected(
-        calls, period, "beta"
-    )
-    assert customer_count(organization=org, period=period) == len(expected(calls, period))
+
+    def customers(**kwargs):
+        return selectors.spend_breakdown(organization=org, period=period, by="customer", **kwargs)
+
+    assert got(customers()) == expected(calls, period)
+    assert got(customers(search="beta")) == expected(calls, period, search="beta")
+    count = selectors.spend_breakdown_count(organization=org, period=period, by="customer")
+    assert count == len(expected(calls, period))
+    # "customers of this model" and "of this feature" (model and feature pages)
+    for name, value in (("model", "gpt-4o-mini"), ("feature", "chat"), ("feature", "")):
+        filters = UsageFilters(**{name: value})
+        assert got(customers(filters=filters)) == expected(calls, period, **{name: value})
 
 
-def test_the_daily_table_is_really_read(org, calls):
-    """The multi-day period must come mostly from the daily table: blank the
-    hourly customer rows inside whole UTC days and the answer must not move."""
-    period = Period(date(2026, 10, 29), date(2026, 11, 4), NEW_YORK)
-    before = got(customer_totals(organization=org, period=period))
-    first_whole_day = datetime(2026, 10, 30, tzinfo=UTC)
-    HourlyRollup.objects.filter(
-        organization=org, hour__gte=first_whole_day, hour__lt=first_whole_day + timedelta(days=5)
-    ).delete()
-    assert got(customer_totals(organization=org, period=period)) == before
-    assert DailyCustomerRollup.objects.filter(organization=org).exists()
+@pytest.mark.parametrize(("start", "end"), PERIODS)
+def test_one_customer_split_by_model_and_feature(org, calls, source, start, end):
+    period = Period(start, end, NEW_YORK)
+    filters = UsageFilters(customer_id="acme")
+    for by in ("model", "feature"):
+        rows = selectors.spend_breakdown(organization=org, period=period, by=by, filters=filters)
+        assert got(rows) == expected(calls, period, by=by, customer_id="acme")
+    totals = selectors.spend_totals(organization=org, period=period, filters=filters)
+    acme = expected(calls, period, customer_id="acme").get("acme", (0, Decimal(0), 0, 0, 0))
+    assert got([totals]) == {None: acme}
+    daily = selectors.spend_daily(organization=org, period=period, filters=filters, by="model")
+    assert sum(d.calls for d in daily.days) == totals.calls
+    assert sum(sum(values) for values in daily.series.values()) == totals.cost
+
+
+def test_the_interval_table_is_really_read(org, calls):
+    """With every hourly customer row gone the answer must not move: it came
+    from CustomerRollup, whose month and week intervals are really used."""
+    period = Period(date(2026, 10, 1), date(2026, 11, 20), NEW_YORK)
+    before = got(selectors.spend_breakdown(organization=org, period=period, by="customer"))
+    HourlyRollup.objects.filter(organization=org).delete()
+    after = selectors.spend_breakdown(organization=org, period=period, by="customer")
+    assert got(after) == before
+    spans = set(CustomerRollup.objects.filter(organization=org).values_list("span", flat=True))
+    assert spans == {Span.DAY, Span.WEEK, Span.MONTH}
 
 
 @pytest.mark.parametrize("order", ["cost", "calls", "name"])
-def test_breakdown_orders_and_pages(org, calls, order):
+def test_breakdown_orders_and_pages(org, calls, source, order):
     period = Period(date(2026, 10, 29), date(2026, 11, 4), NEW_YORK)
     rows = selectors.spend_breakdown(organization=org, period=period, by="customer", order=order)
     sums = expected(calls, period)
@@ -120,6 +171,8 @@ def test_breakdown_orders_and_pages(org, calls, order):
 def test_other_organizations_are_not_counted(org, other_org, calls, ingest):
     ingest(call(other_org, datetime(2026, 11, 2, 12, tzinfo=UTC), customer_id="acme"))
     period = Period(date(2026, 10, 29), date(2026, 11, 4), NEW_YORK)
-    assert got(customer_totals(organization=org, period=period)) == expected(calls, period)
-    other = customer_totals(organization=other_org, period=period)
+    mine = selectors.spend_breakdown(organization=org, period=period, by="customer")
+    assert got(mine) == expected(calls, period)
+    other_period = Period(date(2026, 10, 29), date(2026, 11, 4), ZoneInfo("UTC"))
+    other = selectors.spend_breakdown(organization=other_org, period=other_period, by="customer")
     assert [(t.key, t.calls) for t in other] == [("acme", 1)]

@@ -266,31 +266,3 @@ def test_coarse_rollups_equal_fine_rollups_summed_over_customers(org, nov, inges
         HourlyCoarseRollup.objects.filter(organization=org).count()
         < HourlyRollup.objects.filter(organization=org).count()
     )
-
-
-def test_coarse_refresh_follows_fine_rollups_changed_in_place(org, ingest):
-    """What pricing.reprice does to a bucket, and the refresh it must call after."""
-    from analytics.models import DailyCustomerRollup, HourlyCoarseRollup, HourlyRollup
-    from analytics.services import BUCKET_FIELDS, derived_rollups_refresh
-
-    ingest(
-        call(org, utc(2026, 11, 2, 1), cost=None, model="new-model", customer_id="a"),
-        call(org, utc(2026, 11, 2, 1, 5), cost=None, model="new-model", customer_id="b"),
-    )
-    keys = []
-    for fine in HourlyRollup.objects.filter(organization=org):
-        fine.cost, fine.unpriced_calls = Decimal("0.5000000000"), 0
-        fine.save(update_fields=["cost", "unpriced_calls"])
-        keys.append(tuple(getattr(fine, name) for name in BUCKET_FIELDS))
-
-    derived_rollups_refresh(keys)
-
-    coarse = HourlyCoarseRollup.objects.get(organization=org)
-    assert (coarse.cost, coarse.unpriced_calls, coarse.calls) == (Decimal(1), 0, 2)
-    days = DailyCustomerRollup.objects.filter(organization=org).order_by("customer_id")
-    assert [(d.customer_id, d.cost, d.unpriced_calls) for d in days] == [
-        ("a", Decimal("0.5"), 0),
-        ("b", Decimal("0.5"), 0),
-    ]
-    period = Period(date(2026, 11, 2), date(2026, 11, 2), UTCZ)
-    assert selectors.unpriced_summary(organization=org, period=period).calls == 0

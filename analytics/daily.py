@@ -1,0 +1,293 @@
+"""Rollups in the organization's own days: DailyCoarseRollup and CustomerRollup.
+
+Dashboards ask about local days ("the last 30 days" in Europe/Paris). The
+hourly rollups answer any zone, but a month of a busy organization is
+hundreds of thousands of hourly rows; these tables hold the same sums per
+local day (and, per customer, per week and month too), so a period is a few
+thousand rows whatever the call volume.
+
+The rule that makes them exact: an hourly bucket belongs to the local date
+its hour starts on in `Organization.rollup_timezone`, the same rule the
+hourly selectors group by (`TruncDate("hour", zone)` and `hour >= local
+midnight`). When the organization's zone changes the tables are rebuilt from
+HourlyRollup (`daily_rollups_rebuild`); until then `rollup_timezone` differs
+from the zone and the selectors read the hourly tables, so answers never mix
+zones. The ledger writer reads `rollup_timezone` under a FOR KEY SHARE lock
+and the rebuild holds FOR UPDATE, so no batch lands half in each zone.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+
+from accounts.models import Organization
+from analytics.models import CustomerRollup, DailyCoarseRollup, HourlyRollup, Span
+from analytics.periods import Period, org_zone
+
+logger = logging.getLogger(__name__)
+
+DAILY_COARSE_FIELDS = (
+    "organization_id",
+    "day",
+    "provider",
+    "model",
+    "feature",
+    "environment",
+    "api_key_id",
+    "status",
+)
+CUSTOMER_SPAN_FIELDS = (
+    "organization_id",
+    "dimension",
+    "value",
+    "span",
+    "start",
+    "customer_id",
+)
+# CustomerRollup keeps no status column, so it counts error calls itself.
+CUSTOMER_COUNTERS = (
+    "calls",
+    "unpriced_calls",
+    "streamed_calls",
+    "error_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms_sum",
+)
+# The dimensions a customer is split by (besides its totals, dimension "").
+CUSTOMER_DIMENSIONS = ("model", "feature")
+
+
+def zone_named(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError):
+        return ZoneInfo("UTC")
+
+
+def rollup_zones(organization_ids: Iterable[int]) -> dict[int, ZoneInfo]:
+    """The zone each organization's daily rollups are keyed in, locked FOR KEY
+    SHARE (PostgreSQL) until the caller's transaction ends: a concurrent
+    rebuild (FOR UPDATE) waits for this batch, or this batch for it."""
+    ids = sorted(set(organization_ids))
+    table = Organization._meta.db_table
+    lock = " FOR KEY SHARE" if connection.vendor == "postgresql" else ""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT id, rollup_timezone FROM {table} WHERE id IN ({', '.join(['%s'] * len(ids))})"  # noqa: S608
+            f" ORDER BY id{lock}",
+            ids,
+        )
+        return {org_id: zone_named(name) for org_id, name in cursor.fetchall()}
+
+
+def daily_ready(organization, period: Period | None = None) -> bool:
+    """Do the daily tables answer in this period's zone (the org's zone by default)?"""
+    zone = period.zone if period is not None else org_zone(organization)
+    return organization.rollup_timezone == zone.key
+
+
+# --- intervals ------------------------------------------------------------------
+
+
+def spans_of(day: date) -> tuple[tuple[str, date], ...]:
+    """The day, ISO week and month a local day is counted in."""
+    return (
+        (Span.DAY, day),
+        (Span.WEEK, day - timedelta(days=day.weekday())),
+        (Span.MONTH, day.replace(day=1)),
+    )
+
+
+def span_last_day(span: str, start: date) -> date:
+    if span == Span.DAY:
+        return start
+    if span == Span.WEEK:
+        return start + timedelta(days=6)
+    following = (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return following - timedelta(days=1)
+
+
+def period_spans(period: Period, *, today: date) -> list[tuple[str, date]]:
+    """Stored intervals that together hold exactly the period's days: whole
+    months and ISO weeks where they fit, single days at the edges.
+
+    An interval may run past the period's end when that end is today or later:
+    no call has been recorded after today, so those days hold nothing.
+    """
+    horizon = period.end if period.end < today else date.max
+    spans: list[tuple[str, date]] = []
+    day = period.start
+    while day <= period.end:
+        for span in (Span.MONTH, Span.WEEK):
+            start = dict(spans_of(day))[span]
+            if start == day and span_last_day(span, start) <= horizon:
+                spans.append((span, start))
+                day = span_last_day(span, start) + timedelta(days=1)
+                break
+        else:
+            spans.append((Span.DAY, day))
+            day += timedelta(days=1)
+    return spans
+
+
+# --- writing --------------------------------------------------------------------
+
+
+def _zeros(counters: tuple[str, ...]) -> dict[str, Any]:
+    return {name: (Decimal(0) if name == "cost" else 0) for name in counters}
+
+
+def daily_sums(
+    buckets: dict[tuple, dict[str, Any]], zones: dict[int, ZoneInfo]
+) -> tuple[dict[tuple, dict[str, Any]], dict[tuple, dict[str, Any]]]:
+    """HourlyRollup bucket sums (key in analytics.services.BUCKET_FIELDS order)
+    folded into DailyCoarseRollup rows and CustomerRollup rows."""
+    from analytics.services import COUNTER_FIELDS
+
+    local_days: dict[tuple[int, datetime], date] = {}
+    coarse: dict[tuple, dict[str, Any]] = {}
+    per_day: dict[tuple, dict[str, Any]] = {}  # (org, day, customer, model, feature)
+    for key, values in buckets.items():
+        org_id, hour, provider, model, customer_id, feature, environment, key_id, status = key
+        day = local_days.get((org_id, hour))
+        if day is None:
+            day = local_days[(org_id, hour)] = hour.astimezone(zones[org_id]).date()
+        sums = coarse.get((org_id, day, provider, model, feature, environment, key_id, status))
+        if sums is None:
+            sums = coarse[(org_id, day, provider, model, feature, environment, key_id, status)] = (
+                _zeros(COUNTER_FIELDS)
+            )
+        for name in COUNTER_FIELDS:
+            sums[name] += values[name]
+        sums = per_day.setdefault(
+            (org_id, day, customer_id, model, feature), _zeros(CUSTOMER_COUNTERS)
+        )
+        for name in CUSTOMER_COUNTERS:
+            if name != "error_calls":
+                sums[name] += values[name]
+        if status != "success":
+            sums["error_calls"] += values["calls"]
+    return coarse, customer_span_sums(per_day)
+
+
+def customer_span_sums(per_day: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """(org, day, customer, model, feature) sums → CustomerRollup rows."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for (org_id, day, customer_id, model, feature), values in per_day.items():
+        for span, start in spans_of(day):
+            for dimension, value in (("", ""), ("model", model), ("feature", feature)):
+                key = (org_id, dimension, value, span, start, customer_id)
+                sums = out.get(key)
+                if sums is None:
+                    out[key] = dict(values)
+                    continue
+                for name in CUSTOMER_COUNTERS:
+                    sums[name] += values[name]
+    return out
+
+
+def daily_rollups_add(
+    buckets: dict[tuple, dict[str, Any]], *, zones: dict[int, ZoneInfo] | None = None
+) -> None:
+    """Add hourly bucket sums into the daily tables (inside the caller's
+    transaction), keyed in each organization's `rollup_timezone`."""
+    from analytics.services import COUNTER_FIELDS, rollup_rows_add
+
+    if not buckets:
+        return
+    if zones is None:
+        zones = rollup_zones(key[0] for key in buckets)
+    coarse, customers = daily_sums(buckets, zones)
+    rollup_rows_add(DailyCoarseRollup, DAILY_COARSE_FIELDS, COUNTER_FIELDS, coarse)
+    rollup_rows_add(CustomerRollup, CUSTOMER_SPAN_FIELDS, CUSTOMER_COUNTERS, customers)
+
+
+# --- rebuilding -----------------------------------------------------------------
+
+REBUILD_CHUNK_HOURS = 24
+
+
+def daily_rollups_rebuild(organization_id: int) -> int:
+    """Re-key one organization's daily tables in its current zone, from HourlyRollup.
+
+    Holds the organization row FOR UPDATE: ledger batches for it wait (they
+    are buffered and spooled upstream), so none is counted twice or lost.
+    Returns the number of hourly rows read.
+    """
+    from analytics.services import BUCKET_FIELDS, COUNTER_FIELDS
+
+    with transaction.atomic():
+        organization = Organization.objects.select_for_update().get(pk=organization_id)
+        zone = org_zone(organization)
+        # Batches committed after this transaction key their rows in the new zone.
+        Organization.objects.filter(pk=organization_id).update(rollup_timezone=zone.key)
+        DailyCoarseRollup.objects.filter(organization_id=organization_id).delete()
+        CustomerRollup.objects.filter(organization_id=organization_id).delete()
+        hourly = HourlyRollup.objects.filter(organization_id=organization_id)
+        first = hourly.order_by("hour").values_list("hour", flat=True).first()
+        last = hourly.order_by("-hour").values_list("hour", flat=True).first()
+        read = 0
+        if first is not None and last is not None:
+            # Chunks of whole hours; the upserts add, so weeks and months
+            # spanning chunks come out whole.
+            start = first
+            while start <= last:
+                end = start + timedelta(hours=REBUILD_CHUNK_HOURS)
+                rows = hourly.filter(hour__gte=start, hour__lt=end).values_list(
+                    *BUCKET_FIELDS, *COUNTER_FIELDS
+                )
+                width = len(BUCKET_FIELDS)
+                buckets = {
+                    tuple(row[:width]): dict(zip(COUNTER_FIELDS, row[width:], strict=True))
+                    for row in rows.iterator(chunk_size=10_000)
+                }
+                read += len(buckets)
+                if buckets:
+                    daily_rollups_add(buckets, zones={organization_id: zone})
+                start = end
+    logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
+    return read
+
+
+def daily_rollups_rebuild_pending() -> list[int]:
+    """Rebuild every organization whose daily tables are keyed in another zone."""
+    done = []
+    for organization in Organization.objects.only("pk", "timezone", "rollup_timezone"):
+        if not daily_ready(organization):
+            daily_rollups_rebuild(organization.pk)
+            done.append(organization.pk)
+    return done
+
+
+# Up to this many hourly rows, a zone change is re-grouped at once (well under
+# a second); a bigger organization is re-grouped by the worker.
+INLINE_REBUILD_ROWS = 20_000
+
+
+def organization_saved(sender, instance, **kwargs) -> None:
+    """post_save of Organization: re-key its daily tables once its zone changed."""
+    if daily_ready(instance):
+        return
+    organization_id = instance.pk
+
+    def rebuild() -> None:
+        from analytics.tasks import daily_rollups_rebuild_task
+
+        hourly = HourlyRollup.objects.filter(organization_id=organization_id)
+        if hourly[:INLINE_REBUILD_ROWS].count() < INLINE_REBUILD_ROWS:
+            daily_rollups_rebuild(organization_id)
+        else:
+            daily_rollups_rebuild_task.delay(organization_id)
+
+    transaction.on_commit(rebuild)

@@ -1,0 +1,223 @@
+"""The daily tables (analytics.daily) always equal the hourly rollups
+re-grouped by local day: after ingest, after a zone change, after re-pricing."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from accounts.models import Organization
+from analytics import selectors
+from analytics.daily import (
+    daily_ready,
+    daily_rollups_rebuild,
+    daily_rollups_rebuild_pending,
+    period_spans,
+    span_last_day,
+    spans_of,
+)
+from analytics.models import (
+    CustomerRollup,
+    DailyCoarseRollup,
+    HourlyCoarseRollup,
+    HourlyRollup,
+    Span,
+    Status,
+)
+from analytics.periods import Period
+from analytics.services import BUCKET_FIELDS, COUNTER_FIELDS, derived_rollups_add
+from tests.analytics.conftest import call
+
+COARSE = ("provider", "model", "feature", "environment", "api_key_id", "status")
+CUSTOMER_COUNTERS = ("calls", "unpriced_calls", "error_calls", "input_tokens", "cost")
+
+
+def test_period_spans_hold_exactly_the_periods_days():
+    rng = random.Random(3)
+    for _ in range(2000):
+        start = date(2025, 1, 1) + timedelta(days=rng.randrange(600))
+        end = start + timedelta(days=rng.randrange(120))
+        today = start + timedelta(days=rng.randrange(-5, 150))
+        spans = period_spans(Period(start, end, ZoneInfo("UTC")), today=today)
+        days = [
+            start_day + timedelta(days=n)
+            for span, start_day in spans
+            for n in range((span_last_day(span, start_day) - start_day).days + 1)
+        ]
+        assert len(days) == len(set(days)), "intervals overlap"
+        wanted = {start + timedelta(days=n) for n in range((end - start).days + 1)}
+        assert wanted <= set(days)
+        # days beyond the period only where nothing can have been recorded yet
+        assert all(day > today for day in set(days) - wanted)
+        assert all(span_start == dict(spans_of(span_start))[span] for span, span_start in spans)
+
+
+def test_a_rolling_month_is_a_handful_of_intervals():
+    period = Period(date(2026, 10, 25), date(2026, 11, 23), ZoneInfo("UTC"))
+    spans = period_spans(period, today=date(2026, 11, 23))
+    assert spans == [
+        (Span.DAY, date(2026, 10, 25)),
+        (Span.WEEK, date(2026, 10, 26)),
+        (Span.WEEK, date(2026, 11, 2)),
+        (Span.WEEK, date(2026, 11, 9)),
+        (Span.WEEK, date(2026, 11, 16)),
+        (Span.WEEK, date(2026, 11, 23)),
+    ]
+    month = Period(date(2026, 11, 1), date(2026, 11, 23), ZoneInfo("UTC"))
+    assert period_spans(month, today=date(2026, 11, 23)) == [(Span.MONTH, date(2026, 11, 1))]
+    # a past period never reads past its end
+    past = period_spans(month, today=date(2026, 12, 5))
+    assert (Span.MONTH, date(2026, 11, 1)) not in past
+
+
+def regrouped(org) -> tuple[dict, dict]:
+    """What the daily tables must hold, computed from HourlyRollup alone."""
+    zone = ZoneInfo(org.rollup_timezone)
+    coarse: dict = defaultdict(lambda: defaultdict(Decimal))
+    customers: dict = defaultdict(lambda: defaultdict(Decimal))
+    hourly: list[dict[str, Any]] = [
+        dict(r) for r in HourlyRollup.objects.filter(organization=org).values()
+    ]
+    for row in hourly:
+        day = row["hour"].astimezone(zone).date()
+        into = coarse[(day, *(row[name] for name in COARSE))]
+        for name in COUNTER_FIELDS:
+            into[name] += row[name]
+        week, month = day - timedelta(days=day.weekday()), day.replace(day=1)
+        for span, start in ((Span.DAY, day), (Span.WEEK, week), (Span.MONTH, month)):
+            for dimension, value in (
+                ("", ""),
+                ("model", row["model"]),
+                ("feature", row["feature"]),
+            ):
+                into = customers[(span, start, dimension, value, row["customer_id"])]
+                for name in CUSTOMER_COUNTERS:
+                    if name == "error_calls":
+                        into[name] += row["calls"] if row["status"] != Status.SUCCESS else 0
+                    else:
+                        into[name] += row[name]
+    return _plain(coarse), _plain(customers)
+
+
+def stored(org) -> tuple[dict, dict]:
+    coarse = {
+        (row["day"], *(row[name] for name in COARSE)): {n: row[n] for n in COUNTER_FIELDS}
+        for row in map(dict, DailyCoarseRollup.objects.filter(organization=org).values())
+    }
+    customers = {
+        (r["span"], r["start"], r["dimension"], r["value"], r["customer_id"]): {
+            n: r[n] for n in CUSTOMER_COUNTERS
+        }
+        for r in map(dict, CustomerRollup.objects.filter(organization=org).values())
+    }
+    return _plain(coarse), _plain(customers)
+
+
+def _plain(table: dict) -> dict:
+    return {key: {n: Decimal(v) for n, v in sums.items()} for key, sums in table.items()}
+
+
+@pytest.fixture
+def paris(org):
+    org.timezone = "Europe/Paris"
+    org.save()
+    daily_rollups_rebuild(org.pk)
+    org.refresh_from_db()
+    return org
+
+
+def _calls(org, rng, start: datetime, hours: int, n: int):
+    return [
+        call(
+            org,
+            start + timedelta(minutes=rng.randrange(hours * 60)),
+            customer_id=rng.choice(["", "a", "b", "c"]),
+            model=rng.choice(["gpt-4o", "o3"]),
+            feature=rng.choice(["", "chat"]),
+            status=rng.choice([Status.SUCCESS, Status.SUCCESS, Status.TIMEOUT]),
+            cost=None if rng.random() < 0.2 else f"{rng.randint(1, 9999) / 1e5:.5f}",
+        )
+        for _ in range(n)
+    ]
+
+
+def test_daily_tables_equal_the_hourly_ones_across_dst(paris, other_org, ingest):
+    rng = random.Random(11)
+    # Oct 24 – Nov 2, 2026: Europe/Paris leaves summer time on Oct 25
+    ingest(*_calls(paris, rng, datetime(2026, 10, 24, tzinfo=UTC), 24 * 9, 300))
+    ingest(*_calls(other_org, rng, datetime(2026, 10, 24, tzinfo=UTC), 24 * 9, 40))
+    assert stored(paris) == regrouped(paris)
+    assert stored(other_org) == regrouped(other_org)
+    assert DailyCoarseRollup.objects.filter(organization=paris).count() < (
+        HourlyCoarseRollup.objects.filter(organization=paris).count()
+    )
+
+
+def test_a_zone_change_rebuilds_only_that_organization(paris, other_org, ingest):
+    rng = random.Random(5)
+    ingest(*_calls(paris, rng, datetime(2026, 10, 24, tzinfo=UTC), 24 * 9, 200))
+    ingest(*_calls(other_org, rng, datetime(2026, 10, 24, tzinfo=UTC), 24 * 9, 50))
+    others = stored(other_org)
+    period = Period(date(2026, 10, 24), date(2026, 11, 1), ZoneInfo("Asia/Kolkata"))
+
+    Organization.objects.filter(pk=paris.pk).update(timezone="Asia/Kolkata")  # +5:30
+    paris.refresh_from_db()
+    assert not daily_ready(paris)
+    hourly_answer = selectors.spend_daily(organization=paris, period=period, by="model")
+    assert daily_rollups_rebuild_pending() == [paris.pk]
+    paris.refresh_from_db()
+    assert paris.rollup_timezone == "Asia/Kolkata" and daily_ready(paris)
+    assert stored(paris) == regrouped(paris)
+    assert stored(other_org) == others
+    daily_answer = selectors.spend_daily(organization=paris, period=period, by="model")
+    assert daily_answer.days == hourly_answer.days
+    assert daily_answer.series == hourly_answer.series
+    # later batches are keyed in the new zone
+    ingest(*_calls(paris, rng, datetime(2026, 11, 1, 18, tzinfo=UTC), 2, 30))
+    assert stored(paris) == regrouped(paris)
+
+
+def test_saving_a_new_zone_rebuilds_after_commit(org, ingest, django_capture_on_commit_callbacks):
+    ingest(call(org, datetime(2026, 11, 2, 23, 30, tzinfo=UTC), customer_id="a"))
+    with django_capture_on_commit_callbacks(execute=True):
+        org.timezone = "Asia/Tokyo"
+        org.save()
+    org.refresh_from_db()
+    assert org.rollup_timezone == "Asia/Tokyo"
+    assert list(
+        DailyCoarseRollup.objects.filter(organization=org).values_list("day", flat=True)
+    ) == [date(2026, 11, 3)]
+
+
+def test_changes_to_hourly_rows_reach_the_derived_tables(paris, ingest):
+    """What pricing.reprice does: set a bucket's cost in place, then add the
+    difference to the derived tables."""
+    ingest(
+        call(paris, datetime(2026, 11, 2, 1, tzinfo=UTC), cost=None, model="new", customer_id="a"),
+        call(
+            paris, datetime(2026, 11, 2, 1, 5, tzinfo=UTC), cost=None, model="new", customer_id="b"
+        ),
+    )
+    changes = {}
+    for fine in HourlyRollup.objects.filter(organization=paris):
+        change = dict.fromkeys(COUNTER_FIELDS, 0)
+        change["cost"] = Decimal("0.5000000000") - fine.cost
+        change["unpriced_calls"] = -fine.unpriced_calls
+        fine.cost, fine.unpriced_calls = Decimal("0.5000000000"), 0
+        fine.save(update_fields=["cost", "unpriced_calls"])
+        changes[tuple(getattr(fine, name) for name in BUCKET_FIELDS)] = change
+
+    derived_rollups_add(changes)
+
+    coarse = HourlyCoarseRollup.objects.get(organization=paris)
+    assert (coarse.cost, coarse.unpriced_calls, coarse.calls) == (Decimal(1), 0, 2)
+    assert stored(paris) == regrouped(paris)
+    period = Period(date(2026, 11, 2), date(2026, 11, 2), ZoneInfo("Europe/Paris"))
+    assert selectors.unpriced_summary(organization=paris, period=period).calls == 0
+    assert selectors.spend_totals(organization=paris, period=period).cost == Decimal(1)
