@@ -249,9 +249,14 @@ def spans_q(period: Period, *, today) -> Q:
     return q
 
 
-def rollup_model(*, by: str | None = None):
-    """The hourly table that knows every value of a dimension (404 checks)."""
-    return HourlyRollup if by == "customer" else HourlyCoarseRollup
+def rollup_model(*, by: str | None = None, organization=None):
+    """The smallest table that knows every value of a dimension (404 checks):
+    HourlyRollup has an index by customer; the others are scanned."""
+    if by == "customer":
+        return HourlyRollup
+    if organization is not None and daily_ready(organization):
+        return DailyCoarseRollup
+    return HourlyCoarseRollup
 
 
 def change_ratio(current: Decimal, previous: Decimal) -> Decimal | None:

@@ -64,7 +64,7 @@ def dimension_value_exists(*, organization, by: str, value: Any) -> bool:
     """Has this organization ever recorded a call with this value?"""
     if by == "key":
         return ApiKey.objects.filter(organization=organization, pk=value).exists()
-    model = rollup_model(by=by)
+    model = rollup_model(by=by, organization=organization)
     return model.objects.filter(organization=organization, **{DIMENSIONS[by]: value}).exists()
 
 
