@@ -71,13 +71,10 @@ def _targets(organization) -> list[tuple[str, str]]:
     customer = top("customer")
     feature = top("feature")
     model = top("model")
-    rare_model = (
-        selectors.spend_breakdown(
-            organization=organization, period=period, by="model", order="calls"
-        )
-        or [None]
-    )[-1]
-    rare = str(rare_model.key) if rare_model else model
+    by_calls = selectors.spend_breakdown(
+        organization=organization, period=period, by="model", order="calls"
+    )
+    rare = str(by_calls[-1].key) if by_calls else model
     request_id = (
         UsageEvent.objects.filter(organization=organization)
         .order_by("-created_at")
