@@ -28,7 +28,13 @@ from zoneinfo import ZoneInfo
 from django.db import connection, transaction
 
 from accounts.models import Organization
-from analytics.models import CustomerRollup, DailyCoarseRollup, HourlyRollup, Span
+from analytics.models import (
+    CustomerRollup,
+    DailyCoarseRollup,
+    HourlyCoarseRollup,
+    HourlyRollup,
+    Span,
+)
 from analytics.periods import Period, org_zone
 
 logger = logging.getLogger(__name__)
@@ -239,28 +245,70 @@ def customer_spans_add(per_day: dict[tuple, dict[str, Any]]) -> None:
 
 
 def _customer_spans_sql() -> str:
-    table = CustomerRollup._meta.db_table
-    counters = ", ".join(CUSTOMER_COUNTERS)
     types = ["bigint", "date", "text", "text", "text"] + [
         "numeric" if name == "cost" else "bigint" for name in CUSTOMER_COUNTERS
     ]
     arrays = ", ".join(f"%s::{t}[]" for t in types)
-    sums = ", ".join(f"SUM(u.{name})" for name in CUSTOMER_COUNTERS)
+    counters = ", ".join(CUSTOMER_COUNTERS)
+    table = CustomerRollup._meta.db_table
     updates = ", ".join(f"{name} = {table}.{name} + EXCLUDED.{name}" for name in CUSTOMER_COUNTERS)
+    return (
+        _customer_spans_insert(f"unnest({arrays}) AS u(o, d, c, m, f, {counters})")
+        + " ORDER BY o, dim, val, sp, st, c"
+        + " ON CONFLICT (organization_id, dimension, value, span, start, customer_id)"
+        + f" DO UPDATE SET {updates}"
+    )
+
+
+def _customer_spans_insert(source: str) -> str:
+    """INSERT of CustomerRollup rows from `source`, a relation `u(o, d, c, m, f,
+    <counters>)` of per-customer day sums: each row counts in its day, ISO week
+    and month, as totals and under its model and its feature."""
+    table = CustomerRollup._meta.db_table
+    counters = ", ".join(CUSTOMER_COUNTERS)
+    sums = ", ".join(f"SUM(u.{name})" for name in CUSTOMER_COUNTERS)
     keys = "o, dim, val, sp, st, c"
     return (
         f"INSERT INTO {table} (organization_id, dimension, value, span, start, customer_id, "  # noqa: S608
         f"{counters}) "
-        f"SELECT {keys}, {sums} "
-        f"FROM unnest({arrays}) AS u(o, d, c, m, f, {counters}) "
+        f"SELECT {keys}, {sums} FROM {source} "
         f"CROSS JOIN LATERAL (VALUES ('{Span.DAY}', u.d), "
         f"('{Span.WEEK}', u.d - (EXTRACT(ISODOW FROM u.d)::int - 1)), "
         f"('{Span.MONTH}', date_trunc('month', u.d)::date)) AS s(sp, st) "
         f"CROSS JOIN LATERAL (VALUES ('', ''), ('model', u.m), ('feature', u.f)) AS x(dim, val) "
-        f"GROUP BY {keys} ORDER BY {keys} "
-        f"ON CONFLICT (organization_id, dimension, value, span, start, customer_id) "
-        f"DO UPDATE SET {updates}"
+        f"GROUP BY {keys}"
     )
+
+
+def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> None:
+    """`daily_rollups_rebuild` on PostgreSQL: two INSERT … SELECT … GROUP BY
+    over the hourly tables (the hour's local date: `hour AT TIME ZONE zone`)."""
+    from analytics.services import COUNTER_FIELDS
+
+    day = "(hour AT TIME ZONE %s)::date"
+    dims = "provider, model, feature, environment, api_key_id, status"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {DailyCoarseRollup._meta.db_table} "  # noqa: S608
+            f"(organization_id, day, {dims}, {', '.join(COUNTER_FIELDS)}) "
+            f"SELECT organization_id, {day}, {dims}, "
+            f"{', '.join(f'SUM({name})' for name in COUNTER_FIELDS)} "
+            f"FROM {HourlyCoarseRollup._meta.db_table} WHERE organization_id = %s "
+            f"GROUP BY 1, 2, {dims}",
+            [zone.key, organization_id],
+        )
+        per_day = ", ".join(
+            "SUM(CASE WHEN status <> 'success' THEN calls ELSE 0 END) AS error_calls"
+            if name == "error_calls"
+            else f"SUM({name}) AS {name}"
+            for name in CUSTOMER_COUNTERS
+        )
+        source = (
+            f"(SELECT organization_id AS o, {day} AS d, customer_id AS c, model AS m, "  # noqa: S608
+            f"feature AS f, {per_day} FROM {HourlyRollup._meta.db_table} "
+            f"WHERE organization_id = %s GROUP BY 1, 2, 3, 4, 5) AS u"
+        )
+        cursor.execute(_customer_spans_insert(source), [zone.key, organization_id])
 
 
 # --- rebuilding -----------------------------------------------------------------
@@ -285,6 +333,10 @@ def daily_rollups_rebuild(organization_id: int) -> int:
         DailyCoarseRollup.objects.filter(organization_id=organization_id).delete()
         CustomerRollup.objects.filter(organization_id=organization_id).delete()
         hourly = HourlyRollup.objects.filter(organization_id=organization_id)
+        if connection.vendor == "postgresql":
+            _rebuild_sql(organization_id, zone)
+            logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
+            return hourly.count()
         first = hourly.order_by("hour").values_list("hour", flat=True).first()
         last = hourly.order_by("-hour").values_list("hour", flat=True).first()
         read = 0

@@ -243,10 +243,7 @@ class _ListView(OrgAPIView):
         per_page = parse_int(params, "per_page", default=50, minimum=1, maximum=500)
         search = (params.get("q") or "").strip()
         org = self.organization
-        count = selectors.spend_breakdown_count(
-            organization=org, period=period, by=self.by, search=search
-        )
-        rows = selectors.spend_breakdown(
+        ranking = selectors.spend_ranking(
             organization=org,
             period=period,
             by=self.by,
@@ -258,10 +255,10 @@ class _ListView(OrgAPIView):
         return Response(
             {
                 **period_json(period),
-                "results": [totals_json(row, key_name=self.key_name) for row in rows],
-                "count": count,
+                "results": [totals_json(row, key_name=self.key_name) for row in ranking.rows],
+                "count": ranking.count,
                 "page": page,
-                "pages": max(1, -(-count // per_page)),
+                "pages": max(1, -(-ranking.count // per_page)),
             }
         )
 

@@ -101,6 +101,20 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
         ) from None
 
 
+def events_after(qs: QuerySet[UsageEvent], cursor: str | None) -> QuerySet[UsageEvent]:
+    """Events older than the cursor's (created_at, pk), newest first."""
+    if cursor:
+        stamp, pk = cursor_decode(cursor)
+        # The plain `created_at <= stamp` bound is what lets the index scan
+        # start at the cursor; with only the OR below, PostgreSQL walks every
+        # newer row again on each page (quadratic over an export: 7 s a page
+        # at 10M events).
+        qs = qs.filter(created_at__lte=stamp).filter(
+            Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk)
+        )
+    return qs.order_by("-created_at", "-pk")
+
+
 @dataclass(slots=True)
 class RecordPage:
     records: list[dict[str, Any]]
@@ -116,11 +130,8 @@ def usage_events_page(
     cursor: str | None = None,
 ) -> RecordPage:
     """A page of records, newest first, and the cursor of the next page (or None)."""
-    qs = events_in(organization=organization, period=period, filters=filters)
-    if cursor:
-        stamp, pk = cursor_decode(cursor)
-        qs = qs.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk))
-    rows = list(_record_values(qs.order_by("-created_at", "-pk")[: limit + 1]))
+    qs = events_after(events_in(organization=organization, period=period, filters=filters), cursor)
+    rows = list(_record_values(qs[: limit + 1]))
     records = [_to_record(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
@@ -80,16 +80,76 @@ def spend_breakdown(
 
     `key` of each row is the dimension's value ("" = untagged; key: the key id, 0 = none).
     """
+    if limit is not None:
+        return spend_ranking(
+            organization=organization,
+            period=period,
+            by=by,
+            filters=filters,
+            order=order,
+            limit=limit,
+            offset=offset,
+            search=search,
+        ).rows
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     grouped = qs.values(key=F(column)).annotate(**rows.annotations())
     grouped = grouped.order_by(*BREAKDOWN_ORDERS[order])
-    if limit is not None:
-        grouped = grouped[offset : offset + limit]
-    elif offset:
-        grouped = grouped[offset:]
-    return [totals_from_row(row, key=row["key"]) for row in grouped]
+    return [totals_from_row(row, key=row["key"]) for row in grouped[offset:]]
+
+
+@dataclass(slots=True)
+class Ranking:
+    rows: list[Totals]  # one page
+    count: int  # values in the whole ranking
+
+
+# The one sum each order ranks by (phase one of `spend_ranking`).
+_RANK_BY = {"cost": "t_cost", "calls": "t_calls", "name": "t_calls"}
+
+
+def spend_ranking(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    filters: UsageFilters | None = None,
+    order: str = "cost",
+    limit: int,
+    offset: int = 0,
+    search: str = "",
+) -> Ranking:
+    """One page of `spend_breakdown` and how many values there are in all.
+
+    Two queries: rank every value by the one sum the order needs (with the
+    number of values as a window count over the same scan), then full totals
+    for the page's values only. Summing ten counters for a page instead of for
+    thousands of customers is most of the time a ranking takes.
+    """
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
+    column = rows.column(by)
+    qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
+    rank_sum = cost_sum() if order == "cost" else Sum("calls")
+    ranked = (
+        qs.values(key=F(column))
+        .annotate(**{_RANK_BY[order]: rank_sum})
+        .annotate(n=Window(Count("*")))
+        .order_by(*BREAKDOWN_ORDERS[order])[offset : offset + limit]
+    )
+    page = [(row["key"], row["n"]) for row in ranked]
+    if not page:
+        count = qs.values(column).distinct().count() if offset else 0
+        return Ranking(rows=[], count=count)
+    keys = [key for key, _ in page]
+    totals = {
+        row["key"]: totals_from_row(row, key=row["key"])
+        for row in qs.filter(**{f"{column}__in": keys})
+        .values(key=F(column))
+        .annotate(**rows.annotations())
+        .order_by()
+    }
+    return Ranking(rows=[totals[key] for key in keys], count=page[0][1])
 
 
 def spend_breakdown_count(

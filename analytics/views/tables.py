@@ -25,10 +25,7 @@ def _table(request, by: str):
     except ParamError as error:
         return bad_request(request, error)
     search = (request.GET.get("q") or "").strip()
-    count = selectors.spend_breakdown_count(organization=org, period=period, by=by, search=search)
-    pages = max(1, -(-count // PER_PAGE))
-    page = min(page, pages)
-    rows = selectors.spend_breakdown(
+    ranking = selectors.spend_ranking(
         organization=org,
         period=period,
         by=by,
@@ -37,6 +34,20 @@ def _table(request, by: str):
         limit=PER_PAGE,
         offset=(page - 1) * PER_PAGE,
     )
+    count = ranking.count
+    pages = max(1, -(-count // PER_PAGE))
+    if page > pages:  # past the end: show the last page
+        page = pages
+        ranking = selectors.spend_ranking(
+            organization=org,
+            period=period,
+            by=by,
+            order=sort,
+            search=search,
+            limit=PER_PAGE,
+            offset=(page - 1) * PER_PAGE,
+        )
+    rows = ranking.rows
     context = {
         **range_context(request, period),
         **TABLES[by],
