@@ -31,6 +31,7 @@ from accounts.models import Organization
 from analytics.models import (
     CustomerRollup,
     DailyCoarseRollup,
+    DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
     Span,
@@ -48,6 +49,21 @@ DAILY_COARSE_FIELDS = (
     "environment",
     "api_key_id",
     "status",
+)
+DAILY_MODEL_FIELDS = ("organization_id", "day", "provider", "model", "feature")
+DAILY_MODEL_COUNTERS = (
+    "calls",
+    "unpriced_calls",
+    "streamed_calls",
+    "error_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms_sum",
 )
 CUSTOMER_SPAN_FIELDS = (
     "organization_id",
@@ -189,6 +205,21 @@ def daily_sums(
     return coarse, per_day
 
 
+def model_sums(coarse: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    """DailyCoarseRollup sums → DailyModelRollup rows (environment, key and status dropped)."""
+    out: dict[tuple, dict[str, Any]] = {}
+    for (org_id, day, provider, model, feature, _env, _key, status), values in coarse.items():
+        sums = out.get((org_id, day, provider, model, feature))
+        if sums is None:
+            sums = out[(org_id, day, provider, model, feature)] = _zeros(DAILY_MODEL_COUNTERS)
+        for name in DAILY_MODEL_COUNTERS:
+            if name != "error_calls":
+                sums[name] += values[name]
+        if status != "success":
+            sums["error_calls"] += values["calls"]
+    return out
+
+
 def customer_span_sums(per_day: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     """(org, day, customer, model, feature) sums → CustomerRollup rows (the
     SQLite path; `_CUSTOMER_SPANS_SQL` is the same on PostgreSQL)."""
@@ -219,6 +250,7 @@ def daily_rollups_add(
         zones = rollup_zones(key[0] for key in buckets)
     coarse, per_day = daily_sums(buckets, zones)
     rollup_rows_add(DailyCoarseRollup, DAILY_COARSE_FIELDS, COUNTER_FIELDS, coarse)
+    rollup_rows_add(DailyModelRollup, DAILY_MODEL_FIELDS, DAILY_MODEL_COUNTERS, model_sums(coarse))
     customer_spans_add(per_day)
 
 
@@ -297,6 +329,21 @@ def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> None:
             f"GROUP BY 1, 2, {dims}",
             [zone.key, organization_id],
         )
+        cursor.execute(
+            f"INSERT INTO {DailyModelRollup._meta.db_table} "  # noqa: S608
+            f"(organization_id, day, provider, model, feature, "
+            f"{', '.join(DAILY_MODEL_COUNTERS)}) "
+            f"SELECT organization_id, day, provider, model, feature, "
+            + ", ".join(
+                "SUM(CASE WHEN status <> 'success' THEN calls ELSE 0 END)"
+                if name == "error_calls"
+                else f"SUM({name})"
+                for name in DAILY_MODEL_COUNTERS
+            )
+            + f" FROM {DailyCoarseRollup._meta.db_table} WHERE organization_id = %s "
+            f"GROUP BY organization_id, day, provider, model, feature",
+            [organization_id],
+        )
         per_day = ", ".join(
             "SUM(CASE WHEN status <> 'success' THEN calls ELSE 0 END) AS error_calls"
             if name == "error_calls"
@@ -330,8 +377,8 @@ def daily_rollups_rebuild(organization_id: int) -> int:
         zone = org_zone(organization)
         # Batches committed after this transaction key their rows in the new zone.
         Organization.objects.filter(pk=organization_id).update(rollup_timezone=zone.key)
-        DailyCoarseRollup.objects.filter(organization_id=organization_id).delete()
-        CustomerRollup.objects.filter(organization_id=organization_id).delete()
+        for model in (DailyCoarseRollup, DailyModelRollup, CustomerRollup):
+            model.objects.filter(organization_id=organization_id).delete()
         hourly = HourlyRollup.objects.filter(organization_id=organization_id)
         if connection.vendor == "postgresql":
             _rebuild_sql(organization_id, zone)

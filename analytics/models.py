@@ -219,6 +219,31 @@ class DailyCoarseRollup(RollupCounters):
         return f"{self.organization_id} {self.day} {self.model} (all customers)"
 
 
+class DailyModelRollup(RollupCounters):
+    """DailyCoarseRollup without environment, key and status: a few dozen rows
+    a day, what the overview and the summaries read when they neither filter
+    nor group by those (analytics.selectors._common.rollup_rows). Counts
+    error calls itself, as status is gone."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()  # local, in organization.rollup_timezone
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    error_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "day", "provider", "model", "feature"],
+                name="uniq_daily_model_bucket",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.day} {self.model} {self.feature or '(untagged)'}"
+
+
 class Span(models.TextChoices):
     DAY = "d"
     WEEK = "w"  # ISO week, Monday first

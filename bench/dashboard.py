@@ -178,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--only", default="", help="time only targets whose name contains this")
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument(
         "--export-rows",
@@ -231,7 +232,8 @@ def main(argv: list[str] | None = None) -> int:
 
     client = Client()
     client.force_login(user)
-    results = _time_urls(client, _targets(organization), args.repeat)
+    targets = [(name, url) for name, url in _targets(organization) if args.only in name]
+    results = _time_urls(client, targets, args.repeat)
 
     print(
         f"\n{events:,} events ({rollups:,} rollup rows), {connection.vendor}, "

@@ -16,6 +16,7 @@ from analytics.models import (
     COST_PLACES,
     CustomerRollup,
     DailyCoarseRollup,
+    DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
     Span,
@@ -27,6 +28,8 @@ QUANTUM = Decimal(1).scaleb(-COST_PLACES)
 ZERO = Decimal(0).quantize(QUANTUM)
 _SCALE = 10**COST_PLACES
 
+# What DailyModelRollup keeps (analytics.models).
+MODEL_DIMENSIONS = ("provider", "model", "feature")
 # Dimensions a breakdown may group by, and the rollup column of each.
 DIMENSIONS = {
     "provider": "provider",
@@ -135,8 +138,9 @@ def totals_from_row(row: dict[str, Any], *, key: Any = None) -> Totals:
     return totals
 
 
-def customer_totals_annotations() -> dict[str, Any]:
-    """`totals_annotations` for CustomerRollup, which counts error calls itself."""
+def counted_errors_annotations() -> dict[str, Any]:
+    """`totals_annotations` for tables without status that count error calls
+    themselves (CustomerRollup, DailyModelRollup)."""
     out: dict[str, Any] = {f"t_{name}": Sum(name) for name in TOTAL_FIELDS}
     out["t_error_calls"] = Sum("error_calls")
     out["t_cost"] = cost_sum()
@@ -172,8 +176,9 @@ def rollup_rows(
     """The smallest rollup rows that hold exactly the period (org-local days).
 
     In order of preference: CustomerRollup intervals for questions about
-    customers it can answer (`customer_scope`); DailyCoarseRollup for anything
-    without the customer dimension; the hourly tables otherwise, and whenever
+    customers it can answer (`customer_scope`); DailyModelRollup for questions
+    about providers, models and features only; DailyCoarseRollup for anything
+    else without the customer dimension; the hourly tables otherwise, and whenever
     the daily tables are keyed in another zone (being rebuilt) or `hourly`
     (hour-of-day questions) is asked. `daily` asks for rows per local day.
     """
@@ -196,9 +201,14 @@ def rollup_rows(
         columns = {"customer": "customer_id"}
         if dimension:
             columns[dimension] = "value"
-        return Rows(qs, F("start"), columns, customer_totals_annotations)
+        return Rows(qs, F("start"), columns, counted_errors_annotations)
     customer_level = by == "customer" or "customer_id" in lookup
     if ready and not customer_level:
+        if by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS):
+            narrow = DailyModelRollup.objects.filter(
+                organization=organization, day__gte=period.start, day__lte=period.end, **lookup
+            )
+            return Rows(narrow, F("day"), DIMENSIONS, counted_errors_annotations)
         days = DailyCoarseRollup.objects.filter(
             organization=organization, day__gte=period.start, day__lte=period.end, **lookup
         )

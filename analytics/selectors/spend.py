@@ -16,7 +16,7 @@ from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
-from analytics.models import DailyCoarseRollup
+from analytics.models import DailyCoarseRollup, DailyModelRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
@@ -187,7 +187,7 @@ def spend_cards(*, organization, now: datetime | None = None) -> list[SpendCard]
         min(prev.start for _, prev in windows), max(cur.end for cur, _ in windows), periods[0].zone
     )
     rows = rollup_rows(organization=organization, period=span)
-    daily = rows.qs.model is DailyCoarseRollup
+    daily = rows.qs.model in (DailyCoarseRollup, DailyModelRollup)
 
     def within(p: Period) -> Q:
         if daily:

@@ -25,6 +25,7 @@ from analytics.daily import (
 from analytics.models import (
     CustomerRollup,
     DailyCoarseRollup,
+    DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
     Span,
@@ -76,10 +77,11 @@ def test_a_rolling_month_is_a_handful_of_intervals():
     assert (Span.MONTH, date(2026, 11, 1)) not in past
 
 
-def regrouped(org) -> tuple[dict, dict]:
+def regrouped(org) -> tuple[dict, dict, dict]:
     """What the daily tables must hold, computed from HourlyRollup alone."""
     zone = ZoneInfo(org.rollup_timezone)
     coarse: dict = defaultdict(lambda: defaultdict(Decimal))
+    models: dict = defaultdict(lambda: defaultdict(Decimal))
     customers: dict = defaultdict(lambda: defaultdict(Decimal))
     hourly: list[dict[str, Any]] = [
         dict(r) for r in HourlyRollup.objects.filter(organization=org).values()
@@ -89,6 +91,10 @@ def regrouped(org) -> tuple[dict, dict]:
         into = coarse[(day, *(row[name] for name in COARSE))]
         for name in COUNTER_FIELDS:
             into[name] += row[name]
+        into = models[(day, row["provider"], row["model"], row["feature"])]
+        for name in COUNTER_FIELDS:
+            into[name] += row[name]
+        into["error_calls"] += row["calls"] if row["status"] != Status.SUCCESS else 0
         week, month = day - timedelta(days=day.weekday()), day.replace(day=1)
         for span, start in ((Span.DAY, day), (Span.WEEK, week), (Span.MONTH, month)):
             for dimension, value in (
@@ -102,13 +108,19 @@ def regrouped(org) -> tuple[dict, dict]:
                         into[name] += row["calls"] if row["status"] != Status.SUCCESS else 0
                     else:
                         into[name] += row[name]
-    return _plain(coarse), _plain(customers)
+    return _plain(coarse), _plain(models), _plain(customers)
 
 
-def stored(org) -> tuple[dict, dict]:
+def stored(org) -> tuple[dict, dict, dict]:
     coarse = {
         (row["day"], *(row[name] for name in COARSE)): {n: row[n] for n in COUNTER_FIELDS}
         for row in map(dict, DailyCoarseRollup.objects.filter(organization=org).values())
+    }
+    models = {
+        (r["day"], r["provider"], r["model"], r["feature"]): {
+            n: r[n] for n in (*COUNTER_FIELDS, "error_calls")
+        }
+        for r in map(dict, DailyModelRollup.objects.filter(organization=org).values())
     }
     customers = {
         (r["span"], r["start"], r["dimension"], r["value"], r["customer_id"]): {
@@ -116,7 +128,7 @@ def stored(org) -> tuple[dict, dict]:
         }
         for r in map(dict, CustomerRollup.objects.filter(organization=org).values())
     }
-    return _plain(coarse), _plain(customers)
+    return _plain(coarse), _plain(models), _plain(customers)
 
 
 def _plain(table: dict) -> dict:
