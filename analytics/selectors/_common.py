@@ -197,7 +197,7 @@ def rollup_rows(
         if daily:
             qs = qs.filter(span=Span.DAY, start__gte=period.start, start__lte=period.end)
         else:
-            qs = qs.filter(spans_q(period, today=org_today(organization)))
+            qs = qs.filter(spans_q(period_spans(period, today=org_today(organization))))
         columns = {"customer": "customer_id"}
         if dimension:
             columns[dimension] = "value"
@@ -248,10 +248,10 @@ def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, An
     return None
 
 
-def spans_q(period: Period, *, today) -> Q:
-    """CustomerRollup rows of the intervals that make up the period."""
+def spans_q(spans: list[tuple[str, Any]]) -> Q:
+    """CustomerRollup rows of these intervals (analytics.daily.period_spans)."""
     starts: dict[str, list] = {}
-    for span, start in period_spans(period, today=today):
+    for span, start in spans:
         starts.setdefault(span, []).append(start)
     q = Q(pk__in=[])
     for span, values in starts.items():

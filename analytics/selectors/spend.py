@@ -16,7 +16,7 @@ from django.db.models import Count, F, Q, Sum, Window
 from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
 from django.utils import timezone
 
-from analytics.models import DailyCoarseRollup, DailyModelRollup
+from analytics.models import CustomerRollup, DailyCoarseRollup, DailyModelRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
@@ -28,6 +28,10 @@ from analytics.selectors._common import (
     rollup_rows,
     totals_from_row,
 )
+from analytics.selectors.top import top_customers_by_cost
+
+# Up to this rank, customers by cost come from the threshold algorithm.
+TOP_MAX = 500
 
 BREAKDOWN_ORDERS = {
     "cost": ("-t_cost", "key"),
@@ -90,6 +94,7 @@ def spend_breakdown(
             limit=limit,
             offset=offset,
             search=search,
+            count=False,
         ).rows
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
@@ -119,17 +124,51 @@ def spend_ranking(
     limit: int,
     offset: int = 0,
     search: str = "",
+    count: bool = True,
 ) -> Ranking:
-    """One page of `spend_breakdown` and how many values there are in all.
+    """One page of `spend_breakdown` and how many values there are in all
+    (0 unless `count`).
 
     Two queries: rank every value by the one sum the order needs (with the
     number of values as a window count over the same scan), then full totals
     for the page's values only. Summing ten counters for a page instead of for
-    thousands of customers is most of the time a ranking takes.
+    thousands of customers is most of the time a ranking takes. The first
+    pages of customers by cost skip the full ranking (analytics.selectors.top).
     """
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
+    keys: list | None = None
+    if (
+        by == "customer"
+        and order == "cost"
+        and not search
+        and not (filters and filters.lookup())
+        and rows.qs.model is CustomerRollup
+        and offset + limit <= TOP_MAX
+    ):
+        top = top_customers_by_cost(organization=organization, period=period, k=offset + limit)
+        if top is not None:
+            keys = top[offset:]
+            total = qs.values(column).distinct().count() if count else 0
+    if keys is None:
+        keys, total = _ranked_keys(qs, column, order, limit=limit, offset=offset)
+        if not keys and offset and count:
+            total = qs.values(column).distinct().count()
+    if not keys:
+        return Ranking(rows=[], count=total)
+    totals = {
+        row["key"]: totals_from_row(row, key=row["key"])
+        for row in qs.filter(**{f"{column}__in": keys})
+        .values(key=F(column))
+        .annotate(**rows.annotations())
+        .order_by()
+    }
+    return Ranking(rows=[totals[key] for key in keys], count=total)
+
+
+def _ranked_keys(qs, column: str, order: str, *, limit: int, offset: int) -> tuple[list, int]:
+    """One page of values ranked by the order's sum, and how many values there are."""
     rank_sum = cost_sum() if order == "cost" else Sum("calls")
     ranked = (
         qs.values(key=F(column))
@@ -138,18 +177,7 @@ def spend_ranking(
         .order_by(*BREAKDOWN_ORDERS[order])[offset : offset + limit]
     )
     page = [(row["key"], row["n"]) for row in ranked]
-    if not page:
-        count = qs.values(column).distinct().count() if offset else 0
-        return Ranking(rows=[], count=count)
-    keys = [key for key, _ in page]
-    totals = {
-        row["key"]: totals_from_row(row, key=row["key"])
-        for row in qs.filter(**{f"{column}__in": keys})
-        .values(key=F(column))
-        .annotate(**rows.annotations())
-        .order_by()
-    }
-    return Ranking(rows=[totals[key] for key in keys], count=page[0][1])
+    return [key for key, _ in page], (page[0][1] if page else 0)
 
 
 def spend_breakdown_count(

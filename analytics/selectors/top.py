@@ -1,0 +1,68 @@
+"""The top customers by cost without summing every customer.
+
+A period is a handful of CustomerRollup intervals (analytics.daily.period_spans),
+each holding thousands of customers. Ranking them all means summing every
+row of every interval; the overview needs five. The threshold algorithm
+(Fagin et al.) reads each interval's biggest spenders only, from an index on
+cost: a customer outside an interval's top m spent at most the m-th cost
+there, so no unseen customer can total more than the sum of those m-th costs.
+Once the k-th best exact total of the customers seen beats that bound, the
+top k is exact; otherwise m grows, and past `MAX_DEPTH` the caller sums
+everything as before. With the long tail real spend has, m = 2k nearly
+always suffices.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import F
+
+from analytics.daily import period_spans
+from analytics.models import CustomerRollup
+from analytics.periods import Period, org_today
+from analytics.selectors._common import cost_sum, money, spans_q
+
+MIN_DEPTH = 32
+MAX_DEPTH = 4096
+
+
+def top_customers_by_cost(*, organization, period: Period, k: int) -> list[str] | None:
+    """The k customer ids with the highest cost in the period, in ranking order
+    (cost descending, then id), exactly; None if the bound did not close."""
+    spans = period_spans(period, today=org_today(organization))
+    totals_rows = CustomerRollup.objects.filter(organization=organization, dimension="", value="")
+    depth = max(2 * k, MIN_DEPTH)
+    while depth <= MAX_DEPTH:
+        bound = Decimal(0)
+        seen: set[str] = set()
+        exhausted = True
+        for span, start in spans:
+            # dimension="" literally, so PostgreSQL can use the partial index cr_top_cost
+            leaders = list(
+                CustomerRollup.objects.filter(
+                    organization=organization, dimension="", span=span, start=start
+                )
+                .order_by("-cost")
+                .values_list("customer_id", "cost")[:depth]
+            )
+            seen.update(customer for customer, _ in leaders)
+            if len(leaders) == depth:
+                bound += money(leaders[-1][1])
+                exhausted = False
+        if not seen:
+            return []
+        exact = {
+            row["key"]: money(row["c"])
+            for row in totals_rows.filter(spans_q(spans), customer_id__in=seen)
+            .values(key=F("customer_id"))
+            .annotate(c=cost_sum())
+            .order_by()
+        }
+        ranked = sorted(exact, key=lambda customer: (-exact[customer], customer))
+        if exhausted:  # every row of every interval was read
+            return ranked[:k]
+        if len(ranked) >= k and exact[ranked[k - 1]] > bound:
+            return ranked[:k]
+        depth *= 4
+    return None
