@@ -28,7 +28,7 @@ from analytics.selectors._common import (
     rollup_rows,
     totals_from_row,
 )
-from analytics.selectors.top import top_customers_by_cost
+from analytics.selectors.top import customer_count, top_customers_by_cost
 
 # Up to this rank, customers by cost come from the threshold algorithm.
 TOP_MAX = 500
@@ -150,7 +150,7 @@ def spend_ranking(
         top = top_customers_by_cost(organization=organization, period=period, k=offset + limit)
         if top is not None:
             keys = top[offset:]
-            total = qs.values(column).distinct().count() if count else 0
+            total = customer_count(organization=organization, period=period) if count else 0
     if keys is None:
         keys, total = _ranked_keys(qs, column, order, limit=limit, offset=offset)
         if not keys and offset and count:
