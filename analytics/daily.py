@@ -29,6 +29,7 @@ from django.db import connection, transaction
 
 from accounts.models import Organization
 from analytics.models import (
+    ROLLUP_COUNTERS,
     CustomerRollup,
     DailyCoarseRollup,
     DailyModelRollup,
@@ -51,20 +52,8 @@ DAILY_COARSE_FIELDS = (
     "status",
 )
 DAILY_MODEL_FIELDS = ("organization_id", "day", "provider", "model", "feature")
-DAILY_MODEL_COUNTERS = (
-    "calls",
-    "unpriced_calls",
-    "streamed_calls",
-    "error_calls",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "cost",
-    "latency_ms_sum",
-)
+# The daily tables without a status column count error calls themselves.
+DAILY_MODEL_COUNTERS = (*ROLLUP_COUNTERS, "error_calls")
 CUSTOMER_SPAN_FIELDS = (
     "organization_id",
     "dimension",
@@ -73,18 +62,9 @@ CUSTOMER_SPAN_FIELDS = (
     "start",
     "customer_id",
 )
-# CustomerRollup keeps no status column, so it counts error calls itself.
-CUSTOMER_COUNTERS = (
-    "calls",
-    "unpriced_calls",
-    "streamed_calls",
-    "error_calls",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "reasoning_tokens",
-    "cost",
-    "latency_ms_sum",
+# CustomerRollup keeps no cache-write tokens.
+CUSTOMER_COUNTERS = tuple(
+    name for name in DAILY_MODEL_COUNTERS if not name.startswith("cache_write")
 )
 # The dimensions a customer is split by (besides its totals, dimension "").
 CUSTOMER_DIMENSIONS = ("model", "feature")
@@ -177,8 +157,6 @@ def daily_sums(
     folded into DailyCoarseRollup rows and per-customer day sums keyed
     (organization, day, customer, model, feature): `customer_spans_add` turns
     those into CustomerRollup rows."""
-    from analytics.services import COUNTER_FIELDS
-
     local_days: dict[tuple[int, datetime], date] = {}
     coarse: dict[tuple, dict[str, Any]] = {}
     per_day: dict[tuple, dict[str, Any]] = {}  # (org, day, customer, model, feature)
@@ -190,9 +168,9 @@ def daily_sums(
         sums = coarse.get((org_id, day, provider, model, feature, environment, key_id, status))
         if sums is None:
             sums = coarse[(org_id, day, provider, model, feature, environment, key_id, status)] = (
-                _zeros(COUNTER_FIELDS)
+                _zeros(ROLLUP_COUNTERS)
             )
-        for name in COUNTER_FIELDS:
+        for name in ROLLUP_COUNTERS:
             sums[name] += values[name]
         sums = per_day.setdefault(
             (org_id, day, customer_id, model, feature), _zeros(CUSTOMER_COUNTERS)
@@ -242,14 +220,14 @@ def daily_rollups_add(
 ) -> None:
     """Add hourly bucket sums into the daily tables (inside the caller's
     transaction), keyed in each organization's `rollup_timezone`."""
-    from analytics.services import COUNTER_FIELDS, rollup_rows_add
+    from analytics.services import rollup_rows_add
 
     if not buckets:
         return
     if zones is None:
         zones = rollup_zones(key[0] for key in buckets)
     coarse, per_day = daily_sums(buckets, zones)
-    rollup_rows_add(DailyCoarseRollup, DAILY_COARSE_FIELDS, COUNTER_FIELDS, coarse)
+    rollup_rows_add(DailyCoarseRollup, DAILY_COARSE_FIELDS, ROLLUP_COUNTERS, coarse)
     rollup_rows_add(DailyModelRollup, DAILY_MODEL_FIELDS, DAILY_MODEL_COUNTERS, model_sums(coarse))
     customer_spans_add(per_day)
 
@@ -315,16 +293,14 @@ def _customer_spans_insert(source: str) -> str:
 def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> None:
     """`daily_rollups_rebuild` on PostgreSQL: two INSERT … SELECT … GROUP BY
     over the hourly tables (the hour's local date: `hour AT TIME ZONE zone`)."""
-    from analytics.services import COUNTER_FIELDS
-
     day = "(hour AT TIME ZONE %s)::date"
     dims = "provider, model, feature, environment, api_key_id, status"
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {DailyCoarseRollup._meta.db_table} "  # noqa: S608
-            f"(organization_id, day, {dims}, {', '.join(COUNTER_FIELDS)}) "
+            f"(organization_id, day, {dims}, {', '.join(ROLLUP_COUNTERS)}) "
             f"SELECT organization_id, {day}, {dims}, "
-            f"{', '.join(f'SUM({name})' for name in COUNTER_FIELDS)} "
+            f"{', '.join(f'SUM({name})' for name in ROLLUP_COUNTERS)} "
             f"FROM {HourlyCoarseRollup._meta.db_table} WHERE organization_id = %s "
             f"GROUP BY 1, 2, {dims}",
             [zone.key, organization_id],
@@ -370,7 +346,7 @@ def daily_rollups_rebuild(organization_id: int) -> int:
     are buffered and spooled upstream), so none is counted twice or lost.
     Returns the number of hourly rows read.
     """
-    from analytics.services import BUCKET_FIELDS, COUNTER_FIELDS
+    from analytics.services import BUCKET_FIELDS
 
     with transaction.atomic():
         organization = Organization.objects.select_for_update().get(pk=organization_id)
@@ -394,11 +370,11 @@ def daily_rollups_rebuild(organization_id: int) -> int:
             while start <= last:
                 end = start + timedelta(hours=REBUILD_CHUNK_HOURS)
                 rows = hourly.filter(hour__gte=start, hour__lt=end).values_list(
-                    *BUCKET_FIELDS, *COUNTER_FIELDS
+                    *BUCKET_FIELDS, *ROLLUP_COUNTERS
                 )
                 width = len(BUCKET_FIELDS)
                 buckets = {
-                    tuple(row[:width]): dict(zip(COUNTER_FIELDS, row[width:], strict=True))
+                    tuple(row[:width]): dict(zip(ROLLUP_COUNTERS, row[width:], strict=True))
                     for row in rows.iterator(chunk_size=10_000)
                 }
                 read += len(buckets)

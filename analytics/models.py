@@ -79,8 +79,24 @@ class UsageEvent(models.Model):
         return self.input_tokens + self.output_tokens
 
 
+# The sums every rollup keeps (RollupCounters' fields).
+ROLLUP_COUNTERS = (
+    "calls",
+    "unpriced_calls",
+    "streamed_calls",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "cost",
+    "latency_ms_sum",
+)
+
+
 class RollupCounters(models.Model):
-    """The sums every hourly rollup keeps (analytics.services.COUNTER_FIELDS)."""
+    """The sums every hourly rollup keeps (ROLLUP_COUNTERS)."""
 
     calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)

@@ -24,6 +24,7 @@ from accounts.services import api_key_touch_many
 from analytics.daily import daily_rollups_add
 from analytics.models import (
     COST_PLACES,
+    ROLLUP_COUNTERS,
     HourlyCoarseRollup,
     HourlyRollup,
     UsageEvent,
@@ -47,19 +48,7 @@ BUCKET_FIELDS = (
 # The coarse rollup drops customer_id (index 4 of the bucket key).
 COARSE_BUCKET_FIELDS = tuple(name for name in BUCKET_FIELDS if name != "customer_id")
 _CUSTOMER_INDEX = BUCKET_FIELDS.index("customer_id")
-COUNTER_FIELDS = (
-    "calls",
-    "unpriced_calls",
-    "streamed_calls",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
-    "cost",
-    "latency_ms_sum",
-)
+COUNTER_FIELDS = ROLLUP_COUNTERS
 
 
 def hour_of(moment: datetime) -> datetime:

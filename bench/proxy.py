@@ -157,8 +157,18 @@ def _clear_ledger(env: dict[str, str], org_id: int) -> None:
     import psycopg
 
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
-        conn.execute("DELETE FROM analytics_usageevent WHERE organization_id = %s", (org_id,))
-        conn.execute("DELETE FROM analytics_hourlyrollup WHERE organization_id = %s", (org_id,))
+        for table in (
+            "usageevent",
+            "hourlyrollup",
+            "hourlycoarserollup",
+            "dailycoarserollup",
+            "dailymodelrollup",
+            "customerrollup",
+        ):
+            conn.execute(
+                f"DELETE FROM analytics_{table} WHERE organization_id = %s",  # noqa: S608
+                (org_id,),
+            )
 
 
 def _ingest_rate(env: dict[str, str]) -> float:

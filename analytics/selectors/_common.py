@@ -11,7 +11,7 @@ from django.db import connection
 from django.db.models import BigIntegerField, F, Func, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from analytics.daily import CUSTOMER_DIMENSIONS, daily_ready, period_spans
+from analytics.daily import CUSTOMER_COUNTERS, CUSTOMER_DIMENSIONS, daily_ready, period_spans
 from analytics.models import (
     COST_PLACES,
     CustomerRollup,
@@ -95,18 +95,7 @@ class Totals:
         return round(self.latency_ms_sum / self.calls) if self.calls else 0
 
     def add(self, other: Totals) -> None:
-        for name in (
-            "calls",
-            "unpriced_calls",
-            "streamed_calls",
-            "error_calls",
-            "input_tokens",
-            "output_tokens",
-            "cached_input_tokens",
-            "reasoning_tokens",
-            "cost",
-            "latency_ms_sum",
-        ):
+        for name in CUSTOMER_COUNTERS:  # the sums a Totals holds
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 

@@ -25,28 +25,24 @@ def _table(request, by: str):
     except ParamError as error:
         return bad_request(request, error)
     search = (request.GET.get("q") or "").strip()
-    ranking = selectors.spend_ranking(
-        organization=org,
-        period=period,
-        by=by,
-        order=sort,
-        search=search,
-        limit=PER_PAGE,
-        offset=(page - 1) * PER_PAGE,
-    )
-    count = ranking.count
-    pages = max(1, -(-count // PER_PAGE))
-    if page > pages:  # past the end: show the last page
-        page = pages
-        ranking = selectors.spend_ranking(
+
+    def ranking_page(number: int):
+        return selectors.spend_ranking(
             organization=org,
             period=period,
             by=by,
             order=sort,
             search=search,
             limit=PER_PAGE,
-            offset=(page - 1) * PER_PAGE,
+            offset=(number - 1) * PER_PAGE,
         )
+
+    ranking = ranking_page(page)
+    count = ranking.count
+    pages = max(1, -(-count // PER_PAGE))
+    if page > pages:  # past the end: show the last page
+        page = pages
+        ranking = ranking_page(page)
     rows = ranking.rows
     context = {
         **range_context(request, period),
