@@ -308,10 +308,10 @@ class CustomerRollup(models.Model):
                 fields=["organization", "customer_id", "dimension", "span", "start"],
                 name="cr_org_cust",
             ),
-            # Each interval's biggest spenders first (analytics.selectors.top).
+            # Each interval's biggest spenders first, overall or of one model
+            # or feature (analytics.selectors.top).
             models.Index(
-                fields=["organization", "span", "start", "-cost"],
-                condition=models.Q(dimension=""),
+                fields=["organization", "dimension", "value", "span", "start", "-cost"],
                 name="cr_top_cost",
             ),
         ]

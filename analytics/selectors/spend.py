@@ -139,18 +139,27 @@ def spend_ranking(
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     keys: list | None = None
+    lookup = filters.lookup() if filters else {}
     if (
         by == "customer"
         and order == "cost"
         and not search
-        and not (filters and filters.lookup())
         and rows.qs.model is CustomerRollup
+        and len(lookup) <= 1
+        and "customer_id" not in lookup
         and offset + limit <= TOP_MAX
     ):
-        top = top_customers_by_cost(organization=organization, period=period, k=offset + limit)
+        # all customers (dimension ""), or the customers of one model or feature
+        ((dimension, value),) = lookup.items() or [("", "")]
+        scope = {"dimension": dimension, "value": value}
+        top = top_customers_by_cost(
+            organization=organization, period=period, k=offset + limit, **scope
+        )
         if top is not None:
             keys = top[offset:]
-            total = customer_count(organization=organization, period=period) if count else 0
+            total = (
+                customer_count(organization=organization, period=period, **scope) if count else 0
+            )
     if keys is None:
         keys, total = _ranked_keys(qs, column, order, limit=limit, offset=offset)
         if not keys and offset and count:

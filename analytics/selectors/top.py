@@ -27,22 +27,25 @@ MIN_DEPTH = 32
 MAX_DEPTH = 4096
 
 
-def top_customers_by_cost(*, organization, period: Period, k: int) -> list[str] | None:
+def top_customers_by_cost(
+    *, organization, period: Period, k: int, dimension: str = "", value: str = ""
+) -> list[str] | None:
     """The k customer ids with the highest cost in the period, in ranking order
-    (cost descending, then id), exactly; None if the bound did not close."""
+    (cost descending, then id), exactly; None if the bound did not close.
+    `dimension`/`value` ("model", "gpt-4o") rank the customers of one model
+    or feature instead of all their spend."""
     spans = period_spans(period, today=org_today(organization))
-    totals_rows = CustomerRollup.objects.filter(organization=organization, dimension="", value="")
+    rows = CustomerRollup.objects.filter(
+        organization=organization, dimension=dimension, value=value
+    )
     depth = max(2 * k, MIN_DEPTH)
     while depth <= MAX_DEPTH:
         bound = Decimal(0)
         seen: set[str] = set()
         exhausted = True
         for span, start in spans:
-            # dimension="" literally, so PostgreSQL can use the partial index cr_top_cost
-            leaders = list(
-                CustomerRollup.objects.filter(
-                    organization=organization, dimension="", span=span, start=start
-                )
+            leaders = list(  # index cr_top_cost
+                rows.filter(span=span, start=start)
                 .order_by("-cost")
                 .values_list("customer_id", "cost")[:depth]
             )
@@ -54,7 +57,7 @@ def top_customers_by_cost(*, organization, period: Period, k: int) -> list[str] 
             return []
         exact = {
             row["key"]: money(row["c"])
-            for row in totals_rows.filter(spans_q(spans), customer_id__in=seen)
+            for row in rows.filter(spans_q(spans), customer_id__in=seen)
             .values(key=F("customer_id"))
             .annotate(c=cost_sum())
             .order_by()
@@ -68,7 +71,7 @@ def top_customers_by_cost(*, organization, period: Period, k: int) -> list[str] 
     return None
 
 
-def customer_count(*, organization, period: Period) -> int:
+def customer_count(*, organization, period: Period, dimension: str = "", value: str = "") -> int:
     """How many customers called in the period: a UNION of one index-only scan
     per interval kind (an OR over them makes PostgreSQL read the table)."""
     spans = period_spans(period, today=org_today(organization))
@@ -77,7 +80,11 @@ def customer_count(*, organization, period: Period) -> int:
         starts.setdefault(span, []).append(start)
     parts = [
         CustomerRollup.objects.filter(
-            organization=organization, dimension="", value="", span=span, start__in=days
+            organization=organization,
+            dimension=dimension,
+            value=value,
+            span=span,
+            start__in=days,
         ).values("customer_id")
         for span, days in starts.items()
     ]

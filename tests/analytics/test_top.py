@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from analytics import selectors
+from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors import top
 from tests.analytics.conftest import call
@@ -32,14 +33,17 @@ def spend(org, other_org, ingest):
         rank = min(int(rng.paretovariate(0.9)), 150)
         cost = f"{1 / rank + rng.choice([0, 0, 1e-9]):.10f}"
         at = start + timedelta(minutes=rng.randrange(21 * 24 * 60))
-        records.append(call(org, at, customer_id=f"c{rank:03d}", cost=cost))
+        model = rng.choice(["gpt-4o", "gpt-4o", "o3"])
+        records.append(call(org, at, customer_id=f"c{rank:03d}", cost=cost, model=model))
     # a rich customer of another organization must never appear
     records.append(call(other_org, start, customer_id="intruder", cost="999.0000000000"))
     ingest(*records)
 
 
-def full_ranking(org, period, k):
-    rows = selectors.spend_breakdown(organization=org, period=period, by="customer")
+def full_ranking(org, period, k, filters=None):
+    rows = selectors.spend_breakdown(
+        organization=org, period=period, by="customer", filters=filters
+    )
     return [row.key for row in rows][:k]
 
 
@@ -60,6 +64,11 @@ def test_top_k_equals_the_full_ranking(org, spend, monkeypatch, depth, first, la
         assert top.top_customers_by_cost(organization=org, period=period, k=k) == full_ranking(
             org, period, k
         )
+        # the customers of one model (the model page's ranking)
+        of_o3 = top.top_customers_by_cost(
+            organization=org, period=period, k=k, dimension="model", value="o3"
+        )
+        assert of_o3 == full_ranking(org, period, k, UsageFilters(model="o3"))
 
 
 def test_pages_of_customers_by_cost_use_it_and_agree(org, spend, monkeypatch):
@@ -78,6 +87,18 @@ def test_pages_of_customers_by_cost_use_it_and_agree(org, spend, monkeypatch):
     assert [row.key for row in page.rows] == everyone[20:30]
     assert page.count == len(everyone)
     assert "intruder" not in everyone
+    of_o3 = full_ranking(org, period, 1000, UsageFilters(model="o3"))
+    page = selectors.spend_ranking(
+        organization=org,
+        period=period,
+        by="customer",
+        filters=UsageFilters(model="o3"),
+        limit=10,
+        offset=5,
+    )
+    assert calls == [30, 15]
+    assert [row.key for row in page.rows] == of_o3[5:15]
+    assert page.count == len(of_o3)
 
 
 def test_a_bound_that_never_closes_falls_back(org, spend, monkeypatch):
