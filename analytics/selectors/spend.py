@@ -151,7 +151,7 @@ def spend_ranking(
     ):
         # all customers (dimension ""), or the customers of one model or feature
         ((dimension, value),) = lookup.items() or [("", "")]
-        scope = {"dimension": dimension, "value": value}
+        scope = {"dimension": dimension, "value": str(value)}
         top = top_customers_by_cost(
             organization=organization, period=period, k=offset + limit, **scope
         )

@@ -9,7 +9,8 @@ there, so no unseen customer can total more than the sum of those m-th costs.
 Once the k-th best exact total of the customers seen beats that bound, the
 top k is exact; otherwise m grows, and past `MAX_DEPTH` the caller sums
 everything as before. With the long tail real spend has, m = 2k nearly
-always suffices.
+always suffices; ties at zero (a model without a price) go straight to the
+full sum.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from analytics.periods import Period, org_today
 from analytics.selectors._common import cost_sum, money, spans_q
 
 MIN_DEPTH = 32
-MAX_DEPTH = 4096
+MAX_DEPTH = 1024
 
 
 def top_customers_by_cost(
@@ -67,6 +68,10 @@ def top_customers_by_cost(
             return ranked[:k]
         if len(ranked) >= k and exact[ranked[k - 1]] > bound:
             return ranked[:k]
+        if not bound:
+            # Unseen customers may tie at zero (unpriced calls) and win on
+            # their id: reading deeper never settles that, summing does.
+            return None
         depth *= 4
     return None
 

@@ -35,6 +35,13 @@ def spend(org, other_org, ingest):
         at = start + timedelta(minutes=rng.randrange(21 * 24 * 60))
         model = rng.choice(["gpt-4o", "gpt-4o", "o3"])
         records.append(call(org, at, customer_id=f"c{rank:03d}", cost=cost, model=model))
+    # a model without a price: every customer of it ties at zero
+    for n in range(12):
+        records.append(
+            call(
+                org, start + timedelta(hours=n), customer_id=f"z{n:02d}", cost=None, model="mystery"
+            )
+        )
     # a rich customer of another organization must never appear
     records.append(call(other_org, start, customer_id="intruder", cost="999.0000000000"))
     ingest(*records)
@@ -108,3 +115,17 @@ def test_a_bound_that_never_closes_falls_back(org, spend, monkeypatch):
     assert top.top_customers_by_cost(organization=org, period=period, k=50) is None
     rows = selectors.spend_breakdown(organization=org, period=period, by="customer", limit=50)
     assert [row.key for row in rows] == full_ranking(org, period, 50)
+
+
+def test_ties_at_zero_go_to_the_full_sum(org, spend, monkeypatch):
+    """Unseen customers of an unpriced model tie at zero and win on their id:
+    the bound can never settle that, so the ranking sums everything."""
+    monkeypatch.setattr(top, "MIN_DEPTH", 1)
+    period = Period(date(2026, 10, 30), TODAY, ZoneInfo("UTC"))
+    scope = {"dimension": "model", "value": "mystery"}
+    assert top.top_customers_by_cost(organization=org, period=period, k=3, **scope) is None
+    filters = UsageFilters(model="mystery")
+    rows = selectors.spend_breakdown(
+        organization=org, period=period, by="customer", filters=filters, limit=3
+    )
+    assert [row.key for row in rows] == ["z00", "z01", "z02"]
