@@ -28,7 +28,7 @@ from analytics.selectors._common import (
     rollup_rows,
     totals_from_row,
 )
-from analytics.selectors.top import customer_count, top_customers_by_cost
+from analytics.selectors.top import customer_count, customers_by_name, top_customers_by_cost
 
 # Up to this rank, customers by cost come from the threshold algorithm.
 TOP_MAX = 500
@@ -142,21 +142,25 @@ def spend_ranking(
     lookup = filters.lookup() if filters else {}
     if (
         by == "customer"
-        and order == "cost"
+        and order in ("cost", "name")
         and not search
         and rows.qs.model is CustomerRollup
         and len(lookup) <= 1
         and "customer_id" not in lookup
-        and offset + limit <= TOP_MAX
     ):
         # all customers (dimension ""), or the customers of one model or feature
         ((dimension, value),) = lookup.items() or [("", "")]
         scope = {"dimension": dimension, "value": str(value)}
-        top = top_customers_by_cost(
-            organization=organization, period=period, k=offset + limit, **scope
-        )
-        if top is not None:
-            keys = top[offset:]
+        if order == "name":
+            keys = customers_by_name(
+                organization=organization, period=period, offset=offset, limit=limit, **scope
+            )
+        elif offset + limit <= TOP_MAX:
+            top = top_customers_by_cost(
+                organization=organization, period=period, k=offset + limit, **scope
+            )
+            keys = None if top is None else top[offset:]
+        if keys is not None:
             total = (
                 customer_count(organization=organization, period=period, **scope) if count else 0
             )

@@ -76,12 +76,11 @@ def top_customers_by_cost(
     return None
 
 
-def customer_count(*, organization, period: Period, dimension: str = "", value: str = "") -> int:
-    """How many customers called in the period: a UNION of one index-only scan
-    per interval kind (an OR over them makes PostgreSQL read the table)."""
-    spans = period_spans(period, today=org_today(organization))
+def _customers_union(organization, period: Period, dimension: str, value: str):
+    """The period's distinct customers as a UNION of one index-only scan per
+    interval kind (an OR over them makes PostgreSQL read the table), or None."""
     starts: dict[str, list] = {}
-    for span, start in spans:
+    for span, start in period_spans(period, today=org_today(organization)):
         starts.setdefault(span, []).append(start)
     parts = [
         CustomerRollup.objects.filter(
@@ -90,9 +89,25 @@ def customer_count(*, organization, period: Period, dimension: str = "", value: 
             value=value,
             span=span,
             start__in=days,
-        ).values("customer_id")
+        ).values_list("customer_id", flat=True)
         for span, days in starts.items()
     ]
     if not parts:
-        return 0
-    return parts[0].union(*parts[1:]).count() if len(parts) > 1 else parts[0].distinct().count()
+        return None
+    return parts[0].union(*parts[1:]) if len(parts) > 1 else parts[0].distinct()
+
+
+def customer_count(*, organization, period: Period, dimension: str = "", value: str = "") -> int:
+    """How many customers called in the period."""
+    customers = _customers_union(organization, period, dimension, value)
+    return 0 if customers is None else customers.count()
+
+
+def customers_by_name(
+    *, organization, period: Period, offset: int, limit: int, dimension: str = "", value: str = ""
+) -> list[str]:
+    """One page of the period's customer ids in name order."""
+    customers = _customers_union(organization, period, dimension, value)
+    if customers is None:
+        return []
+    return list(customers.order_by("customer_id")[offset : offset + limit])

@@ -129,3 +129,24 @@ def test_ties_at_zero_go_to_the_full_sum(org, spend, monkeypatch):
         organization=org, period=period, by="customer", filters=filters, limit=3
     )
     assert [row.key for row in rows] == ["z00", "z01", "z02"]
+
+
+def test_pages_of_customers_by_name_agree(org, spend):
+    period = Period(date(2026, 10, 30), TODAY, ZoneInfo("UTC"))
+    names = sorted(full_ranking(org, period, 1000))
+    page = selectors.spend_ranking(
+        organization=org, period=period, by="customer", order="name", limit=7, offset=14
+    )
+    assert [row.key for row in page.rows] == names[14:21]
+    assert page.count == len(names)
+    of_o3 = selectors.spend_ranking(
+        organization=org,
+        period=period,
+        by="customer",
+        order="name",
+        filters=UsageFilters(model="o3"),
+        limit=1000,
+    )
+    assert [row.key for row in of_o3.rows] == sorted(
+        full_ranking(org, period, 1000, UsageFilters(model="o3"))
+    )
