@@ -132,8 +132,9 @@ def spend_ranking(
     Two queries: rank every value by the one sum the order needs (with the
     number of values as a window count over the same scan), then full totals
     for the page's values only. Summing ten counters for a page instead of for
-    thousands of customers is most of the time a ranking takes. The first
-    pages of customers by cost skip the full ranking (analytics.selectors.top).
+    thousands of customers is most of the time a ranking takes. Customers by
+    cost (first pages) and by name, overall or of one model or feature, skip
+    the full ranking (analytics.selectors.top).
     """
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
