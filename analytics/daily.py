@@ -290,7 +290,7 @@ def _customer_spans_insert(source: str) -> str:
     )
 
 
-def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> None:
+def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> int:
     """`daily_rollups_rebuild` on PostgreSQL: two INSERT … SELECT … GROUP BY
     over the hourly tables (the hour's local date: `hour AT TIME ZONE zone`)."""
     day = "(hour AT TIME ZONE %s)::date"
@@ -332,6 +332,7 @@ def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> None:
             f"WHERE organization_id = %s GROUP BY 1, 2, 3, 4, 5) AS u"
         )
         cursor.execute(_customer_spans_insert(source), [zone.key, organization_id])
+    return HourlyRollup.objects.filter(organization_id=organization_id).count()
 
 
 # --- rebuilding -----------------------------------------------------------------
@@ -342,12 +343,10 @@ REBUILD_CHUNK_HOURS = 24
 def daily_rollups_rebuild(organization_id: int) -> int:
     """Re-key one organization's daily tables in its current zone, from HourlyRollup.
 
-    Holds the organization row FOR UPDATE: ledger batches for it wait (they
-    are buffered and spooled upstream), so none is counted twice or lost.
-    Returns the number of hourly rows read.
+    Holds the organization row FOR UPDATE: ledger batches for it wait (the
+    proxy keeps buffering them), so none is counted twice or lost. Returns the
+    number of hourly rows read.
     """
-    from analytics.services import BUCKET_FIELDS
-
     with transaction.atomic():
         organization = Organization.objects.select_for_update().get(pk=organization_id)
         zone = org_zone(organization)
@@ -355,33 +354,38 @@ def daily_rollups_rebuild(organization_id: int) -> int:
         Organization.objects.filter(pk=organization_id).update(rollup_timezone=zone.key)
         for model in (DailyCoarseRollup, DailyModelRollup, CustomerRollup):
             model.objects.filter(organization_id=organization_id).delete()
-        hourly = HourlyRollup.objects.filter(organization_id=organization_id)
         if connection.vendor == "postgresql":
-            _rebuild_sql(organization_id, zone)
-            logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
-            return hourly.count()
-        first = hourly.order_by("hour").values_list("hour", flat=True).first()
-        last = hourly.order_by("-hour").values_list("hour", flat=True).first()
-        read = 0
-        if first is not None and last is not None:
-            # Chunks of whole hours; the upserts add, so weeks and months
-            # spanning chunks come out whole.
-            start = first
-            while start <= last:
-                end = start + timedelta(hours=REBUILD_CHUNK_HOURS)
-                rows = hourly.filter(hour__gte=start, hour__lt=end).values_list(
-                    *BUCKET_FIELDS, *ROLLUP_COUNTERS
-                )
-                width = len(BUCKET_FIELDS)
-                buckets = {
-                    tuple(row[:width]): dict(zip(ROLLUP_COUNTERS, row[width:], strict=True))
-                    for row in rows.iterator(chunk_size=10_000)
-                }
-                read += len(buckets)
-                if buckets:
-                    daily_rollups_add(buckets, zones={organization_id: zone})
-                start = end
+            read = _rebuild_sql(organization_id, zone)
+        else:
+            read = _rebuild_python(organization_id, zone)
     logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
+    return read
+
+
+def _rebuild_python(organization_id: int, zone: ZoneInfo) -> int:
+    """The writer's own path over the hourly rows, a day at a time (SQLite)."""
+    from analytics.services import BUCKET_FIELDS
+
+    hourly = HourlyRollup.objects.filter(organization_id=organization_id)
+    first = hourly.order_by("hour").values_list("hour", flat=True).first()
+    last = hourly.order_by("-hour").values_list("hour", flat=True).first()
+    if first is None or last is None:
+        return 0
+    read = 0
+    width = len(BUCKET_FIELDS)
+    start = first
+    while start <= last:  # the upserts add, so weeks and months spanning chunks come out whole
+        end = start + timedelta(hours=REBUILD_CHUNK_HOURS)
+        rows = hourly.filter(hour__gte=start, hour__lt=end).values_list(
+            *BUCKET_FIELDS, *ROLLUP_COUNTERS
+        )
+        buckets = {
+            tuple(row[:width]): dict(zip(ROLLUP_COUNTERS, row[width:], strict=True))
+            for row in rows.iterator(chunk_size=10_000)
+        }
+        read += len(buckets)
+        daily_rollups_add(buckets, zones={organization_id: zone})
+        start = end
     return read
 
 
