@@ -18,6 +18,7 @@ and the rebuild holds FOR UPDATE, so no batch lands half in each zone.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
@@ -200,7 +201,7 @@ def model_sums(coarse: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any
 
 def customer_span_sums(per_day: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     """(org, day, customer, model, feature) sums → CustomerRollup rows (the
-    SQLite path; `_CUSTOMER_SPANS_SQL` is the same on PostgreSQL)."""
+    SQLite path; `_customer_spans_sql` does the same on PostgreSQL)."""
     out: dict[tuple, dict[str, Any]] = {}
     for (org_id, day, customer_id, model, feature), values in per_day.items():
         for span, start in spans_of(day):
@@ -254,6 +255,7 @@ def customer_spans_add(per_day: dict[tuple, dict[str, Any]]) -> None:
         cursor.execute(_customer_spans_sql(), columns)
 
 
+@functools.cache
 def _customer_spans_sql() -> str:
     types = ["bigint", "date", "text", "text", "text"] + [
         "numeric" if name == "cost" else "bigint" for name in CUSTOMER_COUNTERS
