@@ -151,6 +151,29 @@ def _zeros(counters: tuple[str, ...]) -> dict[str, Any]:
     return {name: (Decimal(0) if name == "cost" else 0) for name in counters}
 
 
+def sums_add(
+    table: dict[tuple, dict[str, Any]],
+    key: tuple,
+    values: dict[str, Any],
+    counters: tuple[str, ...],
+    *,
+    also: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """Add `values`' counters into table[key]; a new row starts at zero, with
+    the counters `also` (which the caller fills itself) at zero too."""
+    into = table.get(key)
+    if into is None:
+        into = table[key] = _zeros((*counters, *also))
+    for name in counters:
+        into[name] += values[name]
+    return into
+
+
+# What the per-customer day sums take from an hourly bucket as is (error
+# calls are counted from its status).
+_CUSTOMER_SUMMED = tuple(name for name in CUSTOMER_COUNTERS if name != "error_calls")
+
+
 def daily_sums(
     buckets: dict[tuple, dict[str, Any]], zones: dict[int, ZoneInfo]
 ) -> tuple[dict[tuple, dict[str, Any]], dict[tuple, dict[str, Any]]]:
@@ -166,21 +189,21 @@ def daily_sums(
         day = local_days.get((org_id, hour))
         if day is None:
             day = local_days[(org_id, hour)] = hour.astimezone(zones[org_id]).date()
-        sums = coarse.get((org_id, day, provider, model, feature, environment, key_id, status))
-        if sums is None:
-            sums = coarse[(org_id, day, provider, model, feature, environment, key_id, status)] = (
-                _zeros(ROLLUP_COUNTERS)
-            )
-        for name in ROLLUP_COUNTERS:
-            sums[name] += values[name]
-        sums = per_day.setdefault(
-            (org_id, day, customer_id, model, feature), _zeros(CUSTOMER_COUNTERS)
+        sums_add(
+            coarse,
+            (org_id, day, provider, model, feature, environment, key_id, status),
+            values,
+            ROLLUP_COUNTERS,
         )
-        for name in CUSTOMER_COUNTERS:
-            if name != "error_calls":
-                sums[name] += values[name]
+        into = sums_add(
+            per_day,
+            (org_id, day, customer_id, model, feature),
+            values,
+            _CUSTOMER_SUMMED,
+            also=("error_calls",),
+        )
         if status != "success":
-            sums["error_calls"] += values["calls"]
+            into["error_calls"] += values["calls"]
     return coarse, per_day
 
 
@@ -188,14 +211,10 @@ def model_sums(coarse: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any
     """DailyCoarseRollup sums → DailyModelRollup rows (environment, key and status dropped)."""
     out: dict[tuple, dict[str, Any]] = {}
     for (org_id, day, provider, model, feature, _env, _key, status), values in coarse.items():
-        sums = out.get((org_id, day, provider, model, feature))
-        if sums is None:
-            sums = out[(org_id, day, provider, model, feature)] = _zeros(DAILY_MODEL_COUNTERS)
-        for name in DAILY_MODEL_COUNTERS:
-            if name != "error_calls":
-                sums[name] += values[name]
+        key = (org_id, day, provider, model, feature)
+        into = sums_add(out, key, values, ROLLUP_COUNTERS, also=("error_calls",))
         if status != "success":
-            sums["error_calls"] += values["calls"]
+            into["error_calls"] += values["calls"]
     return out
 
 
@@ -207,12 +226,7 @@ def customer_span_sums(per_day: dict[tuple, dict[str, Any]]) -> dict[tuple, dict
         for span, start in spans_of(day):
             for dimension, value in (("", ""), ("model", model), ("feature", feature)):
                 key = (org_id, dimension, value, span, start, customer_id)
-                sums = out.get(key)
-                if sums is None:
-                    out[key] = dict(values)
-                    continue
-                for name in CUSTOMER_COUNTERS:
-                    sums[name] += values[name]
+                sums_add(out, key, values, CUSTOMER_COUNTERS)
     return out
 
 

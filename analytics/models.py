@@ -154,7 +154,22 @@ class HourlyRollup(RollupCounters):
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model}"
 
 
-class HourlyCoarseRollup(RollupCounters):
+class CoarseDimensions(models.Model):
+    """Every rollup dimension but the customer (the coarse tables' key, with a time)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    environment = models.CharField(max_length=256)
+    api_key_id = models.BigIntegerField(default=0)
+    status = models.CharField(max_length=16, choices=Status.choices)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyCoarseRollup(RollupCounters, CoarseDimensions):
     """HourlyRollup without the customer dimension, upserted in the same transaction.
 
     A long tail of customers makes HourlyRollup nearly as big as the events
@@ -163,14 +178,7 @@ class HourlyCoarseRollup(RollupCounters):
     neither groups nor filters by customer reads this table (analytics.selectors).
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     hour = models.DateTimeField()  # UTC, truncated to the hour
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=200)
-    feature = models.CharField(max_length=256)
-    environment = models.CharField(max_length=256)
-    api_key_id = models.BigIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices)
 
     class Meta:
         constraints = [
@@ -194,7 +202,7 @@ class HourlyCoarseRollup(RollupCounters):
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} (all customers)"
 
 
-class DailyCoarseRollup(RollupCounters):
+class DailyCoarseRollup(RollupCounters, CoarseDimensions):
     """HourlyCoarseRollup summed per local day of the organization's zone.
 
     `day` is the local date the rollup hour starts on in
@@ -204,14 +212,7 @@ class DailyCoarseRollup(RollupCounters):
     every batch; rebuilt from the hourly rollups when the zone changes.
     """
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()  # local, in organization.rollup_timezone
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=200)
-    feature = models.CharField(max_length=256)
-    environment = models.CharField(max_length=256)
-    api_key_id = models.BigIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices)
 
     class Meta:
         constraints = [

@@ -21,7 +21,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.services import api_key_touch_many
-from analytics.daily import daily_rollups_add
+from analytics.daily import daily_rollups_add, sums_add
 from analytics.models import (
     COST_PLACES,
     ROLLUP_COUNTERS,
@@ -209,13 +209,7 @@ def coarse_sums(sums: dict[tuple, dict[str, Any]]) -> dict[tuple, dict[str, Any]
     """Fine bucket sums with the customer dimension dropped (HourlyCoarseRollup)."""
     coarse: dict[tuple, dict[str, Any]] = {}
     for key, values in sums.items():
-        short = key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :]
-        into = coarse.get(short)
-        if into is None:
-            coarse[short] = dict(values)
-            continue
-        for name in COUNTER_FIELDS:
-            into[name] += values[name]
+        sums_add(coarse, key[:_CUSTOMER_INDEX] + key[_CUSTOMER_INDEX + 1 :], values, COUNTER_FIELDS)
     return coarse
 
 

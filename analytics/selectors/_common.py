@@ -99,16 +99,8 @@ class Totals:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-TOTAL_FIELDS = (
-    "calls",
-    "unpriced_calls",
-    "streamed_calls",
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "reasoning_tokens",
-    "latency_ms_sum",
-)
+# The counters summed as plain integers (cost and error calls have their own aggregates).
+TOTAL_FIELDS = tuple(name for name in CUSTOMER_COUNTERS if name not in ("cost", "error_calls"))
 
 
 def totals_annotations() -> dict[str, Any]:
