@@ -89,6 +89,7 @@ class Invitation(models.Model):
 class Scope(models.TextChoices):
     PROXY = "proxy", "Proxy (send LLM calls)"
     READ = "read", "Read (REST API)"
+    MANAGE = "manage", "Manage (budgets, alert channels, revenue, exports)"
 
 
 class ApiKey(models.Model):

@@ -22,7 +22,7 @@ from proxy import errors
 from proxy.adapters import ADAPTERS
 from proxy.calls import Call, call_record
 from proxy.headers import TagError, parse_tags, split_request_headers, upstream_accept_encoding
-from proxy.relay import answer_error, relay_response
+from proxy.relay import answer_error, answer_refusal, relay_response
 from proxy.routing import Route
 from proxy.runtime import ProxyRuntime
 from proxy.upstream import UpstreamFailed, open_upstream
@@ -52,6 +52,9 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         call.http_status = 400
         runtime.record(call_record(call))
         return await answer_error(send, style, 400, str(error), "aispendtrack_bad_tag", call)
+    refusal = runtime.admit(call)
+    if refusal is not None:  # counted by the gate, never a ledger event
+        return await answer_refusal(send, style, refusal, call)
 
     body = await _read_body(receive)
     if body is None:  # the client left before sending its body: nothing was forwarded

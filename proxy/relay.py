@@ -22,6 +22,7 @@ from proxy.adapters import ADAPTERS
 from proxy.adapters.base import TAIL_BYTES
 from proxy.calls import Call, call_record
 from proxy.decoding import Decoder, decode_body
+from proxy.gates import Refusal
 from proxy.headers import response_headers
 from proxy.upstream import UpstreamFailed
 
@@ -35,7 +36,13 @@ JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
 async def answer_error(
-    send, style: str, status: int, message: str, code: str, call: Call | None = None
+    send,
+    style: str,
+    status: int,
+    message: str,
+    code: str,
+    call: Call | None = None,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
     """Send an error the proxy itself raises, in the caller's provider shape."""
     body = errors.error_body(style, status, message, code)
@@ -43,8 +50,20 @@ async def answer_error(
     if call is not None:
         call.responded = True
         headers.append(_request_id_header(call))
+    if extra_headers:
+        headers.extend(extra_headers)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def answer_refusal(send, style: str, refusal: Refusal, call: Call) -> None:
+    """A gate's refusal (budget, plan limit): 429 in the provider's shape with
+    `Retry-After`, and `x-should-retry: false` when retrying cannot help."""
+    extra = [(b"retry-after", str(max(0, refusal.retry_after)).encode())]
+    if not refusal.should_retry:
+        extra.append((b"x-should-retry", b"false"))
+    extra.extend((name.encode(), value.encode()) for name, value in refusal.headers)
+    await answer_error(send, style, refusal.status, refusal.message, refusal.code, call, extra)
 
 
 def _request_id_header(call: Call) -> tuple[bytes, bytes]:

@@ -17,6 +17,7 @@ from django.db import connections
 from analytics.records import UsageRecord
 from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
+from proxy.gates import Gate, Refusal
 from proxy.providers import provider_upstream
 from proxy.routing import Router
 
@@ -41,6 +42,8 @@ class ProxyRuntime:
             interval=float(settings.AISPENDTRACK_FLUSH_INTERVAL),
             max_events=int(settings.AISPENDTRACK_FLUSH_MAX_EVENTS),
         )
+        # Admission gates (budgets, plan limits), asked before each call is forwarded.
+        self.gates: list[Gate] = []
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
@@ -61,6 +64,8 @@ class ProxyRuntime:
             trust_env=False,
         )
         self.buffer.start()
+        for gate in self.gates:
+            await gate.start()
         await prices_refresh()
         self._refresher = asyncio.create_task(self._refresh(), name="aispendtrack-prices")
 
@@ -69,6 +74,8 @@ class ProxyRuntime:
             self._refresher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refresher
+        for gate in self.gates:
+            await gate.stop()
         await self.buffer.stop()
         # The async ORM's thread (cold key lookups) holds a connection too.
         await sync_to_async(connections.close_all)()
@@ -77,6 +84,16 @@ class ProxyRuntime:
 
     def record(self, record: UsageRecord) -> None:
         self.buffer.add(record)
+        for gate in self.gates:
+            gate.observe(record)
+
+    def admit(self, call) -> Refusal | None:
+        """The first gate's refusal, or None: the call may be forwarded."""
+        for gate in self.gates:
+            refusal = gate.admit(call)
+            if refusal is not None:
+                return refusal
+        return None
 
     async def _refresh(self) -> None:
         """Prices and the provider map, each second (a no-op when nothing changed)."""
