@@ -15,6 +15,7 @@ from django.utils.text import slugify
 from accounts.keys import display_prefix, generate_raw_key, generate_token, hash_secret
 from accounts.models import ApiKey, Invitation, Membership, Organization, Role, Scope
 from accounts.selectors import api_key_cache_invalidate
+from billing.services import subscription_ensure
 
 ALL_SCOPES = frozenset(Scope.values)
 # last_used_at is informational; writing it on every call would put a DB
@@ -43,6 +44,7 @@ def organization_create(*, name: str, owner) -> Organization:
         raise AccountError("An organization needs a name.")
     organization = Organization.objects.create(name=name, slug=_unique_slug(name))
     Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    subscription_ensure(organization=organization)  # Free with billing on
     return organization
 
 

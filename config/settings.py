@@ -292,3 +292,19 @@ AISPENDTRACK_SPOOL_DIR = Path(os.environ.get("AISPENDTRACK_SPOOL_DIR", VAR_DIR /
 AISPENDTRACK_PRICES_ONLINE_UPDATE = env_bool("AISPENDTRACK_PRICES_ONLINE_UPDATE", False)
 AISPENDTRACK_INVITE_DAYS = int(os.environ.get("AISPENDTRACK_INVITE_DAYS", "7"))
 AISPENDTRACK_PUBLIC_URL = os.environ.get("AISPENDTRACK_PUBLIC_URL", "")
+
+# --- Billing: plans, Stripe, retention (issue 15) -------------------------------
+# off (self-hosting, the default): every organization is on the unlimited
+# "Self-hosted" plan and no page mentions prices. on (a hosted service): new
+# organizations start on Free, plan limits are enforced in the proxy, Stripe bills.
+AISPENDTRACK_BILLING = env_bool("AISPENDTRACK_BILLING", False)
+# Raw-call retention for every organization while billing is off (empty: forever).
+AISPENDTRACK_RETENTION_DAYS: int | None = (
+    int(os.environ["AISPENDTRACK_RETENTION_DAYS"])
+    if os.environ.get("AISPENDTRACK_RETENTION_DAYS")
+    else None
+)
+STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
+STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
+STRIPE_PRICE_PRO = os.environ.get("STRIPE_PRICE_PRO", "")
+STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
+from billing.api import PlanView
 from config import views
 
 admin.site.site_header = "AiSpendTrack admin"
@@ -16,5 +17,7 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("analytics.urls")),
     path("", include("pricing.urls")),
+    path("api/plan", PlanView.as_view(), name="api_plan"),
+    path("", include("billing.urls")),
     path("api/", include("analytics.api_urls")),
 ]
