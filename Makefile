@@ -26,11 +26,10 @@ run: install
 # provider's own Server/Date headers, and uvicorn would add a second of each.
 # Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL.
 serve: install
-	@if [ -z "$$SECRET_KEY" ] && [ ! -s var/secret_key ]; then \
-		mkdir -p var && $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" > var/secret_key; \
-		chmod 600 var/secret_key; echo "generated var/secret_key"; fi
-	@export SECRET_KEY="$${SECRET_KEY:-$$(cat var/secret_key)}"; \
-	$(MANAGE) migrate --noinput && \
+	@var="$${AISPENDTRACK_VAR_DIR:-var}"; if [ -z "$$SECRET_KEY" ] && [ ! -s "$$var/secret_key" ]; then \
+		mkdir -p "$$var" && (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" \
+		> "$$var/secret_key"); echo "generated $$var/secret_key (settings read it when SECRET_KEY is unset)"; fi
+	@$(MANAGE) migrate --noinput && \
 	$(MANAGE) rollups_rebuild && \
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \

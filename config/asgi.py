@@ -13,6 +13,8 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 
 django_application = get_asgi_application()
 
+from config.mail import warn_if_mail_disabled  # noqa: E402
 from proxy.asgi import build_application  # noqa: E402
 
 application = build_application(django_application)
+warn_if_mail_disabled()

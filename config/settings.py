@@ -41,13 +41,17 @@ def _secret_key() -> str:
     key = os.environ.get("SECRET_KEY", "")
     if key:
         return key
+    # `make run` and `make serve` keep one under var/: manage commands run
+    # after them (bootstrap_org, reprice…) use it with no variable set by hand.
+    path = VAR_DIR / "secret_key"
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
     if not DEBUG:
         raise ImproperlyConfigured(
             "SECRET_KEY is not set and DEBUG is off. Set SECRET_KEY to a long random "
             "string (`make serve` generates one under var/ for a laptop)."
         )
     # A laptop run: generate once, keep it so sessions survive restarts.
-    path = VAR_DIR / "secret_key"
     if not path.exists():
         from django.core.management.utils import get_random_secret_key
 
@@ -189,11 +193,15 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 # --- Email --------------------------------------------------------------------
+# No EMAIL_HOST: the console when DEBUG is on; with DEBUG off, messages are kept
+# under var/mail/ and never logged (they carry reset and invitation links).
 EMAIL_BACKEND = os.environ.get(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if os.environ.get("EMAIL_HOST")
-    else "django.core.mail.backends.console.EmailBackend",
+    else "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "config.mail.UnsentMailBackend",
 )
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "587"))

@@ -1,11 +1,12 @@
-"""Project-level views: health check and the landing redirect."""
+"""Project-level views: health check, favicon and the landing redirect."""
 
 from __future__ import annotations
 
 from django.db import connection
 from django.db.utils import DatabaseError
-from django.http import JsonResponse
+from django.http import HttpResponsePermanentRedirect, JsonResponse
 from django.shortcuts import redirect
+from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
@@ -20,6 +21,12 @@ def healthz(request):
     except DatabaseError:
         return JsonResponse({"status": "degraded", "database": "unreachable"}, status=503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+@require_GET
+def favicon(request):
+    """Browsers ask for /favicon.ico on pages that name no icon (admin, API docs)."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))
 
 
 def home(request):

@@ -20,3 +20,22 @@ function fallbackCopy(text, done) {
   area.select();
   try { document.execCommand("copy"); done(); } finally { area.remove(); }
 }
+
+// <select data-autosubmit> submits its form on change (no inline handlers: the
+// Content-Security-Policy allows scripts from our own files only).
+document.addEventListener("change", (event) => {
+  const field = event.target.closest("[data-autosubmit]");
+  if (field && field.form) field.form.submit();
+});
+
+// The "waiting for your first call" page (#waiting[data-poll-url]) reloads
+// itself once the organization's first call arrives.
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("waiting");
+  if (!box || !box.dataset.pollUrl) return;
+  const poll = () => fetch(box.dataset.pollUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+    .then((r) => r.ok ? r.json() : null)
+    .then((data) => { if (data && data.has_calls) { window.location.reload(); } else { setTimeout(poll, 3000); } })
+    .catch(() => setTimeout(poll, 5000));
+  setTimeout(poll, 3000);
+});
