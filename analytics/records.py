@@ -6,6 +6,8 @@ microseconds, buffer it, spool it to disk as JSON and replay it later.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -37,6 +39,8 @@ class UsageRecord:
     ttfb_ms: int | None = None
     streamed: bool = False
     upstream_request_id: str = ""
+    # Some number was out of its column's range and was clamped (record_sanitize).
+    clamped: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-safe dict (for the disk spool); `from_json` inverts it exactly."""
@@ -51,4 +55,113 @@ class UsageRecord:
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["cost"] = None if data.get("cost") is None else Decimal(data["cost"])
         data["usage"] = Usage(**data.get("usage") or {})
-        return cls(**data)
+        # A record spooled by an older version may be unsanitized: make it storable.
+        return record_sanitize(cls(**data))
+
+
+# --- Sanitizing: a record the database can always take -------------------------
+# PostgreSQL refuses NUL in text and jsonb, Python's encoder refuses lone
+# surrogates, varchar(n) refuses longer strings and bigint refuses 10**20. One
+# such record used to fail its whole mixed-tenant batch, so every record is
+# made storable where it is built (proxy.calls.call_record, spool replay).
+
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+# Per-call ceilings. Tokens stay far below bigint's 9.2e18 so that hourly and
+# daily sums of clamped calls cannot overflow either (9 million calls a bucket).
+TOKEN_CEILING = 10**12
+INT_CEILING = 2**31 - 1  # PositiveIntegerField (latency_ms, ttfb_ms)
+HTTP_STATUS_CEILING = 32767  # PositiveSmallIntegerField
+COST_CEILING = Decimal(10) ** 10 - Decimal(1).scaleb(-10)  # DecimalField(20, 10)
+PROPERTY_VALUE_LIMIT = 1000
+# The property that marks a clamped record in the ledger (its value names the fields).
+CLAMPED_PROPERTY = "aispendtrack_clamped"
+# Column limits of the text fields a record carries (UsageEvent's max_length).
+TEXT_LIMITS = {
+    "request_id": 40,
+    "provider": 64,
+    "endpoint": 200,
+    "status": 16,
+    "model": 200,
+    "response_model": 200,
+    "customer_id": 256,
+    "feature": 256,
+    "trace_id": 256,
+    "environment": 256,
+    "upstream_request_id": 200,
+}
+
+
+def clean_text(value: Any, limit: int) -> str:
+    """`value` as text the database takes: no control characters, no lone
+    surrogates, at most `limit` characters."""
+    if not isinstance(value, str):
+        value = "" if value is None else str(value)
+    if not (value.isascii() and value.isprintable()):
+        value = _SURROGATE.sub("\ufffd", _CONTROL.sub("", value))
+    return value[:limit]
+
+
+def usage_clamp(usage: Usage) -> list[str]:
+    """Clamp each token count into 0..TOKEN_CEILING; returns the fields clamped."""
+    clamped = []
+    for name in usage.__slots__:
+        value = getattr(usage, name)
+        fixed = min(max(value, 0), TOKEN_CEILING) if isinstance(value, int) else 0
+        if fixed != value:
+            setattr(usage, name, fixed)
+            clamped.append(name)
+    return clamped
+
+
+def _clamp_int(value: Any, ceiling: int, *, nullable: bool) -> int | None:
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        return None if nullable else 0
+    return min(max(value, 0), ceiling)
+
+
+def record_sanitize(record: UsageRecord, *, clamped: Sequence[str] = ()) -> UsageRecord:
+    """Make `record` storable in place (and return it). Text is cleaned and
+    cut to its column; integers and cost are clamped into their columns'
+    ranges, and a clamped record is flagged (`clamped`, and the ledger
+    property `aispendtrack_clamped` naming the fields). Idempotent."""
+    for name, limit in TEXT_LIMITS.items():
+        value = getattr(record, name)
+        if (
+            type(value) is not str
+            or len(value) > limit
+            or not value.isascii()
+            or not value.isprintable()
+        ):
+            setattr(record, name, clean_text(value, limit))
+    if record.properties:
+        record.properties = {
+            clean_text(key, 64): clean_text(value, PROPERTY_VALUE_LIMIT)
+            for key, value in record.properties.items()
+        }
+    fields = [*clamped, *usage_clamp(record.usage)]
+    for name, ceiling, nullable in (
+        ("http_status", HTTP_STATUS_CEILING, True),
+        ("latency_ms", INT_CEILING, False),
+        ("ttfb_ms", INT_CEILING, True),
+    ):
+        value = getattr(record, name)
+        fixed = _clamp_int(value, ceiling, nullable=nullable)
+        if fixed != value:
+            setattr(record, name, fixed)
+            if value is not None and not (isinstance(value, int) and value < 0):
+                fields.append(name)
+    if record.cost is not None:
+        if not record.cost.is_finite() or record.cost < 0:
+            record.cost, fields = None, [*fields, "cost"]  # unknown: re-priced later
+        elif record.cost > COST_CEILING:
+            record.cost, fields = COST_CEILING, [*fields, "cost"]
+    if fields:
+        record.clamped = True
+        names = set(fields) | set(
+            filter(None, record.properties.get(CLAMPED_PROPERTY, "").split(","))
+        )
+        record.properties = {**record.properties, CLAMPED_PROPERTY: ",".join(sorted(names))}
+    return record

@@ -8,6 +8,8 @@ directly and uses only Django's settings, cache and async ORM.
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+# A web process: settings add a statement timeout to its database connections.
+os.environ.setdefault("AISPENDTRACK_WEB_PROCESS", "1")
 
 from django.core.asgi import get_asgi_application  # noqa: E402
 

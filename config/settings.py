@@ -133,18 +133,52 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# --- Bounded database waits (issue 10: ledger integrity under faults) ---------
+# A connect timeout everywhere; a statement timeout in the web processes
+# (config.asgi / config.wsgi set AISPENDTRACK_WEB_PROCESS) so that a page or
+# API request never waits on the database for long, while Celery tasks and
+# management commands (rebuilds, re-pricing) may run long statements.
+# config.dbguard bounds waits on a connection the network black-holes.
+AISPENDTRACK_DB_CONNECT_TIMEOUT = env_float("AISPENDTRACK_DB_CONNECT_TIMEOUT", 3.0)
+AISPENDTRACK_DB_STATEMENT_TIMEOUT = env_float("AISPENDTRACK_DB_STATEMENT_TIMEOUT", 10.0)
+# The longest one ledger write (a batch of events + rollups) may take before
+# the writer gives up on it and spools the batch.
+AISPENDTRACK_LEDGER_WRITE_TIMEOUT = env_float("AISPENDTRACK_LEDGER_WRITE_TIMEOUT", 5.0)
+# A cold API key lookup in the proxy: past this the caller gets a 503.
+AISPENDTRACK_KEY_LOOKUP_TIMEOUT = env_float("AISPENDTRACK_KEY_LOOKUP_TIMEOUT", 3.0)
+# Records waiting in a worker's memory for the ledger; past it they are spooled.
+AISPENDTRACK_BUFFER_MAX_EVENTS = int(os.environ.get("AISPENDTRACK_BUFFER_MAX_EVENTS", "50000"))
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    _db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    # libpq counts whole seconds (and treats 1 as 2).
+    _db_options.setdefault("connect_timeout", max(1, round(AISPENDTRACK_DB_CONNECT_TIMEOUT)))
+    if env_bool("AISPENDTRACK_WEB_PROCESS", False) and AISPENDTRACK_DB_STATEMENT_TIMEOUT > 0:
+        _db_options.setdefault(
+            "options", f"-c statement_timeout={int(AISPENDTRACK_DB_STATEMENT_TIMEOUT * 1000)}"
+        )
+
 # --- Cache and Celery ---------------------------------------------------------
 REDIS_URL = os.environ.get("REDIS_URL", "")
 if REDIS_URL:
     CACHES = {
         "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            # Redis is an accelerator: a Redis outage answers as cache misses
+            # (config.cache), and a Redis that does not answer costs ≤ 0.5 s once.
+            "BACKEND": "config.cache.ResilientRedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "ast",
+            "OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
         }
     }
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
+    # Publishing a task with the broker down fails after ~1 s instead of hanging
+    # the request; workers reconnect on their own when Redis is back.
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {
+        "socket_connect_timeout": 1,
+        "socket_timeout": 2,
+    }
+    CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0.2}
+    CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
     # No broker server on a laptop: kombu's filesystem transport under var/.

@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+
+from django.conf import settings
+from django.core.cache import cache
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpResponsePermanentRedirect, JsonResponse
@@ -10,17 +16,56 @@ from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config.dbguard import db_deadline
+from proxy.ledger import dead_letter_count
+
+# /healthz answers within 2 s whatever the database does: the probe runs in
+# its own thread and is given up on after this long.
+HEALTH_PROBE_SECONDS = 1.5
+_probes = ThreadPoolExecutor(4, thread_name_prefix="aispendtrack-health")
+
+
+def _database_answers() -> bool:
+    try:
+        with db_deadline(HEALTH_PROBE_SECONDS), connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        return True
+    except DatabaseError:
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+def _redis_state() -> str:
+    ping = getattr(cache, "ping", None)
+    if ping is None:
+        return "not_configured"  # local-memory cache: no Redis to depend on
+    return "ok" if ping() else "down"
+
 
 @never_cache
 @require_GET
 def healthz(request):
+    """200 when the database answers (Redis down is degraded, still 200); 503 when not.
+
+    `dead_letter` counts usage records the database refused one by one
+    (var/spool/dead/; `manage.py ledger_redrive` re-drives them).
+    """
+    probe = _probes.submit(_database_answers)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except DatabaseError:
-        return JsonResponse({"status": "degraded", "database": "unreachable"}, status=503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+        database = probe.result(timeout=HEALTH_PROBE_SECONDS)
+    except FutureTimeout:
+        database = False
+    redis = _redis_state()
+    body = {
+        "status": "ok" if database and redis != "down" else "degraded",
+        "database": "ok" if database else "down",
+        "redis": redis,
+        "dead_letter": dead_letter_count(settings.AISPENDTRACK_SPOOL_DIR),
+    }
+    return JsonResponse(body, status=200 if database else 503)
 
 
 @require_GET

@@ -11,13 +11,21 @@ from decimal import Decimal
 
 from accounts.selectors import KeyIdentity
 from analytics.models import Status
-from analytics.records import UsageRecord
+from analytics.records import (
+    CLAMPED_PROPERTY,
+    TEXT_LIMITS,
+    UsageRecord,
+    clean_text,
+    record_sanitize,
+    usage_clamp,
+)
 from proxy.adapters import Observed, RequestFacts
 from proxy.costing import call_cost
 from proxy.headers import Tags
 from proxy.routing import Route
 
 call_logger = logging.getLogger("aispendtrack.calls")
+logger = logging.getLogger("aispendtrack.proxy")
 
 
 def new_request_id() -> str:
@@ -73,7 +81,9 @@ def call_record(call: Call, *, status: str | None = None) -> UsageRecord:
     call.recorded = True
     status = status or status_for(call.http_status)
     facts, observed, tags = call.facts, call.observed, call.tags
-    model = facts.model or observed.response_model
+    # Clamp the counts before pricing them: 10**20 tokens must not become a cost.
+    clamped = usage_clamp(observed.usage) if observed.usage is not None else []
+    model = clean_text(facts.model or observed.response_model, TEXT_LIMITS["model"])
     record = UsageRecord(
         request_id=call.request_id,
         organization_id=call.identity.organization_id,
@@ -106,6 +116,13 @@ def call_record(call: Call, *, status: str | None = None) -> UsageRecord:
     )
     if observed.usage is not None:
         record.usage = observed.usage
+    record_sanitize(record, clamped=clamped)
+    if record.clamped:
+        logger.warning(
+            "%s: out-of-range numbers clamped (%s)",
+            record.request_id,
+            record.properties[CLAMPED_PROPERTY],
+        )
     if call_logger.isEnabledFor(logging.INFO):
         call_logger.info("%s", _CallLine(record, call.identity))
     return record

@@ -41,6 +41,8 @@ class ProxyRuntime:
             spool_dir=settings.AISPENDTRACK_SPOOL_DIR,
             interval=float(settings.AISPENDTRACK_FLUSH_INTERVAL),
             max_events=int(settings.AISPENDTRACK_FLUSH_MAX_EVENTS),
+            max_pending=int(settings.AISPENDTRACK_BUFFER_MAX_EVENTS),
+            write_timeout=float(settings.AISPENDTRACK_LEDGER_WRITE_TIMEOUT),
         )
         # Admission gates (budgets, plan limits), asked before each call is forwarded.
         self.gates: list[Gate] = []

@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from analytics.records import UsageRecord
+from proxy.ledger import is_outage
 
 logger = logging.getLogger("aispendtrack.proxy")
 
@@ -85,8 +86,9 @@ class Spool:
     def replay(self, write: Callable[[Sequence[UsageRecord]], int]) -> int:
         """Write every spooled record through `write`; returns records replayed.
 
-        Raises what `write` raises (the database went away again); the file
-        being replayed is put back for the next attempt.
+        Raises what `write` raises when the database went away again (the
+        file being replayed is put back for the next attempt); a file failing
+        for any other reason is put back and the replay goes on past it.
         """
         self._release_orphans()
         replayed = 0
@@ -98,9 +100,14 @@ class Spool:
                 continue
             try:
                 replayed += self._replay_file(claimed, write)
-            except BaseException:
+            except BaseException as error:
                 os.rename(claimed, self._fresh_name(path))
-                raise
+                if not isinstance(error, Exception) or is_outage(error):
+                    raise
+                # Not the database being away: this file has a problem of its
+                # own. Keep it for later, and go on with the others.
+                logger.error("spool file %s failed (%r); replaying the next ones", path.name, error)
+                continue
             claimed.unlink()
         return replayed
 

@@ -10,7 +10,9 @@ from django.db import connection
 def test_healthy(client):
     response = client.get("/healthz")
     assert response.status_code == 200
-    assert response.json() == {"status": "ok", "database": "ok"}
+    body = response.json()
+    assert body["status"] == "ok" and body["database"] == "ok"
+    assert body["dead_letter"] == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -30,4 +32,4 @@ def test_database_unreachable(client):
         connection.settings_dict.clear()
         connection.settings_dict.update(original)
     assert response.status_code == 503
-    assert response.json()["database"] == "unreachable"
+    assert response.json()["database"] == "down"

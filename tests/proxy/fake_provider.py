@@ -13,6 +13,8 @@ forwards like any other:
     x-fake-cut: 2            stream this many chunks, then drop the connection
     x-fake-gzip: 1           gzip the JSON body (when the request accepts gzip)
     x-fake-set-cookie: 1     set a cookie, as Cloudflare in front of providers does
+    x-fake-usage: {json}     merge these fields into the usage block(s) it reports
+    x-fake-pause-end: 2      after the last event (and [DONE]), wait before closing
 """
 
 from __future__ import annotations
@@ -182,7 +184,7 @@ class FakeProvider:
         return self._error(style, 404)
 
     def _json(self, request: web.Request, payload, headers=None) -> web.Response:
-        raw = _compact(payload)
+        raw = _compact(_with_usage(request, payload))
         headers = {"content-type": "application/json", **(headers or {})}
         if request.headers.get("x-fake-set-cookie"):
             headers["set-cookie"] = "__cf_bm=tenant-a; Path=/; HttpOnly"
@@ -241,6 +243,7 @@ class FakeProvider:
                     return response
                 if number and sleep:
                     await asyncio.sleep(sleep)
+                event = _with_usage(request, event)
                 frame = _frame(event, anthropic=anthropic, gemini=gemini, sse=sse)
                 await response.write(frame if sse or not number else b",\r\n" + frame)
         except (asyncio.CancelledError, ConnectionResetError):
@@ -250,8 +253,26 @@ class FakeProvider:
             await response.write(b"]")
         if done:
             await response.write(b"data: [DONE]\n\n")
+        pause = float(request.headers.get("x-fake-pause-end", "0"))
+        if pause:
+            try:
+                await asyncio.sleep(pause)
+            except asyncio.CancelledError:
+                self.aborted.append(request.path)
+                raise
         await response.write_eof()
         return response
+
+
+def _with_usage(request: web.Request, payload):
+    """The payload with x-fake-usage's fields merged into its usage block."""
+    extra = request.headers.get("x-fake-usage")
+    if not extra or not isinstance(payload, dict):
+        return payload
+    for key in ("usage", "usageMetadata"):
+        if isinstance(payload.get(key), dict):
+            return {**payload, key: {**payload[key], **json.loads(extra)}}
+    return payload
 
 
 def _frame(event, *, anthropic: bool, gemini: bool, sse: bool) -> bytes:
