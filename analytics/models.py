@@ -319,3 +319,78 @@ class CustomerRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.span}{self.start} {self.customer_id or '(untagged)'}"
+
+
+# Input-size bands of UsageShapeRollup: a call is in band b when its input
+# exceeds exactly b of these edges. They are every context-tier threshold in
+# genai-prices' data ("above N input tokens every token uses the tier's
+# rates"), so a tiered price applies to whole bands and re-pricing the bands is
+# exact. A staff tier at another threshold is priced from the band's lower edge.
+INPUT_BAND_EDGES = (32_000, 100_000, 128_000, 199_999, 200_000, 256_000, 272_000, 512_000, 524_288)
+# The token sums UsageShapeRollup keeps: everything the cost engine prices.
+SHAPE_TOKENS = (
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+)
+
+
+class UsageShapeRollup(models.Model):
+    """Token sums per (organization, UTC hour, provider, model, feature,
+    customer, input band), with the largest input of a single call: what the
+    cost simulator re-prices (analytics.simulator).
+
+    Every token kind the cost engine prices is here (audio too), split by
+    input band so context tiers re-price exactly, and `max_input_tokens` tells
+    whether another model's context window takes the workload. Tokens never
+    change after a call is recorded (re-pricing changes costs only), so this
+    table has no cost and re-pricing never touches it; hourly keys answer any
+    zone's local days without a rebuild.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    customer_id = models.CharField(max_length=256)
+    band = models.PositiveSmallIntegerField()  # index into INPUT_BAND_EDGES (0: up to the first)
+    calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_tokens = models.BigIntegerField(default=0)
+    cache_write_1h_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    input_audio_tokens = models.BigIntegerField(default=0)
+    output_audio_tokens = models.BigIntegerField(default=0)
+    max_input_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    "hour",
+                    "provider",
+                    "model",
+                    "feature",
+                    "customer_id",
+                    "band",
+                ],
+                name="uniq_usage_shape",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organization", "feature", "hour"], name="us_org_feature"),
+            models.Index(fields=["organization", "customer_id", "hour"], name="us_org_cust"),
+            models.Index(fields=["organization", "model", "hour"], name="us_org_model"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} band {self.band}"

@@ -30,6 +30,7 @@ from analytics.models import (
     UsageEvent,
 )
 from analytics.records import UsageRecord
+from analytics.shapes import shape_sums, usage_shapes_add
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
 
@@ -180,7 +181,9 @@ def usage_record_batch(records: Sequence[UsageRecord]) -> int:
         else:
             UsageEvent.objects.bulk_create([UsageEvent(**row) for row in rows], batch_size=500)
         # Rollups need only attributes, not model instances (2 µs vs 90 µs apiece).
-        rollups_add(rollup_buckets([SimpleNamespace(**row) for row in rows]))
+        attributes = [SimpleNamespace(**row) for row in rows]
+        rollups_add(rollup_buckets(attributes))
+        usage_shapes_add(shape_sums(attributes, hour_of))  # the cost simulator's sums
         key_ids = {row["api_key_id"] for row in rows if row["api_key_id"]}
         api_key_touch_many(key_ids=key_ids, at=timezone.now())
     return len(rows)
