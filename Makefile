@@ -7,6 +7,12 @@ MANAGE := $(BIN)/python manage.py
 PORT ?= 8000
 HOST ?= 127.0.0.1
 WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
+# uvicorn with the request limits of config/httpguard.py (431, 408, 503; README "Request limits");
+# on SIGTERM, calls still running after GRACEFUL_TIMEOUT s are cut (and recorded as cancelled).
+GRACEFUL_TIMEOUT ?= 7
+UVICORN := $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop \
+	--http config.httpguard:GuardedHttpToolsProtocol --timeout-graceful-shutdown $(GRACEFUL_TIMEOUT) \
+	--no-server-header --no-date-header
 
 .PHONY: run serve test lint format bench install migrate prices worker clean
 
@@ -19,8 +25,7 @@ run: install
 	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
 	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
 	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery' EXIT; \
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop --http httptools \
-		--no-server-header --no-date-header
+	$(UVICORN)
 
 # uvicorn runs with --no-server-header --no-date-header: proxied answers carry the
 # provider's own Server/Date headers, and uvicorn would add a second of each.
@@ -33,9 +38,7 @@ serve: install
 	$(MANAGE) rollups_rebuild && \
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \
-	exec $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) \
-		--workers $(WEB_CONCURRENCY) --loop uvloop --http httptools --no-access-log \
-		--no-server-header --no-date-header
+	exec $(UVICORN) --workers $(WEB_CONCURRENCY) --no-access-log
 
 worker: install
 	$(BIN)/celery -A config worker -B --loglevel INFO

@@ -350,3 +350,12 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_PRICE_PRO = os.environ.get("STRIPE_PRICE_PRO", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+
+# --- Request limits (issue 9; enforced by config/httpguard.py and the proxy) ----
+# What one client can make a worker hold: head size and read deadlines, open
+# connections, and the size of a proxied request body.
+AISPENDTRACK_MAX_HEADER_KB = int(os.environ.get("AISPENDTRACK_MAX_HEADER_KB", "64"))
+AISPENDTRACK_HEADER_TIMEOUT = env_float("AISPENDTRACK_HEADER_TIMEOUT", 10.0)
+AISPENDTRACK_BODY_TIMEOUT = env_float("AISPENDTRACK_BODY_TIMEOUT", 60.0)
+AISPENDTRACK_MAX_CONNECTIONS = int(os.environ.get("AISPENDTRACK_MAX_CONNECTIONS", "1000"))
+AISPENDTRACK_MAX_BODY_MB = env_float("AISPENDTRACK_MAX_BODY_MB", 64.0)

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import close_old_connections
 from yarl import URL
 
@@ -56,7 +57,14 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
     if refusal is not None:  # counted by the gate, never a ledger event
         return await answer_refusal(send, style, refusal, call)
 
-    body = await _read_body(receive)
+    try:
+        body = await _read_body(receive, scope["headers"], _max_body_bytes())
+    except BodyTooLarge:  # refused before anything is forwarded; recorded as a 413
+        call.http_status = 413
+        runtime.record(call_record(call))
+        message = errors.BODY_TOO_LARGE.format(limit=settings.AISPENDTRACK_MAX_BODY_MB)
+        close = [(b"connection", b"close")]  # the rest of the body is never read
+        return await answer_error(send, style, 413, message, "request_too_large", call, close)
     if body is None:  # the client left before sending its body: nothing was forwarded
         return None
     call.facts = ADAPTERS[style].inspect_request(
@@ -126,20 +134,31 @@ async def _forward(runtime: ProxyRuntime, call: Call, scope, split, send) -> Non
     return None
 
 
-async def _read_body(receive) -> bytes | None:
-    """The whole request body (provider requests are small JSON); None if the client left."""
-    message = await receive()
-    if message["type"] == "http.disconnect":
-        return None
-    body = message.get("body", b"")
-    if not message.get("more_body", False):
-        return body
-    parts = [body]
+class BodyTooLarge(Exception):
+    """The request body is over AISPENDTRACK_MAX_BODY_MB."""
+
+
+def _max_body_bytes() -> int:
+    return int(settings.AISPENDTRACK_MAX_BODY_MB * 1024 * 1024)
+
+
+async def _read_body(receive, headers, limit: int) -> bytes | None:
+    """The whole request body (provider requests are small JSON); None if the
+    client left; BodyTooLarge past `limit` bytes, declared or received."""
+    for name, value in headers:
+        if name == b"content-length" and value.isdigit() and int(value) > limit:
+            raise BodyTooLarge
+    parts: list[bytes] = []
+    size = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
             return None
-        parts.append(message.get("body", b""))
+        part = message.get("body", b"")
+        size += len(part)
+        if size > limit:
+            raise BodyTooLarge
+        parts.append(part)
         if not message.get("more_body", False):
             return b"".join(parts)
 

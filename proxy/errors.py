@@ -14,6 +14,7 @@ _ANTHROPIC_TYPES = {
     401: "authentication_error",
     403: "permission_error",
     404: "not_found_error",
+    413: "request_too_large",
     502: "api_error",
     503: "api_error",
     504: "timeout_error",
@@ -23,6 +24,7 @@ _GEMINI_STATUS = {
     401: "UNAUTHENTICATED",
     403: "PERMISSION_DENIED",
     404: "NOT_FOUND",
+    413: "INVALID_ARGUMENT",
     502: "UNAVAILABLE",
     503: "UNAVAILABLE",
     504: "DEADLINE_EXCEEDED",
@@ -32,6 +34,7 @@ _OPENAI_TYPES = {
     401: "invalid_request_error",
     403: "invalid_request_error",
     404: "invalid_request_error",
+    413: "invalid_request_error",
     502: "api_error",
     503: "api_error",
     504: "api_error",
@@ -96,4 +99,8 @@ PROXY_FAILED = (
 UNKNOWN_PROVIDER = (
     "No provider '{slug}' is registered; ask staff to add it in admin (Providers), or use "
     "/openai/v1, /anthropic/v1 or /gemini/v1beta."
+)
+BODY_TOO_LARGE = (
+    "AiSpendTrack: the request body is larger than this proxy accepts ({limit:g} MB, "
+    "AISPENDTRACK_MAX_BODY_MB). Nothing was forwarded to the provider."
 )
