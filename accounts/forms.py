@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from allauth.account.forms import SignupForm as AllauthSignupForm
 from django import forms
+from django.contrib import messages
 
 from accounts.models import Role, Scope
 
@@ -33,15 +34,20 @@ class SignupForm(AllauthSignupForm):
 
     def save(self, request):
         from accounts.selectors import invitation_get_by_token
-        from accounts.services import invitation_accept, organization_create
+        from accounts.services import AccountError, invitation_accept, organization_create
 
         user = super().save(request)
         token = request.session.pop(INVITE_SESSION_KEY, None)
         invitation = invitation_get_by_token(token=token) if token else None
+        joined = False
         if invitation is not None and invitation.email.lower() == user.email.lower():
-            invitation_accept(invitation=invitation, user=user)
+            try:
+                invitation_accept(invitation=invitation, user=user)
+                joined = True
+            except AccountError as error:
+                messages.warning(request, str(error))
         name = self.cleaned_data.get("organization_name", "").strip()
-        if name or invitation is None:
+        if name or not joined:
             organization_create(name=name or f"{user.email}'s organization", owner=user)
         return user
 

@@ -13,7 +13,15 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from accounts.keys import display_prefix, generate_raw_key, generate_token, hash_secret
-from accounts.models import ApiKey, Invitation, Membership, Organization, Role, Scope
+from accounts.models import (
+    MANAGER_ROLES,
+    ApiKey,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+    Scope,
+)
 from accounts.selectors import api_key_cache_invalidate
 from billing.services import subscription_ensure
 
@@ -122,10 +130,16 @@ def api_key_touch_many(*, key_ids: Iterable[int], at: datetime) -> int:
 def invitation_create(
     *, organization: Organization, email: str, role: str, invited_by
 ) -> tuple[Invitation, str]:
-    """An invitation and its raw token (for the link; only the hash is stored)."""
+    """An invitation and its raw token (for the link; only the hash is stored).
+
+    The inviter's authority is read from the database, not from the caller:
+    they must manage this organization and may not offer a role above their own.
+    """
     email = get_user_model().objects.normalize_email(email.strip()).lower()
     if role not in Role.values:
         raise AccountError(f"Unknown role {role!r}.")
+    inviter = Membership.objects.filter(organization=organization, user=invited_by).first()
+    _check_may_grant(inviter, role)
     if Membership.objects.filter(organization=organization, user__email__iexact=email).exists():
         raise AccountError(f"{email} is already a member of {organization.name}.")
     token = generate_token()
@@ -142,7 +156,11 @@ def invitation_create(
 
 @transaction.atomic
 def invitation_accept(*, invitation: Invitation, user) -> Membership:
-    """Join the invitation's organization; the invitation cannot be used again."""
+    """Join the invitation's organization; the invitation cannot be used again.
+
+    The role is granted only if the inviter could still grant it now: an
+    invitation from someone since demoted or removed must be sent again.
+    """
     locked = Invitation.objects.select_for_update().get(pk=invitation.pk)
     if locked.accepted_at or locked.revoked_at or locked.expires_at <= timezone.now():
         raise AccountError("This invitation has already been used or has expired.")
@@ -150,6 +168,16 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
         raise AccountError(
             f"This invitation is for {locked.email}; log in with that address to accept it."
         )
+    inviter = Membership.objects.filter(
+        organization=locked.organization_id, user=locked.invited_by_id
+    ).first()
+    try:
+        _check_may_grant(inviter, locked.role)
+    except AccountError:
+        raise AccountError(
+            "Whoever sent this invitation can no longer grant its role; "
+            "ask an owner or admin of the organization for a new one."
+        ) from None
     membership, _ = Membership.objects.get_or_create(
         user=user, organization=locked.organization, defaults={"role": locked.role}
     )
@@ -175,6 +203,33 @@ def invitation_purge_expired_all_orgs(*, older_than: timedelta = timedelta(days=
     return deleted
 
 
+# Who outranks whom. A role is granted only by someone whose rank is at least
+# as high, and only managers (owners, admins) grant at all.
+ROLE_RANK: dict[str, int] = {Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
+
+
+def _check_may_grant(by: Membership | None, role: str) -> None:
+    if by is None or by.role not in MANAGER_ROLES:
+        raise AccountError("Only owners and admins can invite people or change roles.")
+    if role == Role.OWNER and by.role != Role.OWNER:
+        raise AccountError("Only an owner can make someone an owner.")
+    if ROLE_RANK[role] > ROLE_RANK[by.role]:
+        raise AccountError(f"You cannot grant {role}, a role above your own ({by.role}).")
+
+
+def _lock_members(organization: Organization, *memberships: Membership) -> list[Membership | None]:
+    """Fresh, locked copies of these memberships (None for one deleted meanwhile),
+    after locking every owner row of the organization: two owners demoting or
+    removing each other at once must not leave it with none."""
+    list(
+        Membership.objects.select_for_update()
+        .filter(organization=organization, role=Role.OWNER)
+        .order_by("pk")
+    )
+    fresh = Membership.objects.select_for_update().in_bulk([m.pk for m in memberships])
+    return [fresh.get(m.pk) for m in memberships]
+
+
 def _owner_count(organization: Organization) -> int:
     return Membership.objects.filter(organization=organization, role=Role.OWNER).count()
 
@@ -183,28 +238,46 @@ def _owner_count(organization: Organization) -> int:
 def membership_role_change(
     *, organization: Organization, membership: Membership, role: str, by: Membership
 ) -> Membership:
+    """Give `membership` a new role. `by` (re-read under lock) must outrank or
+    equal both the member's current role and the new one; owners only by owners;
+    the organization keeps at least one owner."""
     if role not in Role.values:
         raise AccountError(f"Unknown role {role!r}.")
-    if membership.organization_id != organization.pk:
+    if membership.organization_id != organization.pk or by.organization_id != organization.pk:
         raise AccountError("That member belongs to another organization.")
-    if Role.OWNER in (role, membership.role) and by.role != Role.OWNER:
+    target, actor = _lock_members(organization, membership, by)
+    if target is None:
+        raise AccountError("That person is no longer a member.")
+    _check_may_grant(actor, role)
+    assert actor is not None  # noqa: S101 (checked by _check_may_grant)
+    if Role.OWNER in (role, target.role) and actor.role != Role.OWNER:
         raise AccountError("Only an owner can make or unmake owners.")
-    if membership.role == Role.OWNER and role != Role.OWNER and _owner_count(organization) == 1:
+    if ROLE_RANK[target.role] > ROLE_RANK[actor.role]:
+        raise AccountError(f"You cannot change the role of {target.role}s as {actor.role}.")
+    if target.role == Role.OWNER and role != Role.OWNER and _owner_count(organization) == 1:
         raise AccountError("An organization needs at least one owner; promote someone first.")
+    target.role = role
+    target.save(update_fields=["role"])
     membership.role = role
-    membership.save(update_fields=["role"])
-    return membership
+    return target
 
 
 @transaction.atomic
 def membership_remove(*, organization: Organization, membership: Membership, by: Membership):
-    if membership.organization_id != organization.pk:
+    """Remove a member. Admins remove admins and members; owners anyone; the
+    last owner stays."""
+    if membership.organization_id != organization.pk or by.organization_id != organization.pk:
         raise AccountError("That member belongs to another organization.")
-    if membership.role == Role.OWNER and by.role != Role.OWNER:
+    target, actor = _lock_members(organization, membership, by)
+    if target is None:
+        return
+    if actor is None or actor.role not in MANAGER_ROLES:
+        raise AccountError("Only owners and admins can remove members.")
+    if target.role == Role.OWNER and actor.role != Role.OWNER:
         raise AccountError("Only an owner can remove an owner.")
-    if membership.role == Role.OWNER and _owner_count(organization) == 1:
+    if target.role == Role.OWNER and _owner_count(organization) == 1:
         raise AccountError("An organization needs at least one owner; promote someone first.")
-    membership.delete()
+    target.delete()
 
 
 @transaction.atomic
