@@ -18,6 +18,7 @@ from analytics.records import UsageRecord
 from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
+from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
 from proxy.routing import Router
 
@@ -46,6 +47,8 @@ class ProxyRuntime:
         )
         # Admission gates (budgets, plan limits), asked before each call is forwarded.
         self.gates: list[Gate] = []
+        if settings.AISPENDTRACK_BILLING:  # plans limit calls only on a hosted service
+            self.gates.append(PlanLimitGate(redis_url=settings.REDIS_URL))
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None

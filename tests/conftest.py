@@ -45,6 +45,17 @@ def builtin_providers(db):
     seed(apps, None)
 
 
+@pytest.fixture
+def plans(db):
+    """Billing's seeded plans by slug; transactional tests flush them, so they ask again."""
+    from billing.models import Plan
+    from billing.plans import PLANS
+
+    for values in PLANS:
+        Plan.objects.get_or_create(slug=values["slug"], defaults=values)
+    return {plan.slug: plan for plan in Plan.objects.all()}
+
+
 @dataclass
 class IssuedKey:
     row: ApiKey

@@ -188,6 +188,9 @@ class FakeProvider:
         headers = {"content-type": "application/json", **(headers or {})}
         if request.headers.get("x-fake-set-cookie"):
             headers["set-cookie"] = "__cf_bm=tenant-a; Path=/; HttpOnly"
+        if request.headers.get("x-fake-ratelimit"):  # the provider's own rate-limit headers
+            headers["x-ratelimit-limit-requests"] = "500"
+            headers["x-ratelimit-remaining-requests"] = "499"
         accepts = request.headers.get("accept-encoding", "")
         if request.headers.get("x-fake-gzip") and "gzip" in accepts:
             raw = gzip.compress(raw)

@@ -1,0 +1,333 @@
+"""Plan limits in the proxy, through the official SDKs (billing on).
+
+The gate's clock is pinned so the windows' resets are hand-computable:
+14:59:30 UTC on Nov 29 is 30 s before the next hour and 1 day 9 h 0 min 30 s
+(118,830 s) before 00:00 UTC on Dec 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from datetime import UTC, datetime
+
+import anthropic
+import httpx
+import openai
+import pytest
+from django.test import override_settings
+
+from accounts.models import Organization, Scope
+from accounts.services import api_key_issue
+from billing.models import Plan, Subscription
+from billing.selectors import OrgLimits
+from proxy.plan_limits import PlanLimitGate
+from tests.factories import MembershipFactory, OrganizationFactory
+from tests.proxy.conftest import ProxyServer, proxy_settings
+from tests.redis_server import RedisServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+PINNED = datetime(2026, 11, 29, 14, 59, 30, tzinfo=UTC).timestamp()
+UNTIL_NEXT_HOUR = 30
+UNTIL_DEC_1 = 86_400 + 9 * 3600 + 30
+
+
+def start_billing_proxy(fake_provider, spool_dir, django_db_blocker, **extra) -> ProxyServer:
+    with (
+        proxy_settings(fake_provider, spool_dir, AISPENDTRACK_BILLING=True, **extra),
+        django_db_blocker.unblock(),
+    ):
+        return ProxyServer().start()
+
+
+@pytest.fixture(scope="module")
+def billing_proxy(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
+    server = start_billing_proxy(
+        fake_provider, tmp_path_factory.mktemp("spool"), django_db_blocker, REDIS_URL=""
+    )
+    yield server
+    with django_db_blocker.unblock():
+        server.stop()
+
+
+def plan_gate(server: ProxyServer) -> PlanLimitGate:
+    [gate] = [g for g in server.runtime.gates if isinstance(g, PlanLimitGate)]
+    return gate
+
+
+def new_organization() -> Organization:
+    return OrganizationFactory()  # type: ignore[return-value]
+
+
+@pytest.fixture
+def limited(billing_proxy, plans):
+    """An organization on a custom plan, a proxy key, and the gate told about it."""
+
+    def make(*, hourly: int | None = None, monthly: int | None = None, clock=lambda: PINNED):
+        organization = new_organization()
+        owner = MembershipFactory(organization=organization, role="owner").user
+        plan = Plan.objects.create(
+            slug=f"custom-{organization.pk}",
+            name="Custom",
+            hourly_request_limit=hourly,
+            monthly_call_limit=monthly,
+        )
+        Subscription.objects.create(organization=organization, plan=plan)
+        _, raw = api_key_issue(
+            organization=organization, name="k", scopes=[Scope.PROXY], created_by=owner
+        )
+        gate = plan_gate(billing_proxy)
+        gate.clock = clock
+        billing_proxy.call(gate._load_limits())
+        return raw
+
+    yield make
+    billing_proxy.flush()
+
+
+def openai_client(server, raw, **kwargs) -> openai.OpenAI:
+    kwargs.setdefault("max_retries", 0)
+    return openai.OpenAI(
+        base_url=f"{server.url}/v1",
+        api_key="sk-provider",
+        default_headers={"x-aispendtrack-key": raw},
+        **kwargs,
+    )
+
+
+def chat(client: openai.OpenAI, **headers):
+    return client.chat.completions.with_raw_response.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hi"}], extra_headers=headers
+    )
+
+
+def test_hourly_limit_refuses_with_retry_after_and_default_retry(
+    billing_proxy, limited, fake_provider
+):
+    client = openai_client(billing_proxy, limited(hourly=3))
+    for _ in range(3):
+        assert chat(client).status_code == 200
+    forwarded = len(fake_provider.received)
+
+    with pytest.raises(openai.RateLimitError) as refused:
+        chat(client)
+
+    response = refused.value.response
+    assert refused.value.code == "plan_limit_exceeded"
+    message = refused.value.body["message"]
+    assert "3 proxy requests per hour" in message and "Settings → Billing" in message
+    assert response.headers["retry-after"] == str(UNTIL_NEXT_HOUR)
+    assert "x-should-retry" not in response.headers  # the SDK's default retry applies
+    assert response.headers["x-aispendtrack-limit"] == "3"
+    assert response.headers["x-aispendtrack-remaining"] == "0"
+    assert response.headers["x-aispendtrack-reset"] == "2026-11-29T15:00:00Z"
+    assert len(fake_provider.received) == forwarded  # never forwarded
+
+
+def test_hourly_window_resets_at_the_hour(billing_proxy, limited):
+    now = [PINNED]
+    client = openai_client(billing_proxy, limited(hourly=1, clock=lambda: now[0]))
+    assert chat(client).status_code == 200
+    with pytest.raises(openai.RateLimitError):
+        chat(client)
+    now[0] = PINNED + UNTIL_NEXT_HOUR  # 15:00:00: a new hour
+    assert chat(client).status_code == 200
+
+
+def test_monthly_limit_says_do_not_retry_and_the_sdk_obeys(billing_proxy, limited):
+    raw = limited(monthly=2)
+    for _ in range(2):
+        assert chat(openai_client(billing_proxy, raw)).status_code == 200
+    billing_proxy.flush()
+
+    attempts = []
+    http_client = httpx.Client(event_hooks={"request": [attempts.append]})
+    client = openai_client(billing_proxy, raw, max_retries=2, http_client=http_client)
+    with pytest.raises(openai.RateLimitError) as refused:
+        chat(client)
+
+    assert len(attempts) == 1  # x-should-retry: false, so no retry
+    headers = refused.value.response.headers
+    assert headers["x-should-retry"] == "false"
+    assert headers["retry-after"] == str(UNTIL_DEC_1)
+    assert headers["x-aispendtrack-reset"] == "2026-12-01T00:00:00Z"
+    assert headers["x-aispendtrack-limit"] == "2"
+    assert refused.value.code == "plan_limit_exceeded"
+    assert "2 tracked calls per calendar month" in refused.value.body["message"]
+    assert "Dec 1 at 00:00 UTC" in refused.value.body["message"]
+
+
+def test_monthly_count_starts_from_the_ledger(billing_proxy, limited):
+    """A worker that starts mid-month counts the calls the ledger already holds."""
+    raw = limited(monthly=5)
+    for _ in range(5):
+        assert chat(openai_client(billing_proxy, raw)).status_code == 200
+    billing_proxy.flush()
+    gate = plan_gate(billing_proxy)
+    gate.monthly.clear()  # forget this worker's own count, as a fresh worker would
+    billing_proxy.call(gate._load_db_counts())
+    with pytest.raises(openai.RateLimitError):
+        chat(openai_client(billing_proxy, raw))
+
+
+def test_refusal_in_anthropic_shape(billing_proxy, limited):
+    raw = limited(hourly=0)
+    client = anthropic.Anthropic(
+        base_url=billing_proxy.url,
+        api_key="sk-ant",
+        max_retries=0,
+        default_headers={"x-aispendtrack-key": raw},
+    )
+    with pytest.raises(anthropic.RateLimitError) as refused:
+        client.messages.create(
+            model="claude-3-5-haiku-latest",
+            max_tokens=5,
+            messages=[{"role": "user", "content": "Hi"}],
+        )
+    assert refused.value.body["type"] == "error"
+    assert "proxy requests per hour" in refused.value.body["error"]["message"]
+    assert refused.value.response.headers["retry-after"] == str(UNTIL_NEXT_HOUR)
+
+
+def test_provider_rate_limit_headers_pass_untouched(billing_proxy, limited):
+    client = openai_client(billing_proxy, limited(hourly=10))
+    response = chat(client, **{"x-fake-ratelimit": "1"})
+    assert response.headers["x-ratelimit-limit-requests"] == "500"
+    assert response.headers["x-ratelimit-remaining-requests"] == "499"
+    assert "x-aispendtrack-limit" not in response.headers
+
+
+def test_another_organization_is_not_counted(billing_proxy, limited):
+    first = openai_client(billing_proxy, limited(hourly=1))
+    second = openai_client(billing_proxy, limited(hourly=1))
+    assert chat(first).status_code == 200
+    assert chat(second).status_code == 200
+    with pytest.raises(openai.RateLimitError):
+        chat(first)
+
+
+def test_exact_across_two_workers_sharing_redis(
+    fake_provider, tmp_path_factory, django_db_blocker, plans
+):
+    """Two proxy workers (each its own gate) share one Redis: together they
+    admit the limit, within 1 % or 10 requests."""
+    redis_server = RedisServer().start()
+    servers = [
+        start_billing_proxy(
+            fake_provider,
+            tmp_path_factory.mktemp("spool"),
+            django_db_blocker,
+            REDIS_URL=redis_server.url,
+        )
+        for _ in range(2)
+    ]
+    try:
+        organization = OrganizationFactory()
+        owner = MembershipFactory(organization=organization, role="owner").user
+        plan = Plan.objects.create(slug="shared", name="Shared", hourly_request_limit=40)
+        Subscription.objects.create(organization=organization, plan=plan)
+        _, raw = api_key_issue(
+            organization=organization, name="k", scopes=[Scope.PROXY], created_by=owner
+        )
+        for server in servers:
+            server.call(plan_gate(server)._load_limits())
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def hammer(server):
+            client = openai_client(server, raw)
+            for _ in range(40):
+                try:
+                    status = chat(client).status_code
+                except openai.RateLimitError:
+                    status = 429
+                with lock:
+                    statuses.append(status)
+
+        threads = [threading.Thread(target=hammer, args=(s,)) for s in servers for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        admitted = statuses.count(200)
+        assert len(statuses) == 160
+        assert 40 <= admitted <= 50, admitted
+    finally:
+        with django_db_blocker.unblock():
+            for server in servers:
+                server.flush()
+                server.stop()
+        redis_server.stop()
+
+
+@override_settings(AISPENDTRACK_BILLING=False)
+def test_billing_off_registers_no_plan_gate(proxy):
+    assert not any(isinstance(g, PlanLimitGate) for g in proxy.runtime.gates)
+
+
+class _Identity:
+    organization_id = 7
+
+
+class _Call:
+    identity = _Identity()
+
+
+class _TableGate(PlanLimitGate):
+    """The gate with a fixed limits table instead of the database's."""
+
+    async def _load_limits(self) -> None:
+        self.limits = {7: OrgLimits("Free", None, 3)}
+
+    async def _load_db_counts(self) -> None:
+        self.db_month = {}
+
+
+async def _until(predicate, within: float = 10.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while not predicate():
+        assert loop.time() < deadline, "condition not reached"
+        await asyncio.sleep(0.01)
+
+
+def test_redis_unreachable_fails_open_then_limits_resume(caplog):
+    """Redis dies: calls pass and one warning is logged (not one per sync);
+    Redis returns on the same port: the counts kept meanwhile are pushed and
+    the limit applies again."""
+    redis_server = RedisServer().start()
+    gate = _TableGate(redis_url=redis_server.url, clock=lambda: PINNED)
+    call = _Call()
+
+    async def scenario():
+        await gate.start()
+        try:
+            assert [gate.admit(call) for _ in range(3)] == [None] * 3
+            assert gate.admit(call) is not None
+            await _until(lambda: gate.hourly[7].shared == 3)  # pushed to Redis
+
+            redis_server.stop()
+            await _until(lambda: gate.redis_down)
+            assert [gate.admit(call) for _ in range(5)] == [None] * 5  # fail open
+            await asyncio.sleep(0.5)  # several failed syncs: still one warning
+
+            redis_server.start()  # same port, empty
+            await _until(lambda: not gate.redis_down)
+            await _until(lambda: gate.hourly[7].pending == 0)
+            # The 5 calls admitted during the outage were pushed once Redis returned.
+            assert gate.hourly[7].shared == 5
+            refusal = gate.admit(call)
+            assert refusal is not None and refusal.code == "plan_limit_exceeded"
+        finally:
+            await gate.stop()
+
+    with caplog.at_level(logging.WARNING, logger="aispendtrack.plan_limits"):
+        try:
+            asyncio.run(scenario())
+        finally:
+            redis_server.stop()
+    unreachable = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
+    assert len(unreachable) == 1
+    assert any("reachable again" in r.getMessage() for r in caplog.records)
