@@ -34,7 +34,6 @@ POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
 # user's shell has none of it.
 NOT_A_USERS = {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
 STARTUP_SECONDS = 240
-CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hi"}]}
 
 
 def free_port() -> int:
@@ -168,8 +167,11 @@ def proxied_call(url: str, key: str, **headers: str) -> str:
         timeout=30,
         default_headers={"x-aispendtrack-key": key, **headers},
     )
-    response = client.chat.completions.with_raw_response.create(**CHAT)
-    assert response.parse().usage.total_tokens == 80
+    response = client.chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "Hi"}]
+    )
+    usage = response.parse().usage
+    assert usage is not None and usage.total_tokens == 80
     return response.headers["x-aispendtrack-request-id"]
 
 
