@@ -394,3 +394,28 @@ class UsageShapeRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} band {self.band}"
+
+
+class RefusalRollup(models.Model):
+    """Calls a proxy gate refused, per organization, UTC hour and reason.
+
+    Counters, not ledger events: a client hammering a closed budget or an
+    exhausted plan adds to one row an hour instead of flooding the ledger.
+    `reason` is `proxy.gates.Refusal.reason` ("budget", "plan"). Written by
+    the proxy's RefusalCounter (proxy/refusals.py), a few rows every few seconds.
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    reason = models.CharField(max_length=32)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "hour", "reason"], name="uniq_refusal_bucket"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.reason}: {self.count}"

@@ -27,6 +27,7 @@ from analytics.models import (
     ROLLUP_COUNTERS,
     HourlyCoarseRollup,
     HourlyRollup,
+    RefusalRollup,
     UsageEvent,
 )
 from analytics.records import UsageRecord
@@ -304,5 +305,18 @@ def _rollups_merge_python(
             continue
         for name in counters:
             setattr(row, name, getattr(row, name) + values[name])
-        row.cost = quantize_cost(row.cost)
+        if "cost" in counters:
+            row.cost = quantize_cost(row.cost)
         row.save(update_fields=list(counters))
+
+
+REFUSAL_KEY = ("organization_id", "hour", "reason")
+
+
+@transaction.atomic
+def refusal_counts_add(*, counts: dict[tuple[int, datetime, str], int]) -> None:
+    """Add refused-call counts keyed (organization id, UTC hour, reason) into
+    RefusalRollup. Crosses organizations on purpose: the proxy flushes every
+    tenant's counters at once, each to its own row."""
+    rows = {key: {"count": n} for key, n in counts.items() if n}
+    rollup_rows_add(RefusalRollup, REFUSAL_KEY, ("count",), rows)

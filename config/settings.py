@@ -359,3 +359,18 @@ AISPENDTRACK_HEADER_TIMEOUT = env_float("AISPENDTRACK_HEADER_TIMEOUT", 10.0)
 AISPENDTRACK_BODY_TIMEOUT = env_float("AISPENDTRACK_BODY_TIMEOUT", 60.0)
 AISPENDTRACK_MAX_CONNECTIONS = int(os.environ.get("AISPENDTRACK_MAX_CONNECTIONS", "1000"))
 AISPENDTRACK_MAX_BODY_MB = env_float("AISPENDTRACK_MAX_BODY_MB", 64.0)
+
+# --- Budgets, alerts, anomaly detection (issue 14) ----------------------------
+# Webhook and Slack URLs may reach loopback/private addresses (self-hosters, tests).
+AISPENDTRACK_WEBHOOK_ALLOW_PRIVATE = env_bool("AISPENDTRACK_WEBHOOK_ALLOW_PRIVATE", False)
+# How often each proxy worker shares budget spend (Redis) and reloads budgets.
+AISPENDTRACK_BUDGET_SYNC_SECONDS = env_float("AISPENDTRACK_BUDGET_SYNC_SECONDS", 0.05)
+AISPENDTRACK_BUDGET_RELOAD_SECONDS = env_float("AISPENDTRACK_BUDGET_RELOAD_SECONDS", 5.0)
+# How often the spend counters are reconciled with the ledger.
+AISPENDTRACK_BUDGET_RECONCILE_SECONDS = env_float("AISPENDTRACK_BUDGET_RECONCILE_SECONDS", 30.0)
+# Delivery retries: first after this many seconds, doubling, for this many hours.
+AISPENDTRACK_ALERT_RETRY_BASE_SECONDS = env_float("AISPENDTRACK_ALERT_RETRY_BASE_SECONDS", 30.0)
+AISPENDTRACK_ALERT_RETRY_HOURS = env_float("AISPENDTRACK_ALERT_RETRY_HOURS", 24.0)
+AISPENDTRACK_ALERT_TIMEOUT = env_float("AISPENDTRACK_ALERT_TIMEOUT", 10.0)
+# Anomaly alerts fire only when today's spend is above this floor (USD).
+AISPENDTRACK_ANOMALY_FLOOR = os.environ.get("AISPENDTRACK_ANOMALY_FLOOR", "1")

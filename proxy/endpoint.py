@@ -54,7 +54,7 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         runtime.record(call_record(call))
         return await answer_error(send, style, 400, str(error), "aispendtrack_bad_tag", call)
     refusal = runtime.admit(call)
-    if refusal is not None:  # counted by the gate, never a ledger event
+    if refusal is not None:  # counted by the runtime, never a ledger event
         return await answer_refusal(send, style, refusal, call)
 
     try:

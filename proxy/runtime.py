@@ -20,6 +20,7 @@ from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
+from proxy.refusals import RefusalCounter
 from proxy.routing import Router
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -49,6 +50,8 @@ class ProxyRuntime:
         self.gates: list[Gate] = []
         if settings.AISPENDTRACK_BILLING:  # plans limit calls only on a hosted service
             self.gates.append(PlanLimitGate(redis_url=settings.REDIS_URL))
+        # Refused calls per (organization, hour, Refusal.reason): counters, not events.
+        self.refusals = RefusalCounter(run_sync=self.buffer.run_sync)
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
@@ -69,6 +72,7 @@ class ProxyRuntime:
             trust_env=False,
         )
         self.buffer.start()
+        self.refusals.start()
         for gate in self.gates:
             await gate.start()
         await prices_refresh()
@@ -81,6 +85,7 @@ class ProxyRuntime:
                 await self._refresher
         for gate in self.gates:
             await gate.stop()
+        await self.refusals.stop()
         await self.buffer.stop()
         # The async ORM's thread (cold key lookups) holds a connection too.
         await sync_to_async(connections.close_all)()
@@ -93,10 +98,12 @@ class ProxyRuntime:
             gate.observe(record)
 
     def admit(self, call) -> Refusal | None:
-        """The first gate's refusal, or None: the call may be forwarded."""
+        """The first gate's refusal, or None: the call may be forwarded.
+        A refusal is counted here by its reason (dashboard's refusals per hour)."""
         for gate in self.gates:
             refusal = gate.admit(call)
             if refusal is not None:
+                self.refusals.add(call.identity.organization_id, refusal.reason)
                 return refusal
         return None
 

@@ -1,0 +1,153 @@
+"""Reads for budgets and alerts. Every read takes the organization first and
+returns the same 404 for "missing" and "not yours"."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+
+from accounts.models import Organization
+from alerts.models import AlertChannel, AlertEvent, Budget, BudgetScope, Delivery
+from alerts.periods import budget_period
+from analytics.params import UsageFilters
+from analytics.periods import Period, org_zone
+from analytics.selectors import spend_totals
+
+HUNDRED = Decimal(100)
+WARNING_PERCENT = Decimal(80)
+
+
+def budget_filters(budget: Budget) -> UsageFilters:
+    """The ledger filter of a budget's scope."""
+    value = budget.scope_value
+    if budget.scope == BudgetScope.CUSTOMER:
+        return UsageFilters(customer_id=value)
+    if budget.scope == BudgetScope.FEATURE:
+        return UsageFilters(feature=value)
+    if budget.scope == BudgetScope.API_KEY:
+        return UsageFilters(key_id=int(value))
+    if budget.scope == BudgetScope.ENVIRONMENT:
+        return UsageFilters(environment=value)
+    return UsageFilters()
+
+
+@dataclass(slots=True)
+class BudgetStatus:
+    """A budget in its current period. Money in USD; `spend` excludes unpriced
+    calls, which are counted apart (`unpriced_calls`), never as $0."""
+
+    budget: Budget
+    period: Period
+    spend: Decimal
+    unpriced_calls: int
+    calls: int
+    projected: Decimal | None  # end-of-period spend at the current run rate
+
+    @property
+    def period_start(self) -> datetime:
+        return self.period.start_utc
+
+    @property
+    def period_end(self) -> datetime:
+        return self.period.end_utc
+
+    @property
+    def percent_used(self) -> Decimal:
+        amount = self.budget.amount
+        if amount <= 0:
+            return HUNDRED if self.spend > 0 else Decimal(0)
+        return (self.spend * HUNDRED / amount).quantize(Decimal("0.01"))
+
+    @property
+    def status(self) -> str:
+        """`exceeded` at or over the amount, `warning` from 80 % used, else `ok`."""
+        if self.spend >= self.budget.amount:
+            return "exceeded"
+        if self.percent_used >= WARNING_PERCENT:
+            return "warning"
+        return "ok"
+
+    @property
+    def bar_percent(self) -> int:
+        return int(min(self.percent_used, HUNDRED))
+
+
+def budget_status(
+    *, organization: Organization, budget: Budget, now: datetime | None = None
+) -> BudgetStatus:
+    """Spend of the budget's current period (org zone) from the rollups."""
+    now = now or timezone.now()
+    period = budget_period(budget.period, org_zone(organization), now)
+    totals = spend_totals(organization=organization, period=period, filters=budget_filters(budget))
+    elapsed = (now - period.start_utc).total_seconds()
+    length = (period.end_utc - period.start_utc).total_seconds()
+    projected = None
+    if elapsed >= 3600:  # under an hour the run rate says nothing
+        projected = (totals.cost * Decimal(length) / Decimal(elapsed)).quantize(Decimal("0.01"))
+    return BudgetStatus(
+        budget=budget,
+        period=period,
+        spend=totals.cost,
+        unpriced_calls=totals.unpriced_calls,
+        calls=totals.calls,
+        projected=projected,
+    )
+
+
+def budget_list(*, organization: Organization) -> QuerySet[Budget]:
+    return Budget.objects.filter(organization=organization).prefetch_related("channels")
+
+
+def budget_statuses(
+    *, organization: Organization, now: datetime | None = None
+) -> list[BudgetStatus]:
+    return [
+        budget_status(organization=organization, budget=budget, now=now)
+        for budget in budget_list(organization=organization)
+    ]
+
+
+def budget_get_for_org(*, organization: Organization, id: int) -> Budget:
+    budget = budget_list(organization=organization).filter(pk=id).first()
+    if budget is None:
+        raise Http404("No such budget.")
+    return budget
+
+
+def budgets_needing_attention(*, organization: Organization) -> list[BudgetStatus]:
+    """Active budgets at `warning` or `exceeded` (the overview's card)."""
+    return [
+        status
+        for status in budget_statuses(organization=organization)
+        if status.budget.is_active and status.status != "ok"
+    ]
+
+
+def alert_channel_list(*, organization: Organization) -> QuerySet[AlertChannel]:
+    return AlertChannel.objects.filter(organization=organization)
+
+
+def alert_channel_get_for_org(*, organization: Organization, id: int) -> AlertChannel:
+    channel = alert_channel_list(organization=organization).filter(pk=id).first()
+    if channel is None:
+        raise Http404("No such alert channel.")
+    return channel
+
+
+def alert_event_list(*, organization: Organization) -> QuerySet[AlertEvent]:
+    """Alerts raised, newest first."""
+    return AlertEvent.objects.filter(organization=organization).select_related("budget")
+
+
+def delivery_list(
+    *, organization: Organization, channel: AlertChannel | None = None
+) -> QuerySet[Delivery]:
+    qs = Delivery.objects.filter(organization=organization).select_related("event", "channel")
+    if channel is not None:
+        qs = qs.filter(channel=channel)
+    return qs
