@@ -16,6 +16,10 @@ from analytics.models import Status
 from analytics.periods import MAX_RANGE_DAYS, PRESETS, Period, org_today, org_zone, period_preset
 
 DATE_PARAMS = ("start_date", "end_date")
+# Dates outside these years are typos or probes; bounding them also keeps
+# every derived date (previous period, end + 1 day) inside datetime's range.
+MIN_DATE = date(2000, 1, 1)
+MAX_DATE = date(2100, 12, 31)
 FILTER_PARAMS = (
     "customer_id",
     "feature",
@@ -97,9 +101,15 @@ def _parse_date(params: Mapping[str, str], name: str) -> date | None:
     if not raw:
         return None
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ParamError(f"{name} must be an ISO date like 2026-11-01; got {raw!r}.") from None
+    if not MIN_DATE <= day <= MAX_DATE:
+        raise ParamError(
+            f"{name} must be between {MIN_DATE} and {MAX_DATE}; got {raw!r}. "
+            "Ask for dates this ledger can hold."
+        )
+    return day
 
 
 def parse_period(organization, params: Mapping[str, str], *, default: str = "month") -> Period:

@@ -94,7 +94,11 @@ def cursor_decode(cursor: str) -> tuple[datetime, int]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         stamp, pk = raw.rsplit("|", 1)
-        return datetime.fromisoformat(stamp), int(pk)
+        moment, number = datetime.fromisoformat(stamp), int(pk)
+        # Only what cursor_encode writes: an aware time and a bigint id.
+        if moment.tzinfo is None or not 0 < number < 2**63:
+            raise ValueError(raw)
+        return moment, number
     except (ValueError, UnicodeDecodeError):
         raise ParamError(
             "cursor is not one this API issued; follow the `next` URL as given."

@@ -26,12 +26,12 @@ PIE_SLICES = 7
 @spend_page
 def dashboard(request):
     org = request.organization
-    if not selectors.first_call_exists(organization=org):
-        return render(request, "analytics/empty.html", {"base_url": base_url(request)})
     try:
         period = page_period(request)
     except ParamError as error:
         return bad_request(request, error)
+    if not selectors.first_call_exists(organization=org):
+        return render(request, "analytics/empty.html", {"base_url": base_url(request)})
     by_model = selectors.spend_breakdown(organization=org, period=period, by="model")
     total = Totals()
     for row in by_model:
