@@ -39,3 +39,12 @@ document.addEventListener("DOMContentLoaded", () => {
     .catch(() => setTimeout(poll, 5000));
   setTimeout(poll, 3000);
 });
+
+// Phones: the sidebar folds behind the menu button.
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("#menu-toggle");
+  if (!toggle) return;
+  const sidebar = document.getElementById(toggle.getAttribute("aria-controls"));
+  const open = sidebar.classList.toggle("open");
+  toggle.setAttribute("aria-expanded", String(open));
+});
