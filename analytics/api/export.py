@@ -88,11 +88,19 @@ class _Pages:
         return buffer.getvalue().encode()
 
 
+# OWASP's CSV injection rule: a spreadsheet runs a cell starting with one of
+# these as a formula, so such text cells get a leading single quote. Only text
+# is touched (numbers stay numbers); the JSON export is unchanged.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
 def _cell(value) -> object:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
     return value
 
 

@@ -107,3 +107,32 @@ def test_a_deep_page_starts_its_index_scan_at_the_cursor(org, ingest):
         assert "created_at <=" in index_cond, plan
     else:
         assert "USING INDEX ue_org_created (organization_id=? AND created_at<?)" in plan, plan
+
+
+FORMULAS = ['=HYPERLINK("http://evil.test","x")', "+1+1", "-2+3", "@SUM(A1)"]
+
+
+def test_csv_neutralises_formula_cells_and_json_keeps_them(owner_client, org, ingest):
+    t = timezone.now() - timedelta(minutes=10)
+    ingest(
+        *(
+            call(org, t + timedelta(seconds=n), customer_id=value, feature=value)
+            for n, value in enumerate([*FORMULAS, "plain-name"])
+        )
+    )
+    rows = list(csv.DictReader(io.StringIO(_body(owner_client.get("/api/costs/export")))))
+    customers = sorted(row["customer_id"] for row in rows)
+    assert customers == sorted(["'" + value for value in FORMULAS] + ["plain-name"])
+    assert sorted(row["feature"] for row in rows) == customers
+    assert all(not row["cost"].startswith("'") for row in rows)  # numbers stay numbers
+
+    exported = json.loads(_body(owner_client.get("/api/costs/export?format=json")))
+    assert sorted(row["customer_id"] for row in exported) == sorted([*FORMULAS, "plain-name"])
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [("\tx", "'\tx"), ("\rx", "'\rx"), ("a=b", "a=b"), ("", ""), (5, 5), (None, "")],
+)
+def test_cell_rule(value, cell):
+    assert export._cell(value) == cell
