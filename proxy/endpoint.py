@@ -24,7 +24,7 @@ from proxy.adapters import ADAPTERS
 from proxy.calls import Call, call_record
 from proxy.headers import TagError, parse_tags, split_request_headers, upstream_accept_encoding
 from proxy.relay import answer_error, answer_refusal, relay_response
-from proxy.routing import Route
+from proxy.routing import Route, has_dot_segment
 from proxy.runtime import ProxyRuntime
 from proxy.upstream import UpstreamFailed, open_upstream
 
@@ -34,6 +34,9 @@ logger = logging.getLogger("aispendtrack.proxy")
 async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], receive, send):
     split = split_request_headers(scope["headers"])
     style = route.style
+    if has_dot_segment(route.path):
+        message = errors.DOT_SEGMENT.format(path=route.path[:200])
+        return await answer_error(send, style, 400, message, "aispendtrack_bad_path")
     if not split.key:
         return await answer_error(send, style, 401, errors.KEY_MISSING, "aispendtrack_key_missing")
     try:

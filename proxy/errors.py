@@ -104,3 +104,7 @@ BODY_TOO_LARGE = (
     "AiSpendTrack: the request body is larger than this proxy accepts ({limit:g} MB, "
     "AISPENDTRACK_MAX_BODY_MB). Nothing was forwarded to the provider."
 )
+DOT_SEGMENT = (
+    "The path {path!r} contains a '.' or '..' segment (perhaps percent-encoded); "
+    "AiSpendTrack forwards only plain API paths. Remove the dot segments."
+)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from proxy.providers import RESERVED
 
@@ -71,3 +72,19 @@ class Router:
         # A registered base URL is the upstream root without /v1
         # (https://api.groq.com/openai): the path after /<slug> follows it.
         return Route(slug, style, base_url.rstrip("/"), path[slash:])
+
+
+def has_dot_segment(path: str) -> bool:
+    """Whether a raw path has a `.` or `..` segment, literally or percent-encoded
+    (once or twice, e.g. `%2e%2e`, `%252e`), or hides a slash or backslash in
+    an encoded segment: an upstream that normalises it would serve another path
+    than the one routed (`/v1/../admin/`)."""
+    for _ in range(3):
+        for segment in path.replace("\\", "/").split("/"):
+            if segment in (".", ".."):
+                return True
+        decoded = unquote(path)
+        if decoded == path:
+            return False
+        path = decoded
+    return True  # encoded three times over: nobody's SDK sends that
