@@ -3,7 +3,7 @@
 from django.urls import path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from analytics.api import export, views
+from analytics.api import export, simulate, views
 
 urlpatterns = [
     path("costs", views.RecordsView.as_view(), name="api_costs"),
@@ -21,6 +21,10 @@ urlpatterns = [
     path("customers", views.CustomerListView.as_view(), name="api_customers"),
     path("features", views.FeatureListView.as_view(), name="api_features"),
     path("models", views.ModelListView.as_view(), name="api_models"),
+    path("simulate", simulate.SimulateView.as_view(), name="api_simulate"),
+    path(
+        "simulate/features", simulate.SimulateFeaturesView.as_view(), name="api_simulate_features"
+    ),
     path("traces/<path:trace_id>", views.TraceView.as_view(), name="api_trace"),
     path("schema", SpectacularAPIView.as_view(), name="api_schema"),
     path("docs", SpectacularSwaggerView.as_view(url_name="api_schema"), name="api_docs"),

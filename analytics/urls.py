@@ -14,6 +14,8 @@ urlpatterns = [
     path("features/", views.features_table, name="features"),
     path("features/<path:value>/", views.feature_detail, name="feature_detail"),
     path("keys/<int:value>/", views.key_detail, name="key_detail"),
+    path("simulate/", views.simulate_page, name="simulate"),
+    path("simulate/features/", views.simulate_features_page, name="simulate_features"),
     path("traces/", views.traces, name="traces"),
     path("traces/<path:trace_id>/", views.trace_detail, name="trace_detail"),
 ]

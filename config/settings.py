@@ -337,6 +337,11 @@ AISPENDTRACK_PRICES_ONLINE_UPDATE = env_bool("AISPENDTRACK_PRICES_ONLINE_UPDATE"
 AISPENDTRACK_INVITE_DAYS = int(os.environ.get("AISPENDTRACK_INVITE_DAYS", "7"))
 AISPENDTRACK_PUBLIC_URL = os.environ.get("AISPENDTRACK_PUBLIC_URL", "")
 
+# --- Cost simulator and margin (issue 13) -----------------------------------------
+# The simulator hides a candidate more than this many percent below the current
+# model's score on a benchmark both have (pricing.ModelBenchmark).
+AISPENDTRACK_SIMULATOR_MAX_SCORE_DROP = env_float("AISPENDTRACK_SIMULATOR_MAX_SCORE_DROP", 10.0)
+
 # --- Billing: plans, Stripe, retention (issue 15) -------------------------------
 # off (self-hosting, the default): every organization is on the unlimited
 # "Self-hosted" plan and no page mentions prices. on (a hosted service): new

@@ -8,17 +8,22 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from pricing import selectors, services
+from pricing.benchmarks import model_benchmarks_import
 from pricing.models import (
     BUILTIN_PROVIDERS,
     RESERVED_SLUGS,
+    ModelBenchmark,
     ModelPrice,
     PriceOverride,
     Provider,
 )
+
+MAX_CSV_BYTES = 5_000_000
 
 
 def _https_urls(field, **kwargs):
@@ -204,3 +209,64 @@ class PriceOverrideAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+class BenchmarkImportForm(forms.Form):
+    file = forms.FileField(
+        help_text="CSV with a header row: model,benchmark,score,source_url,as_of "
+        "(as_of an ISO date). Existing (model, benchmark) scores are replaced."
+    )
+
+
+@admin.register(ModelBenchmark)
+class ModelBenchmarkAdmin(admin.ModelAdmin):
+    """Quality scores the cost simulator compares (pricing.benchmarks); CSV import."""
+
+    change_list_template = "admin/pricing/modelbenchmark/change_list.html"
+    list_display = ["model", "benchmark", "score", "as_of", "source_url"]
+    list_filter = ["benchmark"]
+    search_fields = ["model", "benchmark"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
+
+    def save_model(self, request, obj, form, change):
+        obj.model = obj.model.strip().lower()  # matched case-insensitively
+        super().save_model(request, obj, form, change)
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.import_view)
+        return [path("import/", view, name="pricing_modelbenchmark_import"), *super().get_urls()]
+
+    def import_view(self, request):
+        if not self.has_add_permission(request) or not self.has_change_permission(request):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = BenchmarkImportForm(request.POST or None, request.FILES or None)
+        errors: list[str] = []
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                text = upload.read(MAX_CSV_BYTES + 1).decode("utf-8-sig")
+            except UnicodeDecodeError:
+                errors = ["the file is not UTF-8 text; save it as CSV UTF-8"]
+            else:
+                if len(text) > MAX_CSV_BYTES:
+                    errors = [f"the file is over {MAX_CSV_BYTES // 1_000_000} MB; split it"]
+                else:
+                    result = model_benchmarks_import(text=text)
+                    errors = result.errors
+                    if not errors:
+                        self.message_user(
+                            request,
+                            f"Imported {result.created} new and {result.updated} updated scores.",
+                            messages.SUCCESS,
+                        )
+                        return HttpResponseRedirect(
+                            reverse("admin:pricing_modelbenchmark_changelist")
+                        )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "Import benchmark scores (CSV)",
+            "form": form,
+            "errors": errors,
+        }
+        return TemplateResponse(request, "admin/pricing/modelbenchmark/import.html", context)

@@ -40,7 +40,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from pricing.snapshot import COST_EXPONENT, DECIMAL_CONTEXT, MISS, Prices, Snapshot
+from pricing.snapshot import (
+    COST_EXPONENT,
+    DECIMAL_CONTEXT,
+    MISS,
+    ModelEntry,
+    Prices,
+    Rate,
+    Snapshot,
+)
 from pricing.usage import Usage
 
 logger = logging.getLogger(__name__)
@@ -59,6 +67,23 @@ def cost_for_usage(
     or an OpenAI-compatible provider's slug); `at` is when the call was made
     (aware; naive means UTC). No database or cache I/O: see the module doc.
     """
+    prices = usage_prices(
+        organization=organization,
+        provider=provider,
+        model=model,
+        input_tokens=usage.input_tokens,
+        at=at,
+    )
+    return None if prices is None else cost_decimal(cost_units(prices, usage))
+
+
+def usage_prices(
+    *, organization: Any, provider: str, model: str, input_tokens: int, at: datetime
+) -> Prices | None:
+    """The rates `cost_for_usage` applies to a call of `input_tokens` total
+    input at `at` (org override, else the global price and its context tier),
+    or None when no price matches. No I/O. The cost simulator prices the
+    usage it re-prices with this same function."""
     snapshot = _state.snapshot
     if snapshot is None:
         snapshot = _first_load()
@@ -70,21 +95,48 @@ def cost_for_usage(
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     org_id = organization if isinstance(organization, int) else getattr(organization, "pk", None)
-    prices = None
     if org_id in snapshot.overrides:
         prices = snapshot.override_prices(org_id, provider, model, entry, at)
-    if prices is None:
-        if entry is None:
-            return None
-        rate = entry.rate_at(at)
-        if rate is None:
-            return None
-        prices = rate.prices
-        for above, tier_prices in rate.tiers:
-            if usage.input_tokens > above:
-                prices = tier_prices
-                break
-    return cost_decimal(cost_units(prices, usage))
+        if prices is not None:
+            return prices
+    if entry is None:
+        return None
+    rate = entry.rate_at(at)
+    if rate is None:
+        return None
+    return tier_prices(rate, input_tokens)
+
+
+def tier_prices(rate: Rate, input_tokens: int) -> Prices:
+    """A rate's prices for a call of `input_tokens` total input (its context tier)."""
+    for above, prices in rate.tiers:
+        if input_tokens > above:
+            return prices
+    return rate.prices
+
+
+def priced_entries() -> list[ModelEntry]:
+    """Every model of the price book, once each (provider, model id order).
+    Empty when no snapshot can be loaded."""
+    snapshot = _state.snapshot or _first_load()
+    return [] if snapshot is None else snapshot.entries
+
+
+def entry_prices(
+    *, organization: Any, entry: ModelEntry, input_tokens: int, at: datetime
+) -> Prices | None:
+    """What a call to `entry`'s model would be charged at `at` (the cost
+    simulator's candidates): the organization's override for that model if
+    any, else its all-day price in force at `at` and the context tier of
+    `input_tokens`. Daily time windows (off-peak discounts) are not assumed."""
+    snapshot = _state.snapshot
+    org_id = organization if isinstance(organization, int) else getattr(organization, "pk", None)
+    if snapshot is not None and org_id in snapshot.overrides:
+        prices = snapshot.override_prices(org_id, entry.provider, entry.model_id, entry, at)
+        if prices is not None:
+            return prices
+    rate = entry.all_day_rate_at(at)
+    return None if rate is None else tier_prices(rate, input_tokens)
 
 
 def cost_decimal(units: int) -> Decimal:

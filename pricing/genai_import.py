@@ -17,6 +17,7 @@ is free (both rates 0), as genai-prices treats it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -222,3 +223,18 @@ def genai_providers(*, online: bool) -> tuple[list[Any], str]:
     from genai_prices.data import providers
 
     return list(providers), "bundled"
+
+
+@functools.cache
+def context_windows_bundled() -> dict[tuple[str, str], int]:
+    """(our provider slug, lowercased model id) → context window in tokens, from
+    genai-prices' bundled data (~1,400 models have one). Read once per process."""
+    from genai_prices.data import providers
+
+    windows: dict[tuple[str, str], int] = {}
+    for provider in providers:
+        slug = SLUG_FOR_GENAI_ID.get(provider.id, provider.id)
+        for model in provider.models:
+            if model.context_window:
+                windows[(slug, model.id.lower())] = int(model.context_window)
+    return windows

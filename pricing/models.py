@@ -32,7 +32,7 @@ RESERVED_SLUGS = frozenset(
         *("v1", "v1beta", *BUILTIN_PROVIDERS),
         *("accounts", "admin", "api", "customers", "dashboard", "features", "healthz"),
         *("invite", "keys", "models", "organizations", "pricing", "requests", "settings"),
-        *("static", "traces"),
+        *("favicon.ico", "simulate", "static", "traces"),
     }
 )
 
@@ -227,3 +227,34 @@ class PricingVersion(models.Model):
 
     def __str__(self) -> str:
         return f"pricing v{self.version}"
+
+
+class ModelBenchmark(models.Model):
+    """A published quality score of a model (staff-managed, admin + CSV import).
+
+    The cost simulator hides a cheaper model whose score falls too far below
+    the current model's on a benchmark both have. Higher is better; scores are
+    as published (e.g. 72.6 for 72.6 %), never invented or normalised.
+    """
+
+    model = models.CharField(
+        max_length=200,
+        help_text="Canonical model id as in the price list, e.g. gpt-4o or claude-sonnet-4-5.",
+    )
+    benchmark = models.CharField(
+        max_length=100, help_text="e.g. MMLU-Pro, GPQA Diamond, AIME 2025."
+    )
+    score = models.DecimalField(max_digits=9, decimal_places=3, help_text="Higher is better.")
+    source_url = models.URLField(max_length=500, help_text="Where the score was published.")
+    as_of = models.DateField(help_text="When the score was published or measured.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["model", "benchmark"], name="uniq_model_benchmark")
+        ]
+        ordering = ["model", "benchmark"]
+
+    def __str__(self) -> str:
+        return f"{self.model} {self.benchmark} {self.score}"

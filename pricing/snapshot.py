@@ -111,6 +111,13 @@ class ModelEntry:
         # genai-prices): a price added today also prices yesterday's backlog.
         return self.rates[index if index >= 0 else 0]
 
+    def all_day_rate_at(self, at: datetime) -> Rate | None:
+        """`rate_at` without daily time windows (None if the model has only those)."""
+        if not self.rates:
+            return None
+        index = bisect_right(self.starts, at) - 1
+        return self.rates[index if index >= 0 else 0]
+
 
 class OverrideRate:
     __slots__ = ("provider", "effective_from", "prices")
@@ -150,9 +157,11 @@ class Snapshot:
             key=lambda kv: (kv[0][0], min(r.get("match_order") or 0 for r in kv[1]), kv[0][1]),
         )
         self.entry_count = len(ordered)
+        self.entries: list[ModelEntry] = []
         for (slug, model_id), group in ordered:
             claude = "claude" in model_id.lower()
             entry = ModelEntry(slug, model_id, [Rate(row, claude=claude) for row in group])
+            self.entries.append(entry)
             # The newest row's rule speaks for the model.
             rule = max(group, key=lambda r: r["effective_from"]).get("match_rules")
             names = {model_id.lower()}

@@ -11,6 +11,7 @@ from analytics.views.details import (
 )
 from analytics.views.overview import dashboard, first_call
 from analytics.views.requests import requests_log
+from analytics.views.simulate import simulate_features_page, simulate_page
 from analytics.views.tables import customers_table, features_table, models_table
 
 __all__ = [
@@ -25,6 +26,8 @@ __all__ = [
     "models_table",
     "request_detail",
     "requests_log",
+    "simulate_features_page",
+    "simulate_page",
     "trace_detail",
     "traces",
 ]
