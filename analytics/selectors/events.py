@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -203,6 +203,11 @@ class TraceSummary:
     started_at: datetime
     ended_at: datetime
     models: list[str] | None = None
+
+    @property
+    def duration(self) -> timedelta:
+        """From the first call's start to the last call's start."""
+        return self.ended_at - self.started_at
 
 
 @dataclass(slots=True)

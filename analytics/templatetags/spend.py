@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from urllib.parse import urlencode
 
 from django import template
+from django.contrib.humanize.templatetags.humanize import intcomma
+from django.template.defaultfilters import pluralize
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
+from analytics.formatting import change_text, duration_text, money_exact, money_text
 from analytics.params import untagged_label
 
 register = template.Library()
@@ -24,26 +27,27 @@ DETAIL_ROUTES = {
 
 @register.filter
 def usd(value) -> str:
-    """$1,234.56 from a dollar up; below, to the micro-dollar ($0.014823, $0.000412),
-    so a call's cost never reads as a rounded $0.01 or $0.00."""
-    if value is None or value == "":
-        return "$0.00"
-    amount = Decimal(value)
-    if amount == 0:
-        return "$0.00"
-    if abs(amount) < 1:
-        micro = amount.quantize(Decimal("0.000001"), ROUND_HALF_UP)
-        text = format(abs(micro), "f").rstrip("0")
-        if len(text.split(".")[1]) < 2:  # keep cents visible: $0.50, not $0.5
-            text = format(abs(micro).quantize(Decimal("0.01")), "f")
-        return f"${text}" if amount > 0 else f"-${text}"
-    rounded = amount.quantize(Decimal("0.01"), ROUND_HALF_UP)
-    return f"${rounded:,}" if rounded >= 0 else f"-${-rounded:,}"
+    """Money as text (analytics.formatting.money_text): for attributes and plain text."""
+    return money_text(value)
+
+
+@register.filter
+def money(value) -> str:
+    """Money for people, with every stored digit in a tooltip."""
+    return format_html(
+        '<span class="money" title="{}">{}</span>', money_exact(value), money_text(value)
+    )
+
+
+@register.filter(name="money_exact")
+def money_exact_filter(value) -> str:
+    return money_exact(value)
 
 
 @register.simple_tag
 def cost_cell(row) -> str:
-    """A breakdown row's cost; rows with unpriced calls say so (never a silent $0)."""
+    """A breakdown row's cost; rows with unpriced calls say so in a badge, never
+    as a number beside the dollars (and never as a silent $0)."""
     unpriced = getattr(row, "unpriced_calls", 0) or 0
     if unpriced and unpriced >= row.calls:
         return mark_safe(  # noqa: S308 (a constant)
@@ -51,21 +55,27 @@ def cost_cell(row) -> str:
         )
     if unpriced:
         return format_html(
-            '{} <span class="muted" title="{} calls have no price yet">+ {} unpriced</span>',
-            usd(row.cost),
-            unpriced,
-            unpriced,
+            '{} <span class="badge badge-warn" title="{} call{} without a price: not in this sum">'
+            "{} unpriced</span>",
+            money(row.cost),
+            intcomma(unpriced),
+            pluralize(unpriced),
+            intcomma(unpriced),
         )
-    return usd(row.cost)
+    return money(row.cost)
 
 
 @register.filter
-def change_pct(ratio) -> str:
-    """A change ratio as "+25.0 %"; "new" when there was nothing before."""
-    if ratio is None:
-        return "—"
-    pct = (Decimal(ratio) * 100).quantize(Decimal("0.1"), ROUND_HALF_UP)
-    return f"{'+' if pct > 0 else ''}{pct} %"
+def change_pct(ratio, current=None) -> str:
+    """A change vs the previous period (analytics.formatting.change_text); pass the
+    current value so that "nothing before" reads "new" rather than "—"."""
+    return change_text(ratio, current)
+
+
+@register.filter
+def duration(ms) -> str:
+    """Milliseconds (or a timedelta) in the unit that fits: 250 ms, 1.3 s, 2.1 min."""
+    return duration_text(ms)
 
 
 @register.filter

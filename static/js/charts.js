@@ -4,7 +4,33 @@
 (function () {
   const palette = ["#4f46e5", "#0ea5e9", "#10b981", "#f59e0b", "#ef4444", "#8b5cf6",
                    "#14b8a6", "#f97316", "#64748b", "#ec4899"];
-  const usd = (v) => "$" + Number(v).toLocaleString(undefined, {maximumFractionDigits: v < 1 ? 4 : 2});
+  // The same rule as analytics.formatting.money_text: 2 decimals from $1 up, 3
+  // significant digits below, scientific below a micro-dollar.
+  function usd(value) {
+    const v = Number(value);
+    if (!v) return "$0.00";
+    const sign = v < 0 ? "-" : "";
+    const size = Math.abs(v);
+    if (size < 1 && Number(size.toPrecision(3)) < 1) {
+      const small = Number(size.toPrecision(3));
+      if (small < 1e-6) return sign + "$" + small.toExponential(2);
+      return sign + "$" + small.toFixed(Math.max(0, 2 - Math.floor(Math.log10(small))));
+    }
+    return sign + "$" + size.toLocaleString("en-US", {minimumFractionDigits: 2, maximumFractionDigits: 2});
+  }
+  window.aispendMoney = usd;
+
+  // Axis ticks: as many decimals as the step between ticks needs ($0.00002,
+  // $0.00004, …; $0, $5, $10; $1,000), never a row of "$0".
+  function tick(value, _index, ticks) {
+    const v = Number(value);
+    const step = ticks.length > 1 ? Math.abs(ticks[1].value - ticks[0].value) : Math.abs(v);
+    if (v === 0) return "$0";
+    if (step > 0 && step < 1e-6) return "$" + v.toExponential(1);
+    const places = step >= 1 ? 0 : Math.min(8, Math.ceil(-Math.log10(step) - 1e-9));
+    return (v < 0 ? "-$" : "$") + Math.abs(v).toLocaleString("en-US", {minimumFractionDigits: places, maximumFractionDigits: places});
+  }
+  window.aispendTick = tick;
 
   function config(spec) {
     const datasets = spec.series.map((s, i) => ({
@@ -19,7 +45,7 @@
         type: "doughnut",
         data: {labels: spec.labels, datasets},
         options: {maintainAspectRatio: false, animation: false,
-                  plugins: {legend: {position: "right"},
+                  plugins: {legend: {position: window.innerWidth < 640 ? "bottom" : "right"},
                             tooltip: {callbacks: {label: (c) => `${c.label}: ${usd(c.parsed)}`}}}},
       };
     }
@@ -29,7 +55,7 @@
       options: {
         maintainAspectRatio: false, animation: false,
         scales: {x: {stacked: true, grid: {display: false}},
-                 y: {stacked: true, ticks: {callback: (v) => usd(v)}}},
+                 y: {stacked: true, ticks: {callback: tick}}},
         plugins: {legend: {display: datasets.length > 1, position: "bottom"},
                   tooltip: {callbacks: {label: (c) => `${c.dataset.label}: ${usd(c.parsed.y)}`}}},
       },

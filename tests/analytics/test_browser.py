@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
+from tests.analytics.test_formatting import MONEY_CASES
 from tests.browser import browser_page, screenshot  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD
 
@@ -45,6 +46,18 @@ def test_overview_chart_sort_customers_and_open_detail(live_server, browser_page
     )
     assert painted > 1000, "the trend canvas is blank"
     screenshot(page, "analytics_overview")
+
+    # Chart tooltips format money by the same rule as the pages (hand-written cases).
+    for amount, shown in MONEY_CASES:
+        assert page.evaluate(f"window.aispendMoney({amount})") == shown, amount
+    # Axis ticks carry the decimals their step needs, never a row of "$0".
+    draw = "t.map((x, i) => window.aispendTick(x.value, i, t))"
+    ticks = "[0, 0.00002, 0.00004].map((value) => ({value}))"
+    labels = page.evaluate(f"(() => {{ const t = {ticks}; return {draw}; }})()")
+    assert labels == ["$0", "$0.00002", "$0.00004"]
+    ticks = "[0, 500, 1000, 1500].map((value) => ({value}))"
+    labels = page.evaluate(f"(() => {{ const t = {ticks}; return {draw}; }})()")
+    assert labels == ["$0", "$500", "$1,000", "$1,500"]
 
     page.click("nav >> text=Customers")
     page.wait_for_url("**/customers/")

@@ -84,7 +84,7 @@ def test_detail_pages(owner_client, spend, api_key):
     customer = owner_client.get(f"/customers/{quote('cust/ä 1', safe='/')}/")
     body = customer.content.decode()
     assert customer.status_code == 200
-    assert "$0.75" in body and 'id="trend-chart"' in body and "Most-used models" in body
+    assert "$0.750" in body and 'id="trend-chart"' in body and "Most-used models" in body
     assert owner_client.get("/customers/(untagged)/").status_code == 200
     assert owner_client.get("/features/chat/").status_code == 200
     assert owner_client.get("/models/claude-opus-4/").status_code == 200
@@ -101,7 +101,8 @@ def test_requests_log_filters_pages_and_detail(owner_client, spend):
     assert "/api/costs/export?format=csv&amp;status=upstream_error" in status
     detail = owner_client.get(f"/requests/{spend[2].request_id}/")
     assert detail.status_code == 200
-    assert "$3.0000000000" in detail.content.decode()
+    shown = detail.content.decode()
+    assert ">$3.00</span>" in shown and "$3 exactly" in shown and "3.0000000000" not in shown
     assert owner_client.get("/requests/req_nope/").status_code == 404
 
 
@@ -118,7 +119,7 @@ def test_requests_log_keyset_pages(owner_client, org, ingest):
 def test_traces_pages(owner_client, spend):
     assert "run-1" in owner_client.get("/traces/").content.decode()
     trace = owner_client.get("/traces/run-1/")
-    assert trace.status_code == 200 and "$0.75" in trace.content.decode()
+    assert trace.status_code == 200 and "$0.750" in trace.content.decode()
     assert owner_client.get("/traces/nope/").status_code == 404
 
 
