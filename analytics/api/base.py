@@ -7,7 +7,7 @@ nothing here queries a model directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -31,6 +31,21 @@ from analytics.periods import Period
 from analytics.selectors import Totals
 
 ROLLUP_FILTERS = tuple(name for name in FILTER_PARAMS if name != "trace_id")
+# The cost API our users migrate from spells dates in camelCase; both spellings work.
+PARAM_ALIASES = {"startDate": "start_date", "endDate": "end_date"}
+
+
+def canonical_params(params: Mapping[str, str]) -> dict[str, str]:
+    """Query parameters with aliases renamed; both spellings at once must agree."""
+    out = {name: params.get(name) or "" for name in params}
+    for alias, name in PARAM_ALIASES.items():
+        if alias not in out:
+            continue
+        value = out.pop(alias)
+        if name in out and out[name] != value:
+            raise ParamError(f"{alias} and {name} are the same parameter; send one of them.")
+        out[name] = value
+    return out
 
 
 def money_str(value: Decimal) -> str:
@@ -84,7 +99,10 @@ class OrgAPIView(APIView):
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
-        reject_unknown(request.query_params, (*self.allowed_params, "format"))
+        allowed = [*self.allowed_params, "format"]
+        allowed += [alias for alias, name in PARAM_ALIASES.items() if name in allowed]
+        reject_unknown(request.query_params, allowed)
+        self.params = canonical_params(request.query_params)
 
     def handle_exception(self, exc):
         if isinstance(exc, ParamError):
@@ -97,18 +115,16 @@ class OrgAPIView(APIView):
         return getattr(self.request._request, "organization", None)
 
     def period(self) -> Period:
-        return parse_period(
-            self.organization, self.request.query_params, default=self.default_range
-        )
+        return parse_period(self.organization, self.params, default=self.default_range)
 
     def optional_period(self) -> Period | None:
         """Record lists are unbounded unless a date is given."""
-        if any(self.request.query_params.get(name) for name in DATE_PARAMS):
+        if any(self.params.get(name) for name in DATE_PARAMS):
             return self.period()
         return None
 
     def filters(self, allowed: Iterable[str] = ROLLUP_FILTERS) -> UsageFilters:
-        return parse_filters(self.request.query_params, allowed=allowed)
+        return parse_filters(self.params, allowed=allowed)
 
 
 # --- OpenAPI parameter docs ---------------------------------------------------

@@ -138,7 +138,7 @@ class ExportView(OrgAPIView):
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY)},
     )
     def get(self, request):
-        fmt = parse_choice(request.query_params, "format", ("csv", "json"), default="csv")
+        fmt = parse_choice(self.params, "format", ("csv", "json"), default="csv")
         pages = _Pages(
             fmt=fmt,
             organization=self.organization,

@@ -106,7 +106,9 @@ assert tuple(RecordSchema().fields) == RECORD_FIELDS  # noqa: S101 (schema must 
 
 class RecordPageSchema(serializers.Serializer):
     results = RecordSchema(many=True)
-    next = serializers.URLField(allow_null=True, help_text="the next page (keyset cursor)")
+    next = serializers.URLField(allow_null=True, help_text="the next page (cursor or page)")
+    page = serializers.IntegerField(required=False, help_text="only with ?page=")
+    limit = serializers.IntegerField(required=False, help_text="only with ?page=")
 
 
 class DetailSchema(PeriodSchema, TotalsSchema):

@@ -29,6 +29,7 @@ from analytics.api.base import (
 from analytics.params import (
     DATE_PARAMS,
     FILTER_PARAMS,
+    ParamError,
     parse_choice,
     parse_int,
     untagged_value,
@@ -44,6 +45,15 @@ SUMMARY_BREAKDOWNS = {
 }
 GROUP_BY_CHOICES = ("model", "provider", "customer", "feature", "environment", "key")
 MAX_RECORDS = 1000
+# Page-number pagination reads and skips every earlier row: bounded, and the
+# cursor is there for going deeper.
+MAX_PAGE = 10_000
+LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description=f"1–{MAX_RECORDS}, default 100")
+PAGE_DOC = OpenApiParameter(
+    "page",
+    OpenApiTypes.INT,
+    description=f"1–{MAX_PAGE}: page-number pagination instead of the cursor (not both)",
+)
 
 
 class SummaryView(OrgAPIView):
@@ -98,7 +108,7 @@ class DailyView(OrgAPIView):
         responses=schemas.DailySchema,
     )
     def get(self, request):
-        params = request.query_params
+        params = self.params
         group_by = parse_choice(params, "group_by", ("", *GROUP_BY_CHOICES), default="") or None
         daily = selectors.spend_daily(
             organization=self.organization,
@@ -119,34 +129,47 @@ class DailyView(OrgAPIView):
 
 
 class RecordsView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *FILTER_PARAMS, "limit", "cursor")
+    allowed_params = (*DATE_PARAMS, *FILTER_PARAMS, "limit", "cursor", "page")
 
     @extend_schema(
-        summary="Ledger records, newest first (keyset pagination)",
+        summary="Ledger records, newest first (keyset or page-number pagination)",
         parameters=[
             *DATE_DOCS,
             *FILTER_DOCS,
             TRACE_DOC,
-            OpenApiParameter("limit", OpenApiTypes.INT, description="1–1000, default 100"),
+            LIMIT_DOC,
             OpenApiParameter("cursor", OpenApiTypes.STR, description="from `next`"),
+            PAGE_DOC,
         ],
         responses=schemas.RecordPageSchema,
     )
     def get(self, request):
-        params = request.query_params
+        params = self.params
+        limit = parse_int(params, "limit", default=100, minimum=1, maximum=MAX_RECORDS)
+        page_number = parse_int(params, "page", default=0, minimum=1, maximum=MAX_PAGE)
+        cursor = params.get("cursor") or None
+        if page_number and cursor:
+            raise ParamError("Send either page or cursor, not both; `next` carries the cursor.")
         page = selectors.usage_events_page(
             organization=self.organization,
             period=self.optional_period(),
             filters=self.filters(FILTER_PARAMS),
-            limit=parse_int(params, "limit", default=100, minimum=1, maximum=MAX_RECORDS),
-            cursor=params.get("cursor") or None,
+            limit=limit,
+            cursor=cursor,
+            offset=(page_number - 1) * limit if page_number else 0,
         )
         next_url = None
         if page.next_cursor:
-            query = {k: v for k, v in params.items() if k != "cursor"}
-            query["cursor"] = page.next_cursor
+            query = {k: v for k, v in request.query_params.items() if k not in ("cursor", "page")}
+            if page_number:
+                query["page"] = str(page_number + 1)
+            else:
+                query["cursor"] = page.next_cursor
             next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
-        return Response({"results": [record_json(r) for r in page.records], "next": next_url})
+        data = {"results": [record_json(r) for r in page.records], "next": next_url}
+        if page_number:
+            data.update(page=page_number, limit=limit)
+        return Response(data)
 
 
 class _DetailView(OrgAPIView):
@@ -236,7 +259,7 @@ class _ListView(OrgAPIView):
     key_name = ""
 
     def get(self, request):
-        params = request.query_params
+        params = self.params
         period = self.period()
         sort = parse_choice(params, "sort", ("cost", "calls", "name"), default="cost")
         page = parse_int(params, "page", default=1, minimum=1, maximum=100_000)

@@ -132,10 +132,15 @@ def usage_events_page(
     filters: UsageFilters | None = None,
     limit: int = 100,
     cursor: str | None = None,
+    offset: int = 0,
 ) -> RecordPage:
-    """A page of records, newest first, and the cursor of the next page (or None)."""
+    """A page of records, newest first, and the cursor of the next page (or None).
+
+    `offset` serves page-number pagination (the seed API's `page`); the
+    cursor is the cheap way through deep pages.
+    """
     qs = events_after(events_in(organization=organization, period=period, filters=filters), cursor)
-    rows = list(_record_values(qs[: limit + 1]))
+    rows = list(_record_values(qs[offset : offset + limit + 1]))
     records = [_to_record(row) for row in rows[:limit]]
     next_cursor = None
     if len(rows) > limit:

@@ -227,3 +227,54 @@ def test_dates_are_in_org_zone(client, org, api_key, ingest):
         "/api/costs?start_date=2026-03-01&end_date=2026-03-01", **bearer(api_key)
     ).json()
     assert records["results"] == []
+
+
+# --- the seed API's spellings (issue 9) -------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/api/costs/summary", "/api/costs/daily", "/api/costs"])
+def test_camel_case_dates_mean_the_same(client, api_key, spend, now, path):
+    start, end = (now - timedelta(days=3)).date().isoformat(), now.date().isoformat()
+    snake = client.get(path, {"start_date": start, "end_date": end}, **bearer(api_key))
+    camel = client.get(path, {"startDate": start, "endDate": end}, **bearer(api_key))
+    assert snake.status_code == camel.status_code == 200
+    assert snake.json() == camel.json()
+    body = snake.json()  # the period really holds the calls
+    calls = (
+        body.get("total_calls")
+        or len(body.get("results", []))
+        or sum(day["calls"] for day in body.get("days", []))
+    )
+    assert calls == 5
+    clash = client.get(
+        path, {"startDate": "2026-01-01", "start_date": "2026-01-02"}, **bearer(api_key)
+    )
+    assert clash.status_code == 400 and "startDate and start_date" in clash.json()["detail"]
+    unknown = client.get(path, {"StartDate": "2026-01-01"}, **bearer(api_key))
+    assert (
+        unknown.status_code == 400 and "Unknown parameter 'StartDate'" in unknown.json()["detail"]
+    )
+
+
+def test_page_number_pagination_walks_the_same_records_as_the_cursor(client, api_key, spend):
+    everything = client.get("/api/costs", {"limit": 1000}, **bearer(api_key)).json()["results"]
+    assert len(everything) == 5
+    seen, page = [], 1
+    while True:
+        body = client.get("/api/costs", {"page": page, "limit": 2}, **bearer(api_key)).json()
+        assert (body["page"], body["limit"]) == (page, 2)
+        seen += [record["id"] for record in body["results"]]
+        if body["next"] is None:
+            break
+        assert f"page={page + 1}" in body["next"] and "cursor" not in body["next"]
+        page += 1
+    assert page == 3  # 2 + 2 + 1
+    assert seen == [record["id"] for record in everything]
+
+
+def test_page_and_cursor_together_is_400(client, api_key, spend):
+    cursor_url = client.get("/api/costs", {"limit": 1}, **bearer(api_key)).json()["next"]
+    response = client.get(cursor_url + "&page=2", **bearer(api_key))
+    assert response.status_code == 400 and "page or cursor" in response.json()["detail"]
+    for bad in ("0", "-1", "x", "10001"):
+        assert client.get("/api/costs", {"page": bad}, **bearer(api_key)).status_code == 400
