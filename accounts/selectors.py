@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.core.cache import cache
-from django.db.models import QuerySet
+from django.db import DatabaseError, OperationalError, connection
+from django.db.models import Count, Max, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.keys import KEY_PREFIX, hash_secret
 from accounts.models import ApiKey, Invitation, Membership, Organization
+from config.dbguard import db_deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +37,21 @@ class KeyIdentity:
 
 # --- API key authentication ---------------------------------------------------
 # Three layers: this process's dict (no I/O), the shared cache (Redis in
-# production), the database. A revoke deletes the shared entry and this
-# process's entry; other processes drop theirs after KEY_CACHE_SECONDS.
+# production), the database. A revoke leaves a "revoked" mark in the shared
+# cache and drops this process's entry; other processes drop theirs within
+# KEY_CACHE_SECONDS (Redis) or at the next revocation check (each second,
+# `api_key_revocations_sync`, which also covers deployments without Redis,
+# where the "shared" cache is each process's own memory).
 
 _SHARED_TTL = 300
 _MISSING = "-"  # shared-cache marker for "no such active key"
 _local: dict[str, tuple[KeyIdentity | None, float]] = {}
+# Bumped by every invalidation in this process: a lookup that started before
+# a revoke must not put the key it read back into the local cache.
+_generation = 0
 
 
 def _local_ttl() -> float:
-    from django.conf import settings
-
     return settings.AISPENDTRACK_KEY_CACHE_SECONDS
 
 
@@ -84,7 +95,9 @@ def _local_get(key_hash: str) -> tuple[bool, KeyIdentity | None]:
     return False, None
 
 
-def _local_put(key_hash: str, identity: KeyIdentity | None) -> None:
+def _local_put(key_hash: str, identity: KeyIdentity | None, generation: int) -> None:
+    if generation != _generation:
+        return  # a revoke happened while this lookup was in flight: it wins
     if len(_local) > 10_000:  # bounded: unknown keys must not grow it forever
         _local.clear()
     _local[key_hash] = (identity, time.monotonic() + _local_ttl())
@@ -92,6 +105,60 @@ def _local_put(key_hash: str, identity: KeyIdentity | None) -> None:
 
 def _looks_like_key(raw: str) -> bool:
     return raw.startswith(KEY_PREFIX) and 20 <= len(raw) <= 200
+
+
+# Cold lookups run on their own threads, never on asgiref's one shared
+# "thread-sensitive" thread: a database that hangs must not queue the shared
+# cache reads of warm keys behind it. After a failure the database is not
+# asked again for DB_RETRY_SECONDS (cold keys answer 503 at once meanwhile).
+_cache_threads = ThreadPoolExecutor(2, thread_name_prefix="aispendtrack-keycache")
+_db_threads = ThreadPoolExecutor(4, thread_name_prefix="aispendtrack-keydb")
+DB_RETRY_SECONDS = 1.0
+_db_down_until = 0.0
+
+
+def _identity_from_db(key_hash: str) -> KeyIdentity | None:
+    """The database's answer, bounded: a database that does not answer within
+    AISPENDTRACK_KEY_LOOKUP_TIMEOUT raises OperationalError."""
+    global _db_down_until
+    if time.monotonic() < _db_down_until:
+        raise OperationalError("the database was unreachable a moment ago")
+    try:
+        with db_deadline(settings.AISPENDTRACK_KEY_LOOKUP_TIMEOUT):
+            row = (
+                ApiKey.objects.select_related("organization")
+                .filter(key_hash=key_hash, revoked_at__isnull=True)
+                .first()
+            )
+    except DatabaseError:
+        _db_down_until = time.monotonic() + DB_RETRY_SECONDS
+        raise
+    return _identity_from_row(row) if row else None
+
+
+def _identity_from_db_thread(key_hash: str) -> KeyIdentity | None:
+    """`_identity_from_db` on a lookup thread. Cold lookups are rare (once per
+    key and process per _SHARED_TTL): a fresh connection each time never meets
+    a stale or severed one, and none is left open."""
+    try:
+        return _identity_from_db(key_hash)
+    finally:
+        with contextlib.suppress(Exception):
+            connection.close()
+
+
+def _authenticate_hash(key_hash: str) -> KeyIdentity | None:
+    """Shared cache, then database; fills both caches."""
+    generation = _generation
+    shared = cache.get(_cache_key(key_hash))
+    if shared is None:
+        identity = _identity_from_db(key_hash)
+        # add, not set: a revoke's mark written meanwhile must stay.
+        cache.add(_cache_key(key_hash), _to_shared(identity), _SHARED_TTL)
+    else:
+        identity = _from_shared(shared)
+    _local_put(key_hash, identity, generation)
+    return identity
 
 
 def api_key_authenticate(raw: str | None) -> KeyIdentity | None:
@@ -102,19 +169,7 @@ def api_key_authenticate(raw: str | None) -> KeyIdentity | None:
     found, identity = _local_get(key_hash)
     if found:
         return identity
-    shared = cache.get(_cache_key(key_hash))
-    if shared is None:
-        row = (
-            ApiKey.objects.select_related("organization")
-            .filter(key_hash=key_hash, revoked_at__isnull=True)
-            .first()
-        )
-        identity = _identity_from_row(row) if row else None
-        cache.set(_cache_key(key_hash), _to_shared(identity), _SHARED_TTL)
-    else:
-        identity = _from_shared(shared)
-    _local_put(key_hash, identity)
-    return identity
+    return _authenticate_hash(key_hash)
 
 
 async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
@@ -125,24 +180,55 @@ async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
     found, identity = _local_get(key_hash)
     if found:
         return identity
-    shared = await cache.aget(_cache_key(key_hash))
-    if shared is None:
-        row = await (
-            ApiKey.objects.select_related("organization")
-            .filter(key_hash=key_hash, revoked_at__isnull=True)
-            .afirst()
-        )
-        identity = _identity_from_row(row) if row else None
-        await cache.aset(_cache_key(key_hash), _to_shared(identity), _SHARED_TTL)
-    else:
+    loop = asyncio.get_running_loop()
+    generation = _generation
+    shared = await loop.run_in_executor(_cache_threads, cache.get, _cache_key(key_hash))
+    if shared is not None:
         identity = _from_shared(shared)
-    _local_put(key_hash, identity)
+    else:
+        identity = await loop.run_in_executor(_db_threads, _identity_from_db_thread, key_hash)
+        value = _to_shared(identity)
+        loop.run_in_executor(_cache_threads, cache.add, _cache_key(key_hash), value, _SHARED_TTL)
+    _local_put(key_hash, identity, generation)
     return identity
 
 
 def api_key_cache_invalidate(key_hash: str) -> None:
+    """Forget a revoked key everywhere this process can reach: its local entry,
+    and in the shared cache a "revoked" mark (not a delete, so that a lookup
+    in flight cannot put the key back for _SHARED_TTL)."""
+    global _generation
+    _generation += 1
     _local.pop(key_hash, None)
-    cache.delete(_cache_key(key_hash))
+    cache.set(_cache_key(key_hash), _MISSING, _SHARED_TTL)
+
+
+# The revocation check: (how many keys are revoked, the latest revoked_at).
+_revocations_seen: tuple[int, datetime | None] | None = None
+# Revocations written with a clock this far behind ours are still found.
+_CLOCK_SLACK = timedelta(minutes=5)
+
+
+def api_key_revocations_sync() -> int:
+    """Forget, in this process, every key revoked since the last check; returns
+    how many were forgotten. Run each second off the hot path (ProxyRuntime),
+    so a revoke reaches every worker within ~1 s even with no Redis."""
+    global _revocations_seen
+    with db_deadline(settings.AISPENDTRACK_KEY_LOOKUP_TIMEOUT):
+        state = ApiKey.objects.filter(revoked_at__isnull=False).aggregate(
+            count=Count("pk"), latest=Max("revoked_at")
+        )
+        version = (state["count"], state["latest"])
+        previous, _revocations_seen = _revocations_seen, version
+        if previous is None or previous == version or version[1] is None:
+            return 0
+        since = (previous[1] or version[1]) - _CLOCK_SLACK
+        hashes = list(
+            ApiKey.objects.filter(revoked_at__gte=since).values_list("key_hash", flat=True)
+        )
+    for key_hash in hashes:
+        api_key_cache_invalidate(key_hash)
+    return len(hashes)
 
 
 # --- Tenant reads -------------------------------------------------------------

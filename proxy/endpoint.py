@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
 from yarl import URL
 
 from accounts.selectors import aapi_key_authenticate
@@ -41,8 +40,8 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         return await answer_error(send, style, 401, errors.KEY_MISSING, "aispendtrack_key_missing")
     try:
         identity = await _authenticate(split.key)
-    except Exception:
-        logger.warning("key lookup failed (cache and database unreachable?)", exc_info=True)
+    except Exception as error:
+        _lookup_failed(error)
         return await answer_error(send, style, 503, errors.KEY_UNVERIFIABLE, "aispendtrack_busy")
     if identity is None:
         return await answer_error(send, style, 401, errors.KEY_INVALID, "aispendtrack_key_invalid")
@@ -102,14 +101,30 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
     return None
 
 
+_last_lookup_warning = -60.0
+
+
+def _lookup_failed(error: Exception) -> None:
+    """One WARNING a minute at most, without a traceback: an outage must not
+    write a stack per call into the log."""
+    global _last_lookup_warning
+    now = time.monotonic()
+    if now - _last_lookup_warning >= 60.0:
+        _last_lookup_warning = now
+        logger.warning(
+            "cold API key lookups fail (%s: %s): the database is unreachable or slow; "
+            "answering 503 aispendtrack_busy until it answers",
+            type(error).__name__,
+            error,
+        )
+
+
 async def _authenticate(raw: str):
-    """The key's identity (no I/O when warm). On a cold lookup that fails, the
-    ORM thread's connection may be stale (the database restarted): drop it and
-    try once more before giving up."""
-    try:
-        return await aapi_key_authenticate(raw)
-    except Exception:
-        await sync_to_async(close_old_connections)()
+    """The key's identity (no I/O when warm). Bounded as a whole: past the
+    lookup timeout (+1 s for the shared cache) the caller gets a 503, within
+    5 s by default. A failed lookup closed its connection: the next one
+    opens a fresh one (the database restarted)."""
+    async with asyncio.timeout(settings.AISPENDTRACK_KEY_LOOKUP_TIMEOUT + 1.0):
         return await aapi_key_authenticate(raw)
 
 

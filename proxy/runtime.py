@@ -8,13 +8,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import aiohttp
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connection, connections
 
+from accounts.selectors import api_key_revocations_sync
 from analytics.records import UsageRecord
+from config.dbguard import db_deadline
+from pricing.engine import ensure_fresh
 from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
@@ -24,6 +28,8 @@ from proxy.refusals import RefusalCounter
 from proxy.routing import Router
 
 logger = logging.getLogger("aispendtrack.proxy")
+
+HOUSEKEEPING_TIMEOUT = 5.0
 
 # aiohttp adds these unless told not to; the proxy forwards only what the client sent.
 SKIP_AUTO_HEADERS = ("User-Agent", "Accept", "Accept-Encoding", "Content-Type")
@@ -55,6 +61,7 @@ class ProxyRuntime:
         self.session: aiohttp.ClientSession | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
+        self._housekeeping = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-housekeeping")
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -87,6 +94,12 @@ class ProxyRuntime:
             await gate.stop()
         await self.refusals.stop()
         await self.buffer.stop()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await asyncio.get_running_loop().run_in_executor(
+                    self._housekeeping, connections.close_all
+                )
+        self._housekeeping.shutdown(wait=False)
         # The async ORM's thread (cold key lookups) holds a connection too.
         await sync_to_async(connections.close_all)()
         if self.session is not None:
@@ -108,7 +121,26 @@ class ProxyRuntime:
         return None
 
     async def _refresh(self) -> None:
-        """Prices and the provider map, each second (a no-op when nothing changed)."""
+        """Prices, the provider map and key revocations, each second (a no-op
+        when nothing changed), on a thread of their own with bounded database
+        waits: a hung database never stalls them for good."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(1.0)
-            await prices_refresh()
+            try:
+                await loop.run_in_executor(self._housekeeping, _housekeeping_round)
+            except Exception as error:  # the database is away: the next second retries
+                logger.debug("housekeeping round failed: %s", error)
+
+
+def _housekeeping_round() -> None:
+    """Reload prices if they changed; forget keys revoked in any process
+    (≤ 1 s after a revoke, with or without Redis)."""
+    try:
+        with db_deadline(HOUSEKEEPING_TIMEOUT):
+            ensure_fresh()
+        api_key_revocations_sync()
+    except DatabaseError:
+        with contextlib.suppress(Exception):
+            connection.close()  # possibly severed: the next round opens a fresh one
+        raise

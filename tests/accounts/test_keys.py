@@ -56,7 +56,7 @@ def test_authenticate_by_hash(api_key, org):
     assert api_key_authenticate(None) is None
 
 
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # cold lookups run on their own threads
 def test_async_authenticate_matches_sync(api_key, org):
     authenticate = async_to_sync(aapi_key_authenticate)
     identity = authenticate(api_key.raw)

@@ -1,7 +1,8 @@
 """Making the ledger database unreachable for the code under test, for real.
 
 PostgreSQL: the proxy's connections go through a TCP relay that the test
-cuts (every connection dropped, new ones refused) and restores. SQLite: a
+cuts (every connection dropped, new ones refused), black-holes (nothing
+closed, nothing forwarded: the hardest case for a client) and restores. SQLite: a
 second connection holds an exclusive lock, so writes fail with "database is
 locked" once the (shortened) busy timeout runs out. The machine's database
 itself is never stopped.
@@ -25,20 +26,30 @@ class TcpRelay:
         self._loop = asyncio.new_event_loop()
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self._flowing: asyncio.Event | None = None  # cleared: black-holed
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
 
     def _run(self, coroutine):
         return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result(10)
 
+    def _gate(self) -> asyncio.Event:
+        if self._flowing is None:
+            self._flowing = asyncio.Event()
+            self._flowing.set()
+        return self._flowing
+
     async def _pipe(self, reader, writer) -> None:
         with contextlib.suppress(ConnectionError, OSError):
             while data := await reader.read(65536):
+                await self._gate().wait()  # black-holed: hold the bytes, close nothing
                 writer.write(data)
                 await writer.drain()
         writer.close()
 
     async def _handle(self, client_reader, client_writer) -> None:
+        self._writers.add(client_writer)
+        await self._gate().wait()
         try:
             server_reader, server_writer = await asyncio.open_connection(*self.target)
         except OSError:
@@ -68,6 +79,15 @@ class TcpRelay:
 
     def restore(self) -> None:
         self._run(self._listen())
+        self._loop.call_soon_threadsafe(self._gate().set)
+
+    def black_hole(self) -> None:
+        """Stop forwarding without closing anything: connections stay open,
+        new ones are accepted, and no byte gets through either way."""
+        self._run(self._stall())
+
+    async def _stall(self) -> None:
+        self._gate().clear()
 
     def cut(self) -> None:
         self._run(self._cut())
