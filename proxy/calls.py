@@ -65,6 +65,8 @@ class Call:
     # Set just before the last byte goes out: a hang-up after it is no cancel.
     finished: bool = False
     client_gone: bool = False
+    # The stream's terminal event went out: a hang-up after it is no cancel.
+    delivered: bool = False
     recorded: bool = False
     responded: bool = False  # the response start went out: errors can no longer be sent
 

@@ -82,7 +82,10 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         await _forward(runtime, call, scope, split, send)
     except asyncio.CancelledError:
         if not call.recorded:
-            runtime.record(call_record(call, status=Status.CANCELLED))
+            # A client that hangs up after the terminal event (the OpenAI SDK
+            # closes at `data: [DONE]`) got the whole answer: not a cancel.
+            status = None if call.delivered else Status.CANCELLED
+            runtime.record(call_record(call, status=status))
         if call.client_gone and me is not None:
             # Our own cancellation (the client hung up): handled, not an error
             # for the server to log. Anyone else's cancellation propagates.

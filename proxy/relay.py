@@ -18,7 +18,7 @@ import aiohttp
 
 from analytics.models import Status
 from proxy import errors
-from proxy.adapters import ADAPTERS
+from proxy.adapters import ADAPTERS, Observed
 from proxy.adapters.base import TAIL_BYTES
 from proxy.calls import Call, call_record
 from proxy.decoding import Decoder, decode_body
@@ -117,28 +117,72 @@ async def _relay_stream(runtime, call, response, send, content_type, encoding) -
         async for chunk in response.content.iter_any():
             if first:
                 call.ttfb_ms, first = call.elapsed_ms(), False
-            if decoder is None:
-                relayed = tap.feed(chunk)
+            if tap is None:  # the tap failed earlier: relay untouched, usage unknown
+                relayed = chunk
+            elif decoder is None:
+                relayed, tap = _tap_feed(call, tap, chunk, chunk)
             else:
-                tap.feed(decoder.feed(chunk))
+                _, tap = _tap_feed(call, tap, decoder.feed(chunk), chunk)
                 relayed = chunk
             if relayed:
                 await send({"type": "http.response.body", "body": relayed, "more_body": True})
+                call.delivered = call.observed.terminal
     except TimeoutError:
         return _cut(runtime, call, Status.TIMEOUT, tap)
     except (aiohttp.ClientError, OSError):
         return _cut(runtime, call, Status.UPSTREAM_ERROR, tap)
-    rest = tap.finish()
+    rest = _tap_finish(call, tap)
     call.finished = True
     runtime.record(call_record(call))
     await send({"type": "http.response.body", "body": rest, "more_body": False})
     return None
 
 
+def _tap_feed(call: Call, tap, chunk: bytes, raw: bytes):
+    """(bytes to relay, the tap or None). A tap that fails on what the
+    provider sent (a malformed usage block, say) is dropped: the client gets
+    the provider's bytes unchanged and the call is recorded with unknown usage."""
+    try:
+        return tap.feed(chunk), tap
+    except Exception:
+        _usage_unreadable(call)
+        return raw, None
+
+
+def _tap_finish(call: Call, tap) -> bytes:
+    if tap is None:
+        return b""
+    try:
+        return tap.finish()
+    except Exception:
+        _usage_unreadable(call)
+        return b""
+
+
+def _usage_unreadable(call: Call) -> None:
+    logger.warning(
+        "%s: the usage %s reported could not be read; recorded as unknown usage",
+        call.request_id,
+        call.route.provider,
+        exc_info=True,
+    )
+    terminal = call.observed.terminal
+    call.observed = Observed(terminal=terminal)
+
+
+def _observe(call: Call, read, data: bytes) -> Observed:
+    """An adapter's reading of a whole body or its tail; unknown usage if it fails."""
+    try:
+        return read(data)
+    except Exception:
+        _usage_unreadable(call)
+        return Observed()
+
+
 def _cut(runtime, call: Call, status: str, tap) -> None:
     """The provider stopped mid-answer: record what was seen, and end the
     response without completing it so the client sees the cut as well."""
-    tap.finish()
+    _tap_finish(call, tap)
     logger.warning("%s stream from %s cut: %s", call.request_id, call.route.provider, status)
     runtime.record(call_record(call, status=status))
 
@@ -160,7 +204,8 @@ async def _relay_json(runtime, call, response, send, encoding) -> None:
         return await _fail_before_start(runtime, call, send, 502)
     body = b"".join(parts)
     if call.facts.billable or call.http_status >= 400:
-        call.observed = ADAPTERS[call.route.style].observe_body(decode_body(body, encoding))
+        observe = ADAPTERS[call.route.style].observe_body
+        call.observed = _observe(call, lambda raw: observe(decode_body(raw, encoding)), body)
     call.finished = True
     record = call_record(call)
     runtime.record(record)
@@ -205,7 +250,7 @@ async def _relay_through(runtime, call, response, send, *, head: bytes, tail_rea
     except (aiohttp.ClientError, OSError):
         return runtime.record(call_record(call, status=Status.UPSTREAM_ERROR))
     if head and (tail_reader is None or tail_reader.lower() == "identity"):
-        call.observed = ADAPTERS[call.route.style].observe_tail(tail)
+        call.observed = _observe(call, ADAPTERS[call.route.style].observe_tail, tail)
     call.finished = True
     runtime.record(call_record(call))
     await send({"type": "http.response.body", "body": b"", "more_body": False})

@@ -87,7 +87,9 @@ class Tap(StreamTap):
         self._counts: dict[str, Any] = {}
 
     def on_event(self, event: bytes) -> None:
-        if b'"message_start"' in event:
+        if b'"message_stop"' in event:
+            self.observed.terminal = True
+        elif b'"message_start"' in event:
             data = json_object(event_fields(event)[1])
             message = data.get("message") if data else None
             if isinstance(message, dict):

@@ -38,6 +38,10 @@ class Observed:
 
     usage: Usage | None = None
     response_model: str = ""
+    # The stream's terminal event was seen ([DONE], message_stop,
+    # response.completed, Gemini's last chunk): the answer is complete even if
+    # the client hangs up before the provider closes the connection.
+    terminal: bool = False
 
 
 def json_object(body: bytes) -> dict[str, Any] | None:
@@ -137,6 +141,7 @@ class TailTap(StreamTap):
 
     def feed(self, chunk: bytes) -> bytes:
         self._tail = (self._tail + chunk)[-TAIL_BYTES:]
+        self.observed.terminal = self._tail.rstrip().endswith(b"]")  # the array closed
         return chunk
 
     def finish(self) -> bytes:

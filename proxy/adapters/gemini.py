@@ -47,7 +47,8 @@ def usage_from(raw: dict[str, Any]) -> Usage:
     """Normalise usageMetadata: thoughts are output; tool-use prompts are input."""
     thoughts = as_int(raw, "thoughtsTokenCount")
     audio_in = 0
-    for detail in raw.get("promptTokensDetails") or ():
+    details = raw.get("promptTokensDetails")
+    for detail in details if isinstance(details, list) else ():
         if isinstance(detail, dict) and detail.get("modality") == "AUDIO":
             audio_in += as_int(detail, "tokenCount")
     return Usage(
@@ -97,6 +98,9 @@ class Tap(StreamTap):
     def on_event(self, event: bytes) -> None:
         if b'"usageMetadata"' in event or b'"modelVersion"' in event:
             _read(self.observed, json_object(event_fields(event)[1]))
+            # The last chunk carries the finish reason along with the final usage.
+            if b'"finishReason"' in event and self.observed.usage is not None:
+                self.observed.terminal = True
 
 
 _MODEL_VERSION = re.compile(rb'"modelVersion"\s*:\s*"([^"\\]{1,200})"')

@@ -31,6 +31,10 @@ _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 # With include_usage every chunk carries "usage": null; without it the key is absent.
 _USAGE_NULL = re.compile(rb',\s*"usage"\s*:\s*null|"usage"\s*:\s*null\s*,')
 _MULTIPART_MODEL = re.compile(rb'name="model"\r\n(?:[^\r\n]*\r\n)*\r\n([^\r\n]{1,200})\r\n')
+# Chat's `data: [DONE]`, or the Responses API's last event.
+_TERMINAL = re.compile(
+    rb'^data: ?\[DONE\]|"type"\s*:\s*"response\.(?:completed|incomplete|failed)"', re.M
+)
 _INCLUDE_USAGE = b'{"stream_options":{"include_usage":true},'
 _UNTOKENED = ("/models", "/files", "/batches", "/fine_tuning", "/vector_stores", "/uploads")
 
@@ -163,6 +167,8 @@ class Tap(StreamTap):
 
     def _is_our_usage_chunk(self, event: bytes) -> bool:
         """Reads the event; True when it is the usage-only chunk include_usage adds."""
+        if _TERMINAL.search(event):
+            self.observed.terminal = True
         if self._first:
             self._first = False
             data = json_object(event_fields(event)[1])
