@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -19,7 +20,10 @@ class PlanView(APIView):
     # able to see why it is limited (billing.permissions gates the others).
     permission_classes = [HasOrganization]
 
-    @extend_schema(summary="The organization's plan, its limits and this period's usage")
+    @extend_schema(
+        summary="The organization's plan, its limits and this period's usage",
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request):
         organization = request._request.organization
         effective = plan_effective(organization=organization)

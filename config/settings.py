@@ -89,6 +89,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     # Security hardening (issue 9): NUL/control characters in path or query → 400.
     "config.inputguard.ControlCharacterMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -292,12 +293,47 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# --- Security when DEBUG is off -----------------------------------------------
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_CONTENT_TYPE_NOSNIFF = True
+# --- Deployment security (issue 9) ---------------------------------------------
+# AISPENDTRACK_HTTPS=1 says users reach the site over HTTPS (normally through a
+# TLS-terminating reverse proxy): redirect HTTP to HTTPS, send HSTS, mark
+# cookies Secure, and trust the proxy's X-Forwarded-Proto (the proxy must set
+# it and drop any copy a client sends). Off (the default, and `make serve` on
+# plain http://): cookies without Secure, or the browser would never send them back.
+AISPENDTRACK_HTTPS = env_bool("AISPENDTRACK_HTTPS", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", AISPENDTRACK_HTTPS)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", AISPENDTRACK_HTTPS)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+if AISPENDTRACK_HTTPS:
+    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # load balancers probe over plain HTTP
+    SECURE_HSTS_SECONDS = int(os.environ.get("AISPENDTRACK_HSTS_SECONDS", "31536000"))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("AISPENDTRACK_HSTS_INCLUDE_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("AISPENDTRACK_HSTS_PRELOAD", False)
+_proxy_ssl_header = os.environ.get(
+    "AISPENDTRACK_PROXY_SSL_HEADER", "X-Forwarded-Proto" if AISPENDTRACK_HTTPS else ""
+)
+if _proxy_ssl_header:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_ssl_header.upper().replace("-", "_"), "https")
+
+# Content-Security-Policy (django-csp) on every Django page, admin and API docs
+# included: scripts only from our own files (no inline scripts or handlers).
+# Inline style attributes stay allowed (Chart.js and Swagger UI set them).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
+# /api/schema and /api/docs: public (the default) or for signed-in users and keys only.
+AISPENDTRACK_PUBLIC_API_DOCS = env_bool("AISPENDTRACK_PUBLIC_API_DOCS", True)
 
 # --- Logging ------------------------------------------------------------------
 LOGGING = {

@@ -1,6 +1,7 @@
 """Headless Chromium (Debian's /usr/bin/chromium) driven by Playwright.
 
 Import the `browser_page` fixture into a test module's namespace (or conftest).
+A test fails if the browser logged a console error (CSP violations included).
 Without Chromium the tests skip with a reason, except in CI, where .ci/run
 installs it and a missing browser is a failure.
 """
@@ -44,8 +45,22 @@ def browser_page(monkeypatch):
         context = browser.new_context(viewport={"width": 1280, "height": 900})
         page = context.new_page()
         page.set_default_timeout(15_000)
+        # Console errors fail the test: a Content-Security-Policy violation, a
+        # script error or a missing file (a favicon 404 included) shows there.
+        errors: list[str] = []
+        page.on(
+            "console",
+            lambda message: (
+                errors.append(f"{message.text} ({message.location.get('url')})")
+                if message.type == "error"
+                else None
+            ),
+        )
+        page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+        page.console_errors = errors  # a test that provokes an error on purpose clears it
         try:
             yield page
+            assert not errors, "console errors in the browser:\n" + "\n".join(errors)
         finally:
             context.close()
             browser.close()

@@ -150,3 +150,77 @@ def test_no_reset_link_invitation_link_or_raw_key_reaches_the_log(
     log = caplog.text + out + err
     assert "mail not sent (no EMAIL_HOST)" in caplog.text
     assert _secrets_in(log, secrets) == []
+
+
+# The production settings README documents ("Production"), minus the secrets.
+PRODUCTION = {
+    "DEBUG": "0",
+    "ALLOWED_HOSTS": "spend.example.com,testserver",
+    "CSRF_TRUSTED_ORIGINS": "https://spend.example.com",
+    "AISPENDTRACK_HTTPS": "1",
+    "AISPENDTRACK_HSTS_PRELOAD": "1",
+    "EMAIL_HOST": "smtp.example.com",
+}
+
+
+def _production_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    environment = {k: v for k, v in os.environ.items() if k not in {"SECRET_KEY", "DEBUG"}}
+    environment.update(PRODUCTION, AISPENDTRACK_VAR_DIR=str(tmp_path), **extra)
+    environment["SECRET_KEY"] = "a-long-random-production-key-" + "x7Qk2" * 10
+    return environment
+
+
+def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path):
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=_production_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no issues" in done.stdout
+
+
+HTTPS_PROBE = """
+from django.test import Client
+plain = Client().get("/api/schema")
+tls = Client().get("/api/schema", headers={"x-forwarded-proto": "https"})
+health = Client().get("/healthz")
+print(plain.status_code, plain["Location"])
+print(tls.status_code, tls.get("Strict-Transport-Security"))
+print(health.status_code, health.get("Location"))
+print(tls.get("Content-Security-Policy"))
+"""
+
+
+def test_https_mode_redirects_sends_hsts_and_trusts_the_proxys_proto_header(tmp_path):
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "import django; django.setup()\n" + HTTPS_PROBE],
+        cwd=ROOT,
+        env={**_production_env(tmp_path), "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    plain, tls, health, policy = done.stdout.strip().splitlines()
+    assert plain == "301 https://testserver/api/schema"
+    assert tls == "200 max-age=31536000; includeSubDomains; preload"
+    # /healthz is exempt: load balancers probe it over plain HTTP (it answers
+    # 200 or 503 here, its database being empty, but never a redirect).
+    assert health.split()[1] == "None"
+    assert "script-src 'self'" in policy and "unsafe-inline" not in policy.split("style-src")[0]
+
+
+@pytest.mark.django_db
+def test_api_docs_are_public_by_default_and_private_on_request(client, owner):
+    assert client.get("/api/schema").status_code == 200
+    assert client.get("/api/docs").status_code == 200
+    with override_settings(AISPENDTRACK_PUBLIC_API_DOCS=False):
+        assert client.get("/api/schema").status_code in {401, 403}
+        assert client.get("/api/docs").status_code in {401, 403}
+        client.force_login(owner)
+        assert client.get("/api/schema").status_code == 200
+        assert client.get("/api/docs").status_code == 200
