@@ -101,7 +101,7 @@ def test_gemini_malformed_usage_reaches_the_client_unchanged(proxy, api_key):
     assert event.output_tokens == fake.GEMINI_USAGE["thoughtsTokenCount"]
 
 
-MALFORMED_USAGE = [
+MALFORMED_USAGE: list[object] = [
     None,
     5,
     "x",
