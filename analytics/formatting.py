@@ -88,3 +88,10 @@ def change_text(ratio, current=None) -> str:
     if pct < 0:
         return f"−{-pct} %"
     return "0.0 %"
+
+
+def rate_text(share) -> str:
+    """A share 0..1 as a percentage with one decimal: "2.5 %", "0.0 %"; "—" for None."""
+    if share is None:
+        return "—"
+    return f"{(Decimal(share) * 100).quantize(Decimal('0.1'), ROUND_HALF_UP)} %"

@@ -74,3 +74,12 @@ def screenshot(page, name: str) -> None:
     """Keep a picture of the page under var/screenshots for people to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def console_errors(page) -> list[str]:
+    """A list that fills with the page's uncaught exceptions and console errors
+    (a CSP violation is one): assert it is empty at the end of a test."""
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(f"uncaught: {error}"))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    return errors

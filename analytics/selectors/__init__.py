@@ -24,6 +24,13 @@ from analytics.selectors.events import (
     usage_events_iter,
     usage_events_page,
 )
+from analytics.selectors.headline import (
+    LATENCY_SAMPLE,
+    Headline,
+    Latency,
+    latency_percentiles,
+    overview_headline,
+)
 from analytics.selectors.spend import (
     OTHER,
     DailySeries,
@@ -46,6 +53,11 @@ from analytics.selectors.spend import (
 )
 
 __all__ = [
+    "LATENCY_SAMPLE",
+    "Headline",
+    "Latency",
+    "latency_percentiles",
+    "overview_headline",
     "DIMENSIONS",
     "OTHER",
     "RECORD_FIELDS",

@@ -12,7 +12,13 @@ from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.safestring import mark_safe
 
-from analytics.formatting import change_text, duration_text, money_exact, money_text
+from analytics.formatting import (
+    change_text,
+    duration_text,
+    money_exact,
+    money_text,
+    rate_text,
+)
 from analytics.params import untagged_label
 
 register = template.Library()
@@ -70,6 +76,12 @@ def change_pct(ratio, current=None) -> str:
     """A change vs the previous period (analytics.formatting.change_text); pass the
     current value so that "nothing before" reads "new" rather than "—"."""
     return change_text(ratio, current)
+
+
+@register.filter
+def rate(share) -> str:
+    """A share 0..1 as "2.5 %" ("—" when there is nothing to divide)."""
+    return rate_text(share)
 
 
 @register.filter

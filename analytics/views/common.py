@@ -59,8 +59,10 @@ def _num(value: Decimal) -> float:
     return float(value)
 
 
-def trend_chart(daily: DailySeries) -> dict[str, Any]:
-    """Chart spec for static/js/charts.js: stacked daily bars (one series per value)."""
+def trend_chart(daily: DailySeries, *, previous: DailySeries | None = None) -> dict[str, Any]:
+    """Chart spec for static/js/charts.js: stacked daily bars (one series per value);
+    with `previous`, the equal period before drawn as a line over the same days
+    (day 1 over day 1), its dates in the tooltip."""
     labels = [day.key.isoformat() for day in daily.days]
     if daily.series:
         series = [
@@ -69,7 +71,28 @@ def trend_chart(daily: DailySeries) -> dict[str, Any]:
         ]
     else:
         series = [{"label": "Spend", "data": [_num(day.cost) for day in daily.days]}]
-    return {"type": "stacked", "labels": labels, "series": series}
+    spec: dict[str, Any] = {"type": "stacked", "labels": labels, "series": series}
+    if previous is not None:
+        spec["overlay"] = {
+            "label": "Previous period",
+            "data": [_num(day.cost) for day in previous.days],
+            "labels": [day.key.isoformat() for day in previous.days],
+        }
+    return spec
+
+
+def calls_chart(daily: DailySeries) -> dict[str, Any]:
+    """Calls per day, successes and errors stacked."""
+    days = daily.days
+    return {
+        "type": "stacked",
+        "unit": "calls",
+        "labels": [day.key.isoformat() for day in days],
+        "series": [
+            {"label": "Succeeded", "data": [day.calls - day.error_calls for day in days]},
+            {"label": "Failed", "data": [day.error_calls for day in days], "color": "#ef4444"},
+        ],
+    }
 
 
 def pie_chart(rows, *, label=str) -> dict[str, Any]:

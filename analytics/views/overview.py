@@ -13,6 +13,7 @@ from analytics.selectors import Totals
 from analytics.views.common import (
     bad_request,
     base_url,
+    calls_chart,
     page_period,
     pie_chart,
     range_context,
@@ -43,13 +44,16 @@ def dashboard(request):
             other.add(row)
         slices.append(other)
     daily = selectors.spend_daily(organization=org, period=period, by="model", top=6)
+    previous_daily = selectors.spend_daily(organization=org, period=period.previous())
     context = {
         **range_context(request, period),
+        "headline": selectors.overview_headline(organization=org, period=period),
         "cards": selectors.spend_cards(organization=org),
         "total": total,
         "by_model": by_model[:10],
         "pie": pie_chart(slices),
-        "trend": trend_chart(daily),
+        "trend": trend_chart(daily, previous=previous_daily),
+        "calls_chart": calls_chart(daily),
         "customers": selectors.spend_breakdown(
             organization=org, period=period, by="customer", limit=5
         ),

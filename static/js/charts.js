@@ -37,8 +37,9 @@
       label: s.label,
       data: s.data,
       backgroundColor: spec.type === "pie" ? s.data.map((_, j) => palette[j % palette.length])
-                                           : palette[i % palette.length],
+                                           : s.color || palette[i % palette.length],
       borderWidth: spec.type === "pie" ? 1 : 0,
+      ...(spec.type === "pie" ? {} : {stack: "current"}),
     }));
     if (spec.type === "pie") {
       return {
@@ -49,15 +50,29 @@
                             tooltip: {callbacks: {label: (c) => `${c.label}: ${usd(c.parsed)}`}}}},
       };
     }
+    if (spec.overlay) {
+      // The previous period as a dashed line over the same day numbers.
+      datasets.push({type: "line", label: spec.overlay.label, data: spec.overlay.data,
+                     dates: spec.overlay.labels, stack: "previous", borderColor: "#64748b",
+                     backgroundColor: "#64748b", borderDash: [5, 4], borderWidth: 2,
+                     pointRadius: 0, tension: 0});
+    }
+    const counts = spec.unit === "calls";
+    const value = (v) => counts ? Number(v).toLocaleString("en-US") : usd(v);
+    const label = (c) => {
+      const when = c.dataset.dates ? ` (${c.dataset.dates[c.dataIndex]})` : "";
+      return `${c.dataset.label}${when}: ${value(c.parsed.y)}`;
+    };
     return {
       type: "bar",
       data: {labels: spec.labels, datasets},
       options: {
         maintainAspectRatio: false, animation: false,
         scales: {x: {stacked: true, grid: {display: false}},
-                 y: {stacked: true, ticks: {callback: tick}}},
+                 y: {stacked: true, beginAtZero: true,
+                     ticks: counts ? {precision: 0} : {callback: tick}}},
         plugins: {legend: {display: datasets.length > 1, position: "bottom"},
-                  tooltip: {callbacks: {label: (c) => `${c.dataset.label}: ${usd(c.parsed.y)}`}}},
+                  tooltip: {callbacks: {label}}},
       },
     };
   }

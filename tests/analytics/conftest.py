@@ -31,6 +31,7 @@ def call(
     input_tokens: int = 100,
     output_tokens: int = 10,
     api_key_id: int | None = None,
+    latency_ms: int = 250,
     streamed: bool = False,
     **extra,
 ) -> UsageRecord:
@@ -52,7 +53,7 @@ def call(
         usage=Usage(input_tokens=input_tokens, output_tokens=output_tokens),
         cost=None if cost is None else Decimal(cost),
         http_status=200 if status == Status.SUCCESS else 500,
-        latency_ms=250,
+        latency_ms=latency_ms,
         streamed=streamed,
         **extra,
     )

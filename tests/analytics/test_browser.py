@@ -11,7 +11,7 @@ from django.utils import timezone
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
 from tests.analytics.test_formatting import MONEY_CASES
-from tests.browser import browser_page, screenshot  # noqa: F401 (fixture)
+from tests.browser import browser_page, console_errors, screenshot  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -30,14 +30,17 @@ def test_overview_chart_sort_customers_and_open_detail(live_server, browser_page
     usage_record_batch(records)
 
     page = browser_page
+    errors = console_errors(page)
     page.goto(f"{live_server.url}/accounts/login/")
     page.fill("input[name=login]", owner.email)
     page.fill("input[name=password]", PASSWORD)
     page.click("button[type=submit]")
     page.wait_for_url("**/dashboard/")
 
-    # Chart.js ran and drew the stacked trend (one dataset per model) and the pie.
-    page.wait_for_selector("#trend-chart[data-drawn='2']")
+    # Chart.js ran and drew the stacked trend (one dataset per model, plus the
+    # previous period's line), calls per day (succeeded, failed) and the pie.
+    page.wait_for_selector("#trend-chart[data-drawn='3']")
+    page.wait_for_selector("#calls-chart[data-drawn='2']")
     page.wait_for_selector("#model-pie[data-drawn='1']")
     painted = page.evaluate(
         "() => { const c = document.getElementById('trend-chart');"
@@ -75,3 +78,4 @@ def test_overview_chart_sort_customers_and_open_detail(live_server, browser_page
     assert "$20.00" in page.inner_text("#detail-stats")  # 5 days × $4
     assert "claude-opus-4" in page.inner_text(".breakdown-model")
     screenshot(page, "analytics_customer_detail")
+    assert errors == []

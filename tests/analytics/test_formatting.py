@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from analytics.formatting import change_text, duration_text, money_exact, money_text
+from analytics.formatting import change_text, duration_text, money_exact, money_text, rate_text
 
 MONEY_CASES = [
     ("1234.567", "$1,234.57"),
@@ -94,3 +94,11 @@ def test_change_text(ratio, current, shown):
         change_text(None if ratio is None else Decimal(ratio), current and Decimal(current))
         == shown
     )
+
+
+@pytest.mark.parametrize(
+    ("share", "shown"),
+    [("0.25", "25.0 %"), ("0.0004", "0.0 %"), ("0.00051", "0.1 %"), ("1", "100.0 %"), (None, "—")],
+)
+def test_rate_text(share, shown):
+    assert rate_text(None if share is None else Decimal(share)) == shown

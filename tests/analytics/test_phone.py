@@ -12,7 +12,7 @@ from django.utils import timezone
 from analytics.models import Status, UsageEvent
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
-from tests.browser import browser_page, screenshot  # noqa: F401 (fixture)
+from tests.browser import browser_page, console_errors, screenshot  # noqa: F401 (fixture)
 from tests.conftest import PASSWORD
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
@@ -67,6 +67,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
     assert event is not None
 
     page = browser_page
+    errors = console_errors(page)
     page.set_viewport_size(PHONE)
     base = live_server.url
     # Public pages first.
@@ -119,6 +120,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
     assert width <= viewport
     page.click("nav.nav >> text=Customers")
     page.wait_for_url("**/customers/")
+    assert errors == []
 
 
 def test_first_call_page_fits_a_phone_and_shows_only_its_own_org(

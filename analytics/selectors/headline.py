@@ -1,0 +1,137 @@
+"""The overview's headline: the chosen period against the equal period before it.
+
+Spend, calls and errors come from the rollups (spend_summary). Latency
+percentiles cannot be summed into a rollup, so they are read from the events:
+the period's most recent LATENCY_SAMPLE calls, an index range scan on
+ue_org_created (organization, -created_at) that stops after that many rows
+whatever the period's size. Above that many calls the percentiles describe the
+latest calls of the period, and the page says so.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+from analytics.params import UsageFilters
+from analytics.periods import Period
+from analytics.selectors._common import Totals, change_ratio
+from analytics.selectors.events import events_in
+from analytics.selectors.spend import spend_summary
+
+LATENCY_SAMPLE = 20_000
+
+
+@dataclass(slots=True)
+class Latency:
+    p50_ms: int | None  # None: no calls
+    p95_ms: int | None
+    sampled: int  # how many calls the percentiles were taken over
+    calls: int  # calls in the period (sampled < calls: the latest `sampled` only)
+
+    @property
+    def partial(self) -> bool:
+        return self.sampled < self.calls
+
+
+def nearest_rank(values: list[int], percentile: int) -> int | None:
+    """The nearest-rank percentile of `values` (sorted ascending): the smallest
+    value with at least `percentile` % of the values at or below it."""
+    if not values:
+        return None
+    return values[max(1, math.ceil(percentile * len(values) / 100)) - 1]
+
+
+def latency_percentiles(
+    *,
+    organization,
+    period: Period,
+    calls: int,
+    filters: UsageFilters | None = None,
+    sample: int = LATENCY_SAMPLE,
+) -> Latency:
+    """p50/p95 of call latency (ms) over the period's latest `sample` calls.
+
+    `calls` is the period's call count (from the rollups), only to tell whether
+    the sample is the whole period."""
+    qs = events_in(organization=organization, period=period, filters=filters)
+    latest = qs.order_by("-created_at").values_list("latency_ms", flat=True)[:sample]
+    values = sorted(latest)
+    return Latency(
+        p50_ms=nearest_rank(values, 50),
+        p95_ms=nearest_rank(values, 95),
+        sampled=len(values),
+        calls=max(calls, len(values)),
+    )
+
+
+def error_rate(totals: Totals) -> Decimal | None:
+    """Share of calls that failed, 0..1 (None without calls)."""
+    if not totals.calls:
+        return None
+    return (Decimal(totals.error_calls) / totals.calls).quantize(Decimal("0.0001"), ROUND_HALF_UP)
+
+
+@dataclass(slots=True)
+class Headline:
+    period: Period
+    previous_period: Period
+    current: Totals
+    previous: Totals
+    latency: Latency
+    previous_latency: Latency
+
+    @property
+    def cost_change(self) -> Decimal | None:
+        return change_ratio(self.current.cost, self.previous.cost)
+
+    @property
+    def calls_change(self) -> Decimal | None:
+        return change_ratio(Decimal(self.current.calls), Decimal(self.previous.calls))
+
+    @property
+    def error_rate(self) -> Decimal | None:
+        return error_rate(self.current)
+
+    @property
+    def previous_error_rate(self) -> Decimal | None:
+        return error_rate(self.previous)
+
+    @property
+    def p50_change(self) -> Decimal | None:
+        return _ms_change(self.latency.p50_ms, self.previous_latency.p50_ms)
+
+    @property
+    def p95_change(self) -> Decimal | None:
+        return _ms_change(self.latency.p95_ms, self.previous_latency.p95_ms)
+
+
+def _ms_change(current: int | None, previous: int | None) -> Decimal | None:
+    if current is None or previous is None:
+        return None
+    return change_ratio(Decimal(current), Decimal(previous))
+
+
+def overview_headline(
+    *, organization, period: Period, filters: UsageFilters | None = None
+) -> Headline:
+    """Spend, calls, error rate and p50/p95 latency of the period and of the
+    equal-length period just before it (org-local days)."""
+    summary = spend_summary(organization=organization, period=period, filters=filters)
+    previous = period.previous()
+    return Headline(
+        period=period,
+        previous_period=previous,
+        current=summary.current,
+        previous=summary.previous,
+        latency=latency_percentiles(
+            organization=organization, period=period, calls=summary.current.calls, filters=filters
+        ),
+        previous_latency=latency_percentiles(
+            organization=organization,
+            period=previous,
+            calls=summary.previous.calls,
+            filters=filters,
+        ),
+    )
