@@ -12,7 +12,6 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -20,6 +19,8 @@ from rest_framework.views import APIView
 from analytics.params import (
     DATE_PARAMS,
     FILTER_PARAMS,
+    MAX_DATE,
+    MIN_DATE,
     ParamError,
     UsageFilters,
     parse_filters,
@@ -129,26 +130,47 @@ class OrgAPIView(APIView):
 
 # --- OpenAPI parameter docs ---------------------------------------------------
 
+# Bounds stated in the schema so that clients (and the fuzzer in
+# tests/analytics/test_api_fuzz.py) know them: dates within MIN_DATE..MAX_DATE,
+# text without control characters, whole numbers within their ranges.
+DATE_SCHEMA = {
+    "type": "string",
+    "format": "date",
+    "pattern": r"^(20[0-9]{2}|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+}
+TEXT_SCHEMA = {"type": "string", "maxLength": 256, "pattern": r"^[^\x00-\x1f\x7f]*$"}
+
+
+def int_schema(minimum: int, maximum: int) -> dict[str, Any]:
+    return {"type": "integer", "minimum": minimum, "maximum": maximum}
+
+
+_DATE_HINTS = {
+    "start_date": "Default: the first of this month.",
+    "end_date": "Default: today. At most 400 days in a range.",
+}
 DATE_DOCS = [
     OpenApiParameter(
         name,
-        OpenApiTypes.DATE,
-        description=f"Inclusive, ISO date, in the organization's time zone. {hint}",
+        DATE_SCHEMA,
+        description=(
+            f"Inclusive, ISO date ({MIN_DATE} to {MAX_DATE}), in the organization's "
+            f"time zone. {_DATE_HINTS[name]}"
+        ),
     )
-    for name, hint in zip(
-        DATE_PARAMS,
-        ("Default: the first of this month.", "Default: today. At most 400 days in a range."),
-        strict=True,
-    )
+    for name in DATE_PARAMS
+] + [
+    OpenApiParameter(alias, DATE_SCHEMA, description=f"Same as {name} (the seed API's spelling).")
+    for alias, name in PARAM_ALIASES.items()
 ]
 FILTER_DOCS = [
     OpenApiParameter(
         name,
-        OpenApiTypes.INT if name == "key_id" else OpenApiTypes.STR,
+        int_schema(1, 2**62) if name == "key_id" else TEXT_SCHEMA,
         description='Exact match. "(untagged)" selects calls without one.'
         if name in ("customer_id", "feature")
         else "Exact match.",
     )
     for name in ROLLUP_FILTERS
 ]
-TRACE_DOC = OpenApiParameter("trace_id", OpenApiTypes.STR, description="Exact match.")
+TRACE_DOC = OpenApiParameter("trace_id", TEXT_SCHEMA, description="Exact match.")

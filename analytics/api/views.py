@@ -19,8 +19,10 @@ from analytics.api.base import (
     DATE_DOCS,
     FILTER_DOCS,
     ROLLUP_FILTERS,
+    TEXT_SCHEMA,
     TRACE_DOC,
     OrgAPIView,
+    int_schema,
     money_str,
     period_json,
     record_json,
@@ -138,7 +140,7 @@ class RecordsView(OrgAPIView):
             *FILTER_DOCS,
             TRACE_DOC,
             LIMIT_DOC,
-            OpenApiParameter("cursor", OpenApiTypes.STR, description="from `next`"),
+            OpenApiParameter("cursor", TEXT_SCHEMA, description="from `next`"),
             PAGE_DOC,
         ],
         responses=schemas.RecordPageSchema,
@@ -289,10 +291,10 @@ class _ListView(OrgAPIView):
 _list_schema = extend_schema(
     parameters=[
         *DATE_DOCS,
-        OpenApiParameter("q", OpenApiTypes.STR, description="substring, case-insensitive"),
+        OpenApiParameter("q", TEXT_SCHEMA, description="substring, case-insensitive"),
         OpenApiParameter("sort", OpenApiTypes.STR, enum=("cost", "calls", "name")),
-        OpenApiParameter("page", OpenApiTypes.INT),
-        OpenApiParameter("per_page", OpenApiTypes.INT, description="1–500, default 50"),
+        OpenApiParameter("page", int_schema(1, 100_000), description="default 1"),
+        OpenApiParameter("per_page", int_schema(1, 500), description="1–500, default 50"),
     ],
     responses=schemas.ListPageSchema,
 )
