@@ -185,3 +185,22 @@ def plan_usage(*, organization: Organization, now: datetime | None = None) -> Pl
         calls_this_month=max(month, shared_month or 0),
         requests_this_hour=max(hour, shared_hour or 0),
     )
+
+
+FEATURE_NAMES = {
+    "api": "the REST API",
+    "export": "CSV/JSON export",
+    "alerts": "alerts and webhooks",
+}
+
+
+def feature_denial(*, organization: Organization, feature: str) -> str | None:
+    """None if the plan in force includes `feature`, else a message saying how to get it."""
+    effective = plan_effective(organization=organization)
+    if effective.has_feature(feature):
+        return None
+    return (
+        f"Your organization's {effective.plan.name} plan does not include "
+        f"{FEATURE_NAMES.get(feature, feature)}. Upgrade to Pro in Settings → Billing "
+        "to use it."
+    )

@@ -121,6 +121,7 @@ async def _async_stream(pages: _Pages) -> AsyncIterator[bytes]:
 
 class ExportView(OrgAPIView):
     allowed_params = (*DATE_PARAMS, *FILTER_PARAMS)
+    plan_feature = "export"  # billing.permissions.PlanFeature
     renderer_classes = [JSONRenderer, CSVRenderer]
 
     def perform_content_negotiation(self, request, force=False):
