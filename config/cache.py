@@ -26,16 +26,29 @@ RETRY_SECONDS = 1.0
 WARN_EVERY_SECONDS = 60.0
 
 
+class _Breaker:
+    """Shared by every thread's instance of one cache (Django builds one per
+    thread): one "down" state, one warning a minute per process."""
+
+    def __init__(self) -> None:
+        self.down_until = 0.0
+        self.warned_at = -WARN_EVERY_SECONDS
+        self.lock = threading.Lock()
+
+
+_breakers: dict[str, _Breaker] = {}
+_breakers_lock = threading.Lock()
+
+
 class ResilientRedisCache(RedisCache):
     def __init__(self, server: str, params: dict[str, Any]) -> None:
         super().__init__(server, params)
-        self._down_until = 0.0
-        self._warned_at = -WARN_EVERY_SECONDS
-        self._lock = threading.Lock()
+        with _breakers_lock:
+            self._breaker = _breakers.setdefault(str(server), _Breaker())
 
     @property
     def is_down(self) -> bool:
-        return time.monotonic() < self._down_until
+        return time.monotonic() < self._breaker.down_until
 
     def ping(self) -> bool:
         """True when Redis answers now (for /healthz); also closes the breaker."""
@@ -44,16 +57,17 @@ class ResilientRedisCache(RedisCache):
         except (RedisError, OSError) as error:
             self._failed(error)
             return False
-        self._down_until = 0.0
+        self._breaker.down_until = 0.0
         return True
 
     def _failed(self, error: Exception) -> None:
+        breaker = self._breaker
         now = time.monotonic()
-        with self._lock:
-            self._down_until = now + RETRY_SECONDS
-            warn = now - self._warned_at >= WARN_EVERY_SECONDS
+        with breaker.lock:
+            breaker.down_until = now + RETRY_SECONDS
+            warn = now - breaker.warned_at >= WARN_EVERY_SECONDS
             if warn:
-                self._warned_at = now
+                breaker.warned_at = now
         if warn:
             logger.warning(
                 "Redis cache unreachable (%s: %s); serving without it (API keys from the "
@@ -63,7 +77,7 @@ class ResilientRedisCache(RedisCache):
             )
 
     def _guard(self, default: Any, method, *args: Any, **kwargs: Any) -> Any:
-        if time.monotonic() < self._down_until:
+        if time.monotonic() < self._breaker.down_until:
             return default
         try:
             return method(*args, **kwargs)
@@ -71,8 +85,10 @@ class ResilientRedisCache(RedisCache):
             self._failed(error)
             return default
 
+    # Down, the cache behaves as an empty one that forgets at once: `add`
+    # succeeds (a lock taken through it, as allauth's rate limit does, is granted).
     def add(self, key, value, timeout=DEFAULT_TIMEOUT, version=None):
-        return self._guard(False, super().add, key, value, timeout, version)
+        return self._guard(True, super().add, key, value, timeout, version)
 
     def get(self, key, default=None, version=None):
         return self._guard(default, super().get, key, default, version)
