@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -138,3 +139,43 @@ def test_stop_spools_what_the_database_refuses(org, tmp_path):
     assert UsageEvent.objects.count() == 0
     assert Spool(tmp_path).replay(usage_record_batch) == 1  # another process's restart
     assert UsageEvent.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_past_the_cap_records_go_to_the_spool_without_waiting(org, tmp_path):
+    """The ledger thread hangs (a database that does not answer): memory stays
+    under the cap, the loop never waits, and every record lands afterwards."""
+    release = threading.Event()
+    entered = threading.Event()
+
+    def hung(records):
+        entered.set()
+        release.wait(30)
+        return usage_record_batch(records)
+
+    async def scenario() -> UsageBuffer:
+        buffer = UsageBuffer(
+            spool_dir=tmp_path, interval=0.01, max_events=10, max_pending=50, write=hung
+        )
+        buffer.start()
+        buffer.add(record(org.pk, 0))
+        await asyncio.get_running_loop().run_in_executor(None, entered.wait, 10)
+        loop = asyncio.get_running_loop()
+        for n in range(1, 300):
+            started = loop.time()
+            buffer.add(record(org.pk, n))
+            assert loop.time() - started < 0.05  # never waits on the spool or the ledger
+            assert buffer.pending < 50
+            await asyncio.sleep(0)
+        for _ in range(500):  # the overflow thread spools (bounded wait)
+            if buffer.spooled >= 250:
+                break
+            await asyncio.sleep(0.01)
+        assert buffer.spooled >= 250 and buffer.spool.pending()
+        release.set()
+        await buffer.stop()
+        return buffer
+
+    asyncio.run(scenario())
+    assert UsageEvent.objects.count() == 300
+    assert HourlyRollup.objects.aggregate(calls=Sum("calls"))["calls"] == 300
