@@ -1,5 +1,8 @@
 from rest_framework.permissions import BasePermission
 
+from accounts.models import Scope
+from accounts.selectors import KeyIdentity
+
 
 class HasOrganization(BasePermission):
     """Authenticated by key or session, and resolved to an organization."""
@@ -13,3 +16,19 @@ class HasOrganization(BasePermission):
             and user.is_authenticated
             and getattr(request._request, "organization", None) is not None
         )
+
+
+class CanManage(BasePermission):
+    """Writes that change what an organization reports (revenue, budgets): a key
+    with the `manage` scope, or a logged-in owner or admin."""
+
+    message = (
+        "This needs an API key with the `manage` scope (create one in Settings → API keys) "
+        "or an owner or admin session."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        if isinstance(request.auth, KeyIdentity):
+            return request.auth.has_scope(Scope.MANAGE)
+        membership = getattr(request._request, "membership", None)
+        return membership is not None and membership.can_manage

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from analytics.api import docs, export, simulate, views
+from analytics.api import docs, export, revenue, simulate, views
 
 urlpatterns = [
     path("costs", views.RecordsView.as_view(), name="api_costs"),
@@ -20,6 +20,8 @@ urlpatterns = [
     path("customers", views.CustomerListView.as_view(), name="api_customers"),
     path("features", views.FeatureListView.as_view(), name="api_features"),
     path("models", views.ModelListView.as_view(), name="api_models"),
+    path("revenue", revenue.RevenueView.as_view(), name="api_revenue"),
+    path("revenue/<int:entry_id>", revenue.RevenueEntryView.as_view(), name="api_revenue_entry"),
     path("simulate", simulate.SimulateView.as_view(), name="api_simulate"),
     path(
         "simulate/features", simulate.SimulateFeaturesView.as_view(), name="api_simulate_features"

@@ -419,3 +419,75 @@ class RefusalRollup(models.Model):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.reason}: {self.count}"
+
+
+class RevenueSource(models.TextChoices):
+    API = "api", "REST API"
+    CSV = "csv", "CSV upload"
+    STRIPE = "stripe", "Stripe"
+
+
+class RevenueEntry(models.Model):
+    """What a customer paid for a period (USD), spread evenly over its days.
+
+    `customer_id` is the same string calls carry in `x-customer-id`.
+    `external_id` is unique per organization and source, so importing the same
+    invoice again replaces it and never counts it twice (analytics.revenue).
+    """
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.CharField(max_length=256)
+    amount = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES)
+    period_start = models.DateField()
+    period_end = models.DateField()  # inclusive
+    source = models.CharField(max_length=8, choices=RevenueSource.choices)
+    external_id = models.CharField(max_length=256)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "source", "external_id"], name="uniq_revenue_external"
+            )
+        ]
+        indexes = [
+            # Revenue of a period: entries ending on or after its first day.
+            models.Index(fields=["organization", "period_end"], name="rev_org_end"),
+            models.Index(fields=["organization", "customer_id", "period_end"], name="rev_org_cust"),
+        ]
+        ordering = ["-period_start", "customer_id", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id} {self.amount} {self.period_start}–{self.period_end}"
+
+    @property
+    def days(self) -> int:
+        return (self.period_end - self.period_start).days + 1
+
+
+class RevenueSettings(models.Model):
+    """An organization's margin threshold and its Stripe revenue sync (one row, optional).
+
+    The Stripe key is a restricted key (read access to customers and invoices),
+    stored encrypted with a Fernet key derived from SECRET_KEY (analytics.stripe_sync);
+    only its last 4 characters are ever shown.
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="revenue_settings"
+    )
+    # Customers below this margin % are "thin" (the customers table's filter).
+    thin_margin_percent = models.DecimalField(max_digits=5, decimal_places=2, default=20)
+    stripe_key_encrypted = models.TextField(blank=True, default="")
+    stripe_key_last4 = models.CharField(max_length=4, blank=True, default="")
+    # The Stripe customer metadata key that holds our customer id.
+    stripe_metadata_key = models.CharField(
+        max_length=40, blank=True, default="aispendtrack_customer_id"
+    )
+    stripe_synced_at = models.DateTimeField(null=True, blank=True)
+    stripe_sync_error = models.TextField(blank=True, default="")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"revenue settings of {self.organization_id}"

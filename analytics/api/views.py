@@ -36,6 +36,17 @@ from analytics.params import (
     parse_int,
     untagged_value,
 )
+from analytics.selectors.revenue import Margin, margin_of, margins_for, revenue_by_customer
+
+
+def margin_json(margin: Margin) -> dict[str, str | None]:
+    """revenue, margin, margin_percent: null where no revenue is known, never 0."""
+    return {
+        "revenue": None if margin.revenue is None else money_str(margin.revenue),
+        "margin": None if margin.margin is None else money_str(margin.margin),
+        "margin_percent": None if margin.margin_percent is None else str(margin.margin_percent),
+    }
+
 
 SUMMARY_BREAKDOWNS = {
     "by_model": ("model", "model", None),
@@ -193,8 +204,17 @@ class _DetailView(OrgAPIView):
             period=self.period(),
         )
         names = {"customer": "customer_id", "key": "key_id"}
+        extra = {}
+        if self.by == "customer":  # revenue and margin (issue 13): null where unknown
+            revenue = revenue_by_customer(
+                organization=self.organization,
+                period=detail.summary.period,
+                customer_ids=[self.value(value)],
+            )
+            extra = margin_json(margin_of(revenue.get(self.value(value)), detail.totals.cost))
         return Response(
             {
+                **extra,
                 self.key_name: value,
                 "label": detail.label,
                 **period_json(detail.summary.period),
@@ -277,10 +297,15 @@ class _ListView(OrgAPIView):
             limit=per_page,
             offset=(page - 1) * per_page,
         )
+        results = [totals_json(row, key_name=self.key_name) for row in ranking.rows]
+        if self.by == "customer":  # revenue and margin (issue 13): null where unknown
+            margins = margins_for(organization=org, period=period, rows=ranking.rows)
+            for row, out in zip(ranking.rows, results, strict=True):
+                out.update(margin_json(margins[row.key]))
         return Response(
             {
                 **period_json(period),
-                "results": [totals_json(row, key_name=self.key_name) for row in ranking.rows],
+                "results": results,
                 "count": ranking.count,
                 "page": page,
                 "pages": max(1, -(-ranking.count // per_page)),

@@ -1,0 +1,232 @@
+"""Revenue and margin reads: what customers paid over a period, next to their AI cost.
+
+An entry's amount is spread evenly over the days it covers, so a period gets
+amount × (days of the entry inside the period) / (days of the entry). Revenue
+is None ("unknown"), never 0, for a customer with no entry touching the
+period; margin and margin % are then None too. Margin % is also None when the
+known revenue is 0 (nothing to divide by).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal, localcontext
+
+from django.db.models import F
+from django.http import Http404
+
+from analytics.models import RevenueEntry, RevenueSettings
+from analytics.params import UsageFilters
+from analytics.periods import Period, org_today, org_zone
+from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
+from analytics.selectors.spend import spend_breakdown, spend_totals
+
+PERCENT = Decimal("0.01")
+DEFAULT_THIN_PERCENT = Decimal(20)
+
+
+@dataclass(frozen=True, slots=True)
+class Margin:
+    revenue: Decimal | None
+    cost: Decimal
+    margin: Decimal | None
+    margin_percent: Decimal | None
+
+    @property
+    def unprofitable(self) -> bool:
+        return self.margin is not None and self.margin < 0
+
+    def thin(self, threshold: Decimal) -> bool:
+        """Known revenue and a margin % below the threshold (unprofitable included)."""
+        return self.margin_percent is not None and self.margin_percent < threshold
+
+
+def margin_of(revenue: Decimal | None, cost: Decimal) -> Margin:
+    if revenue is None:
+        return Margin(None, cost, None, None)
+    margin = revenue - cost
+    percent = (margin / revenue * 100).quantize(PERCENT) if revenue else None
+    return Margin(revenue, cost, margin, percent)
+
+
+def _share(amount: Decimal, start: date, end: date, period_start: date, period_end: date):
+    overlap = (min(end, period_end) - max(start, period_start)).days + 1
+    days = (end - start).days + 1
+    if overlap >= days:
+        return amount
+    with localcontext() as ctx:
+        ctx.prec = 40
+        return amount * overlap / days
+
+
+def revenue_by_customer(
+    *, organization, period: Period, customer_ids: Iterable[str] | None = None
+) -> dict[str, Decimal]:
+    """Revenue per customer over the period's days (only customers with an entry there)."""
+    qs = RevenueEntry.objects.filter(
+        organization=organization, period_end__gte=period.start, period_start__lte=period.end
+    )
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=list(customer_ids))
+    sums: dict[str, Decimal] = {}
+    for customer_id, amount, start, end in qs.values_list(
+        "customer_id", "amount", "period_start", "period_end"
+    ):
+        share = _share(amount, start, end, period.start, period.end)
+        sums[customer_id] = sums.get(customer_id, Decimal(0)) + share
+    return {key: value.quantize(QUANTUM) for key, value in sums.items()}
+
+
+def margins_for(*, organization, period: Period, rows: list[Totals]) -> dict[str, Margin]:
+    """The margin of each customer row (Totals keyed by customer id) over the period."""
+    revenue = revenue_by_customer(
+        organization=organization, period=period, customer_ids=[row.key for row in rows]
+    )
+    return {row.key: margin_of(revenue.get(row.key), row.cost) for row in rows}
+
+
+def customer_margin(*, organization, period: Period, customer_id: str) -> Margin:
+    cost = spend_totals(
+        organization=organization, period=period, filters=UsageFilters(customer_id=customer_id)
+    ).cost
+    revenue = revenue_by_customer(
+        organization=organization, period=period, customer_ids=[customer_id]
+    )
+    return margin_of(revenue.get(customer_id), cost)
+
+
+@dataclass(slots=True)
+class CustomerMargin:
+    totals: Totals  # key: the customer id; zero totals for a paying customer without calls
+    margin: Margin
+
+
+def customers_with_margin(
+    *, organization, period: Period, search: str = ""
+) -> list[CustomerMargin]:
+    """Every customer with calls or revenue in the period, with its margin
+    (for sorting and filtering by margin: a full ranking, costliest first)."""
+    rows = spend_breakdown(organization=organization, period=period, by="customer", search=search)
+    revenue = revenue_by_customer(organization=organization, period=period)
+    out = [CustomerMargin(row, margin_of(revenue.pop(row.key, None), row.cost)) for row in rows]
+    for customer_id, amount in sorted(revenue.items()):
+        if search and search.lower() not in customer_id.lower():
+            continue
+        out.append(CustomerMargin(Totals(key=customer_id), margin_of(amount, ZERO)))
+    return out
+
+
+@dataclass(slots=True)
+class Unprofitable:
+    period: Period
+    count: int  # customers whose known revenue is below their cost
+    loss: Decimal  # the sum of their (negative) margins
+
+
+def unprofitable_this_month(*, organization, now: datetime | None = None) -> Unprofitable:
+    """Customers that cost more than they paid this month to date (revenue known only)."""
+    today = org_today(organization, now=now)
+    period = Period(today.replace(day=1), today, org_zone(organization))
+    revenue = revenue_by_customer(organization=organization, period=period)
+    if not revenue:
+        return Unprofitable(period, 0, ZERO)
+    rows = rollup_rows(organization=organization, period=period, by="customer")
+    column = rows.column("customer")
+    costs = {
+        row["key"]: money(row["c"])
+        for row in rows.qs.filter(**{f"{column}__in": list(revenue)})
+        .values(key=F(column))
+        .annotate(c=cost_sum())
+        .order_by()
+    }
+    margins = [amount - costs.get(customer_id, ZERO) for customer_id, amount in revenue.items()]
+    losses = [m for m in margins if m < 0]
+    return Unprofitable(period, len(losses), sum(losses, ZERO))
+
+
+@dataclass(slots=True)
+class MonthPnl:
+    month: date  # the first day
+    revenue: Decimal | None
+    cost: Decimal
+    margin: Decimal | None
+
+
+def customer_pnl_monthly(
+    *, organization, customer_id: str, months: int = 12, now: datetime | None = None
+) -> list[MonthPnl]:
+    """The customer's revenue, cost and margin per calendar month (org zone),
+    the last `months` months up to this one (this month to date)."""
+    today = org_today(organization, now=now)
+    zone = org_zone(organization)
+    firsts = [today.replace(day=1)]
+    while len(firsts) < months:
+        firsts.append((firsts[-1] - timedelta(days=1)).replace(day=1))
+    out = []
+    for first in reversed(firsts):
+        last = min(today, (first.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(1))
+        period = Period(first, last, zone)
+        margin = customer_margin(organization=organization, period=period, customer_id=customer_id)
+        out.append(MonthPnl(first, margin.revenue, margin.cost, margin.margin))
+    return out
+
+
+def revenue_entries(
+    *, organization, customer_id: str | None = None, limit: int = 50, offset: int = 0
+) -> tuple[list[RevenueEntry], int]:
+    """A page of the organization's entries, newest period first, and their count."""
+    qs = RevenueEntry.objects.filter(organization=organization)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    return list(qs[offset : offset + limit]), qs.count()
+
+
+def revenue_entry_get_for_org(*, organization, entry_id: int) -> RevenueEntry:
+    """One entry of this organization; the same 404 for missing and not yours."""
+    entry = RevenueEntry.objects.filter(organization=organization, pk=entry_id).first()
+    if entry is None:
+        raise Http404("No such revenue entry.")
+    return entry
+
+
+def revenue_settings_get(*, organization) -> RevenueSettings:
+    """The organization's revenue settings; an unsaved default row if it has none."""
+    found = RevenueSettings.objects.filter(organization=organization).first()
+    return found or RevenueSettings(organization=organization)
+
+
+MARGIN_SORTS = ("margin", "margin_percent", "revenue")
+PROFIT_FILTERS = ("unprofitable", "thin")
+
+
+def customer_margin_page(
+    *,
+    organization,
+    period: Period,
+    sort: str = "margin",
+    profit: str | None = None,
+    search: str = "",
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[CustomerMargin], int]:
+    """Customers sorted by margin (lowest first), margin % (lowest first) or
+    revenue (highest first), customers without known revenue last; `profit`
+    keeps only the unprofitable ones (margin < 0) or the thin ones (margin %
+    below the organization's threshold). Returns a page and the count."""
+    rows = customers_with_margin(organization=organization, period=period, search=search)
+    if profit == "unprofitable":
+        rows = [r for r in rows if r.margin.unprofitable]
+    elif profit == "thin":
+        threshold = revenue_settings_get(organization=organization).thin_margin_percent
+        rows = [r for r in rows if r.margin.thin(threshold)]
+    if sort == "revenue":
+        rows.sort(key=lambda r: (r.margin.revenue is None, -(r.margin.revenue or 0), r.totals.key))
+    else:
+        rows.sort(key=lambda r: _nulls_last(getattr(r.margin, sort), r.totals.key))
+    return rows[offset : offset + limit], len(rows)
+
+
+def _nulls_last(value: Decimal | None, key: str) -> tuple:
+    return (value is None, value or 0, key)
