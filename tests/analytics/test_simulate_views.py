@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from analytics.formatting import money_text
 from tests.analytics.test_api import bearer
 from tests.analytics.test_simulator import bundled, price_data, priced  # noqa: F401 (fixtures)
 
@@ -109,7 +110,8 @@ def test_simulate_pages(owner_client, usage):
     page = owner_client.get("/simulate/", {"scope": "feature", "value": "chat"})
     assert page.status_code == 200
     html = page.content.decode()
-    assert 'data-testid="actual-cost">$0.035<' in html
+    # $0.035 by hand (see `usage`), shown in the product's money format.
+    assert f'data-testid="actual-cost">{money_text(Decimal("0.035"))}<' in html
     assert html.count("<tr>") > 25  # candidates are listed
     assert 'id="no-benchmarks"' in html and "/admin/pricing/modelbenchmark/" in html
     assert "<script>" not in html  # CSP: scripts live in static files
