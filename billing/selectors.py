@@ -48,6 +48,12 @@ class EffectivePlan:
             return settings.AISPENDTRACK_RETENTION_DAYS
         return self.plan.retention_days
 
+    @property
+    def summarized_before(self) -> datetime | None:
+        """Raw calls before this moment are purged: only rollups (daily totals) remain."""
+        days = self.retention_days
+        return None if days is None else timezone.now() - timedelta(days=days)
+
     def has_feature(self, feature: str) -> bool:
         return bool(getattr(self.plan, feature))
 

@@ -25,6 +25,10 @@ app.conf.beat_schedule = {
         "task": "analytics.tasks.daily_rollups_rebuild_pending_task",
         "schedule": 60,
     },
+    "billing-usage-purge-daily": {
+        "task": "billing.tasks.usage_purge_task",
+        "schedule": crontab(hour=4, minute=7),
+    },
     "pricing-sync-daily": {
         "task": "pricing.tasks.prices_sync_task",
         "schedule": crontab(hour=3, minute=17),

@@ -24,6 +24,7 @@ from analytics.api.base import DATE_DOCS, FILTER_DOCS, TRACE_DOC, OrgAPIView, re
 from analytics.params import DATE_PARAMS, FILTER_PARAMS, UsageFilters, parse_choice
 from analytics.periods import Period
 from analytics.selectors import RECORD_FIELDS, usage_events_page
+from billing.selectors import plan_effective
 
 EXPORT_CHUNK = 2000
 
@@ -158,4 +159,8 @@ class ExportView(OrgAPIView):
         )
         response["Content-Disposition"] = f'attachment; filename="aispendtrack-costs-{stamp}.{fmt}"'
         response["Cache-Control"] = "no-store"
+        # Calls before this day are summarized only (retention purge, billing.retention).
+        summarized_before = plan_effective(organization=self.organization).summarized_before
+        if summarized_before is not None:
+            response["x-aispendtrack-summarized-before"] = summarized_before.date().isoformat()
         return response
