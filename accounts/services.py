@@ -50,6 +50,12 @@ def organization_create(*, name: str, owner) -> Organization:
     name = name.strip()
     if not name:
         raise AccountError("An organization needs a name.")
+    # Names are unique per owner, so the switcher and commands never offer two
+    # identical names to one person.
+    if Organization.objects.filter(
+        name__iexact=name, memberships__user=owner, memberships__role=Role.OWNER
+    ).exists():
+        raise AccountError(f"You already own an organization named {name!r}; pick another name.")
     organization = Organization.objects.create(name=name, slug=_unique_slug(name))
     Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
     subscription_ensure(organization=organization)  # Free with billing on

@@ -232,12 +232,18 @@ def org_settings(request):
 def org_create(request):
     form = OrganizationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        organization = services.organization_create(
-            name=form.cleaned_data["name"], owner=request.user
-        )
-        request.session[SESSION_KEY] = organization.pk
-        return redirect("home")
-    return render(request, "accounts/org_create.html", {"form": form})
+        try:
+            organization = services.organization_create(
+                name=form.cleaned_data["name"], owner=request.user
+            )
+        except services.AccountError as error:
+            form.add_error("name", str(error))
+        else:
+            request.session[SESSION_KEY] = organization.pk
+            return redirect("home")
+    return render(
+        request, "accounts/org_create.html", {"form": form}, status=400 if form.errors else 200
+    )
 
 
 @login_required

@@ -11,7 +11,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.utils import DatabaseError
 from django.http import HttpResponsePermanentRedirect, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
@@ -75,8 +75,12 @@ def favicon(request):
 
 
 def home(request):
+    """Signed out: what AiSpendTrack is, with the two-line setup. Signed in: the overview."""
     if not request.user.is_authenticated:
-        return redirect("account_login")
+        public_url = (settings.AISPENDTRACK_PUBLIC_URL or request.build_absolute_uri("/")).rstrip(
+            "/"
+        )
+        return render(request, "landing.html", {"base_url": public_url})
     if request.organization is None:
         return redirect("org_create")
     return redirect("dashboard")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
@@ -147,5 +148,5 @@ def pricing_reprice(request):
         model=model,
         include_priced=bool(model) and request.POST.get("all") == "1",
     )
-    messages.success(request, f"Re-priced {changed} calls.")
+    messages.success(request, f"Re-priced {changed:,} call{pluralize(changed)}.")
     return redirect("pricing_settings")

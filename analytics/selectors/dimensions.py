@@ -98,8 +98,14 @@ def dimension_detail(
             organization=organization, period=period, filters=filters, by=DETAIL_SERIES[by]
         ),
         breakdowns={
+            # Models are "most used": by calls; customers and features by spend.
             other: spend_breakdown(
-                organization=organization, period=period, by=other, filters=filters, limit=top
+                organization=organization,
+                period=period,
+                by=other,
+                filters=filters,
+                limit=top,
+                order="calls" if other == "model" else "cost",
             )
             for other in DETAIL_BREAKDOWNS[by]
         },

@@ -143,3 +143,15 @@ def test_date_range_picker_keeps_other_params(owner_client, spend):
     body = owner_client.get("/customers/?q=big&sort=calls&range=7d").content.decode()
     assert 'href="?q=big&amp;range=30d&amp;sort=calls"' in body
     assert '<input type="hidden" name="q" value="big">' in body
+
+
+def test_most_used_models_are_sorted_by_calls(owner_client, org, ingest):
+    t = timezone.now() - timedelta(minutes=5)
+    ingest(
+        call(org, t, cost="10.0000000000", model="rare-but-dear", customer_id="c1"),
+        call(org, t, cost="0.0100000000", model="cheap-and-busy", customer_id="c1"),
+        call(org, t, cost="0.0100000000", model="cheap-and-busy", customer_id="c1"),
+    )
+    page = owner_client.get("/customers/c1/").content.decode()
+    table = page[page.index("Most-used models") :]
+    assert table.index("cheap-and-busy") < table.index("rare-but-dear")  # 3 calls before 1

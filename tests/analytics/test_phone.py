@@ -71,6 +71,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
     page.set_viewport_size(PHONE)
     base = live_server.url
     # Public pages first.
+    _assert_fits(page, f"{base}/", "landing")
     _assert_fits(page, f"{base}/accounts/login/", "login")
     _assert_fits(page, f"{base}/accounts/signup/", "signup")
     _assert_fits(page, f"{base}/pricing/models", "public_prices")

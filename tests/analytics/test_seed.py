@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from io import StringIO
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django.db.models import Count, Sum
 
 from accounts.models import Organization
 from analytics.models import HourlyRollup, UsageEvent
+from tests.factories import OrganizationFactory
 
 
 def test_seed_demo_usage_is_realistic_consistent_and_idempotent(db):
@@ -36,3 +38,18 @@ def test_seed_demo_usage_is_realistic_consistent_and_idempotent(db):
     call_command("seed_demo_usage", org="Demo Co", days=10, events=3000, seed=7, stdout=again)
     assert "0 new events" in again.getvalue()
     assert HourlyRollup.objects.filter(organization=org).aggregate(c=Sum("calls"))["c"] == 3000
+
+
+def test_seed_org_by_slug_or_name_and_refuses_an_ambiguous_name(db):
+    first = OrganizationFactory(name="Twin", slug="twin")
+    OrganizationFactory(name="Twin", slug="twin-2")
+    unique = OrganizationFactory(name="Only One", slug="only-one")
+    options = {"days": 2, "events": 20, "seed": 1, "stdout": StringIO()}
+
+    call_command("seed_demo_usage", org="twin", **options)  # a slug
+    assert UsageEvent.objects.filter(organization=first).count() == 20
+    call_command("seed_demo_usage", org="only one", **options)  # a name, any case
+    assert UsageEvent.objects.filter(organization=unique).count() == 20
+    with pytest.raises(CommandError, match="2 organizations are named 'Twin'"):
+        call_command("seed_demo_usage", org="Twin", **options)
+    assert Organization.objects.count() == 3  # nothing created by mistake

@@ -4,9 +4,9 @@ Prints the raw key alone on the last line of stdout: scripts read it with
 `tail -n 1`. Keep the name and the output contract.
 """
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
-from accounts.services import organization_bootstrap
+from accounts.services import AccountError, organization_bootstrap
 
 
 class Command(BaseCommand):
@@ -18,9 +18,12 @@ class Command(BaseCommand):
         parser.add_argument("--password", default=None, help="owner's password (optional)")
 
     def handle(self, *args, org, email, password, **options):
-        organization, key, raw = organization_bootstrap(
-            org_name=org, email=email, password=password
-        )
+        try:
+            organization, key, raw = organization_bootstrap(
+                org_name=org, email=email, password=password
+            )
+        except AccountError as error:
+            raise CommandError(str(error)) from error
         self.stdout.write(f"organization: {organization.name} (slug {organization.slug})")
         self.stdout.write(f"owner: {email}")
         self.stdout.write(f"api key ({', '.join(key.scopes)}), shown once:")

@@ -1,4 +1,4 @@
-"""`python manage.py seed_demo_usage --org NAME --days 30 --events N [--seed S]`."""
+"""`python manage.py seed_demo_usage --org SLUG|NAME --days 30 --events N [--seed S]`."""
 
 from __future__ import annotations
 
@@ -18,7 +18,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--org", required=True, help="organization name (created if absent)")
+        parser.add_argument(
+            "--org", required=True, help="organization slug or name (created if absent)"
+        )
         parser.add_argument("--days", type=int, default=30, help="spread over the last N days")
         parser.add_argument("--events", type=int, default=10_000)
         parser.add_argument("--seed", type=int, default=42)
@@ -60,9 +62,19 @@ class Command(BaseCommand):
         )
 
     def _organization(self, options) -> Organization:
-        organization = Organization.objects.filter(name=options["org"]).first()
-        if organization is not None:
-            return organization
+        wanted = options["org"].strip()
+        by_slug = Organization.objects.filter(slug=wanted).first()
+        if by_slug is not None:
+            return by_slug
+        named = list(Organization.objects.filter(name__iexact=wanted).order_by("slug"))
+        if len(named) > 1:
+            slugs = ", ".join(org.slug for org in named)
+            raise CommandError(
+                f"{len(named)} organizations are named {wanted!r} (slugs {slugs}); "
+                "pass --org with the slug of the one you mean."
+            )
+        if named:
+            return named[0]
         slug = "".join(c if c.isalnum() else "-" for c in options["org"].lower()).strip("-")
         email = options["owner_email"] or f"demo@{slug or 'demo'}.example"
         organization, _, _ = organization_bootstrap(
