@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from operator import attrgetter
 from typing import Any
 
 from pricing.usage import Usage
@@ -102,12 +103,19 @@ def clean_text(value: Any, limit: int) -> str:
     return value[:limit]
 
 
+_usage_counts = attrgetter(*Usage.__slots__)
+_texts = attrgetter(*TEXT_LIMITS)
+_TEXT_ITEMS = tuple(TEXT_LIMITS.items())
+
+
 def usage_clamp(usage: Usage) -> list[str]:
     """Clamp each token count into 0..TOKEN_CEILING; returns the fields clamped."""
+    counts = _usage_counts(usage)
+    if min(counts) >= 0 and max(counts) <= TOKEN_CEILING:
+        return []  # the usual case: no per-field work
     clamped = []
-    for name in usage.__slots__:
-        value = getattr(usage, name)
-        fixed = min(max(value, 0), TOKEN_CEILING) if isinstance(value, int) else 0
+    for name, value in zip(Usage.__slots__, counts, strict=True):
+        fixed = min(max(value, 0), TOKEN_CEILING) if type(value) is int else 0
         if fixed != value:
             setattr(usage, name, fixed)
             clamped.append(name)
@@ -122,46 +130,62 @@ def _clamp_int(value: Any, ceiling: int, *, nullable: bool) -> int | None:
     return min(max(value, 0), ceiling)
 
 
+def _texts_clean(record: UsageRecord) -> bool:
+    """True when every text field is already storable (one check for all of them)."""
+    try:
+        values = _texts(record)
+        joined = "".join(values)
+    except TypeError:  # a non-string somewhere
+        return False
+    if not (joined.isascii() and joined.isprintable()):
+        return False
+    return all(len(value) <= limit for value, (_, limit) in zip(values, _TEXT_ITEMS, strict=True))
+
+
 def record_sanitize(record: UsageRecord, *, clamped: Sequence[str] = ()) -> UsageRecord:
     """Make `record` storable in place (and return it). Text is cleaned and
     cut to its column; integers and cost are clamped into their columns'
     ranges, and a clamped record is flagged (`clamped`, and the ledger
-    property `aispendtrack_clamped` naming the fields). Idempotent."""
-    for name, limit in TEXT_LIMITS.items():
-        value = getattr(record, name)
-        if (
-            type(value) is not str
-            or len(value) > limit
-            or not value.isascii()
-            or not value.isprintable()
-        ):
-            setattr(record, name, clean_text(value, limit))
+    property `aispendtrack_clamped` naming the fields). Idempotent; a few
+    microseconds for an ordinary record (one check covers all its text)."""
+    if not _texts_clean(record):
+        for name, limit in _TEXT_ITEMS:
+            setattr(record, name, clean_text(getattr(record, name), limit))
     if record.properties:
-        record.properties = {
-            clean_text(key, 64): clean_text(value, PROPERTY_VALUE_LIMIT)
-            for key, value in record.properties.items()
-        }
+        flat = "".join(f"{key}{value}" for key, value in record.properties.items())
+        if not (flat.isascii() and flat.isprintable()) or len(flat) > PROPERTY_VALUE_LIMIT:
+            record.properties = {
+                clean_text(key, 64): clean_text(value, PROPERTY_VALUE_LIMIT)
+                for key, value in record.properties.items()
+            }
     fields = [*clamped, *usage_clamp(record.usage)]
-    for name, ceiling, nullable in (
-        ("http_status", HTTP_STATUS_CEILING, True),
-        ("latency_ms", INT_CEILING, False),
-        ("ttfb_ms", INT_CEILING, True),
+    latency, status, ttfb = record.latency_ms, record.http_status, record.ttfb_ms
+    if not (
+        type(latency) is int
+        and 0 <= latency <= INT_CEILING
+        and (status is None or (type(status) is int and 0 <= status <= HTTP_STATUS_CEILING))
+        and (ttfb is None or (type(ttfb) is int and 0 <= ttfb <= INT_CEILING))
     ):
-        value = getattr(record, name)
-        fixed = _clamp_int(value, ceiling, nullable=nullable)
-        if fixed != value:
-            setattr(record, name, fixed)
-            if value is not None and not (isinstance(value, int) and value < 0):
-                fields.append(name)
-    if record.cost is not None:
-        if not record.cost.is_finite() or record.cost < 0:
+        for name, ceiling, nullable in (
+            ("http_status", HTTP_STATUS_CEILING, True),
+            ("latency_ms", INT_CEILING, False),
+            ("ttfb_ms", INT_CEILING, True),
+        ):
+            value = getattr(record, name)
+            fixed = _clamp_int(value, ceiling, nullable=nullable)
+            if fixed != value:
+                setattr(record, name, fixed)
+                if value is not None and not (isinstance(value, int) and value < 0):
+                    fields.append(name)
+    cost = record.cost
+    if cost is not None and not (0 <= cost <= COST_CEILING):
+        if not cost.is_finite() or cost < 0:
             record.cost, fields = None, [*fields, "cost"]  # unknown: re-priced later
-        elif record.cost > COST_CEILING:
+        else:
             record.cost, fields = COST_CEILING, [*fields, "cost"]
     if fields:
         record.clamped = True
-        names = set(fields) | set(
-            filter(None, record.properties.get(CLAMPED_PROPERTY, "").split(","))
-        )
+        earlier = record.properties.get(CLAMPED_PROPERTY, "")
+        names = set(fields) | set(filter(None, earlier.split(",")))
         record.properties = {**record.properties, CLAMPED_PROPERTY: ",".join(sorted(names))}
     return record
