@@ -6,6 +6,8 @@ from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
@@ -37,8 +39,21 @@ class _ManageWrites(OrgAPIView):
         return [HasOrganization(), CanManage()]
 
 
+class RevenueEntryInSchema(serializers.Serializer):
+    customer_id = serializers.CharField(max_length=256, help_text="as in x-customer-id")
+    amount = serializers.DecimalField(
+        max_digits=20, decimal_places=10, help_text="USD, best sent as a string"
+    )
+    period_start = serializers.DateField()
+    period_end = serializers.DateField(help_text="inclusive")
+    external_id = serializers.CharField(
+        max_length=256, help_text="unique per source: a re-import replaces the entry"
+    )
+
+
 class RevenueView(_ManageWrites):
     allowed_params = ("customer_id", "page", "per_page")
+    parser_classes = [JSONParser]
 
     @extend_schema(
         summary="Revenue entries, newest period first",
@@ -76,7 +91,7 @@ class RevenueView(_ManageWrites):
         "ISO dates). An entry whose external_id was imported through the API before replaces "
         "it. Good rows are saved even when others are rejected; each rejection names its row "
         f"(0-based) and the reason. At most {MAX_ROWS:,} rows a request.",
-        request=OpenApiTypes.OBJECT,
+        request={"application/json": RevenueEntryInSchema(many=True)},
         responses=OpenApiTypes.OBJECT,
     )
     def post(self, request):
@@ -110,7 +125,11 @@ class RevenueView(_ManageWrites):
 
 
 class RevenueEntryView(_ManageWrites):
-    @extend_schema(summary="One revenue entry", responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="One revenue entry",
+        operation_id="revenue_entry_retrieve",
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request, entry_id: int):
         entry = revenue_entry_get_for_org(organization=self.organization, entry_id=entry_id)
         return Response(entry_json(entry))

@@ -73,7 +73,10 @@ def _send(client, case, raw_key: str):
     content_type = "application/octet-stream"
     if case.body is not NOT_SET:
         content_type = case.media_type or "application/json"
-        data = json.dumps(case.body).encode() if "json" in content_type else case.body
+        if isinstance(case.body, bytes):  # negative cases: raw bytes as the body
+            data = case.body
+        else:
+            data = json.dumps(case.body).encode() if "json" in content_type else case.body
         if isinstance(data, str):
             data = data.encode()
     return client.generic(
