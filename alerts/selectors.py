@@ -14,9 +14,11 @@ from django.utils import timezone
 from accounts.models import Organization
 from alerts.models import AlertChannel, AlertEvent, Budget, BudgetScope, Delivery
 from alerts.periods import budget_period
+from analytics.models import HourlyCoarseRollup, HourlyRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone
-from analytics.selectors import spend_totals
+from analytics.selectors import money, spend_totals
+from analytics.selectors._common import cost_sum
 
 HUNDRED = Decimal(100)
 WARNING_PERCENT = Decimal(80)
@@ -151,3 +153,58 @@ def delivery_list(
     if channel is not None:
         qs = qs.filter(channel=channel)
     return qs
+
+
+# --- for the proxy's hard cap (proxy/budgets.py): every organization at once ----
+
+
+@dataclass(frozen=True, slots=True)
+class CapSpec:
+    """An active `block` budget as the proxy enforces it."""
+
+    id: int
+    organization_id: int
+    name: str
+    scope: str
+    scope_value: str
+    period: str
+    amount: Decimal
+    timezone: str
+    updated_at: datetime
+
+
+def block_budgets_all_orgs() -> list[CapSpec]:
+    """Every active hard-cap budget of every organization (the proxy loads them all)."""
+    rows = Budget.objects.filter(is_active=True, action="block").values_list(
+        "id",
+        "organization_id",
+        "name",
+        "scope",
+        "scope_value",
+        "period",
+        "amount",
+        "organization__timezone",
+        "updated_at",
+    )
+    return [CapSpec(*row) for row in rows]
+
+
+def budget_ledger_spend(
+    *, organization_id: int, scope: str, scope_value: str, since: datetime, until: datetime
+) -> Decimal:
+    """Ledger cost of the scope's calls in rollup hours [since, until) (UTC hour
+    boundaries, except a :30/:45 zone's period start), from the hourly rollups."""
+    lookup: dict[str, object] = {}
+    model: type[HourlyRollup | HourlyCoarseRollup] = HourlyCoarseRollup
+    if scope == BudgetScope.CUSTOMER:
+        model, lookup = HourlyRollup, {"customer_id": scope_value}
+    elif scope == BudgetScope.FEATURE:
+        lookup = {"feature": scope_value}
+    elif scope == BudgetScope.API_KEY:
+        lookup = {"api_key_id": int(scope_value)}
+    elif scope == BudgetScope.ENVIRONMENT:
+        lookup = {"environment": scope_value}
+    qs = model.objects.filter(
+        organization_id=organization_id, hour__gte=since, hour__lt=until, **lookup
+    )
+    return money(qs.aggregate(total=cost_sum())["total"])

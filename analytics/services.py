@@ -20,6 +20,7 @@ from typing import Any
 from django.db import connection, transaction
 from django.utils import timezone
 
+from accounts.models import Organization
 from accounts.services import api_key_touch_many
 from analytics.daily import daily_rollups_add, sums_add
 from analytics.models import (
@@ -317,6 +318,9 @@ REFUSAL_KEY = ("organization_id", "hour", "reason")
 def refusal_counts_add(*, counts: dict[tuple[int, datetime, str], int]) -> None:
     """Add refused-call counts keyed (organization id, UTC hour, reason) into
     RefusalRollup. Crosses organizations on purpose: the proxy flushes every
-    tenant's counters at once, each to its own row."""
-    rows = {key: {"count": n} for key, n in counts.items() if n}
+    tenant's counters at once, each to its own row. Counts of organizations
+    deleted meanwhile are dropped (they must not fail everyone else's)."""
+    ids = {organization_id for organization_id, _hour, _reason in counts}
+    alive = set(Organization.objects.filter(pk__in=ids).values_list("pk", flat=True))
+    rows = {key: {"count": n} for key, n in counts.items() if n and key[0] in alive}
     rollup_rows_add(RefusalRollup, REFUSAL_KEY, ("count",), rows)

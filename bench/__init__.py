@@ -15,7 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Module names under bench/, run in this order.
-BENCHMARKS: tuple[str, ...] = ("pricing_engine", "simulator", "proxy", "plan_limits", "purge")
+BENCHMARKS: tuple[str, ...] = (
+    "pricing_engine",
+    "simulator",
+    "proxy",
+    "plan_limits",
+    "purge",
+    "budgets",
+)
 
 
 @dataclass

@@ -41,13 +41,16 @@ _OPENAI_TYPES = {
 }
 
 
+# Codes that are also the error's `type` (OpenAI and Anthropic shapes), so a
+# client can tell a closed budget from a provider's rate limit by type alone.
+TYPED_CODES = frozenset({"budget_exceeded"})
+
+
 def error_body(style: str, status: int, message: str, code: str) -> bytes:
     """The JSON body of an error in API style `style` (openai|anthropic|gemini)."""
     if style == "anthropic":
-        payload: dict = {
-            "type": "error",
-            "error": {"type": _ANTHROPIC_TYPES.get(status, "api_error"), "message": message},
-        }
+        kind = code if code in TYPED_CODES else _ANTHROPIC_TYPES.get(status, "api_error")
+        payload: dict = {"type": "error", "error": {"type": kind, "message": message}}
     elif style == "gemini":
         payload = {
             "error": {
@@ -60,7 +63,7 @@ def error_body(style: str, status: int, message: str, code: str) -> bytes:
         payload = {
             "error": {
                 "message": message,
-                "type": _OPENAI_TYPES.get(status, "api_error"),
+                "type": code if code in TYPED_CODES else _OPENAI_TYPES.get(status, "api_error"),
                 "param": None,
                 "code": code,
             }

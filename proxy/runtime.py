@@ -19,6 +19,7 @@ from accounts.selectors import api_key_revocations_sync
 from analytics.records import UsageRecord
 from config.dbguard import db_deadline
 from pricing.engine import ensure_fresh
+from proxy.budgets import BudgetGate
 from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
@@ -56,6 +57,15 @@ class ProxyRuntime:
         self.gates: list[Gate] = []
         if settings.AISPENDTRACK_BILLING:  # plans limit calls only on a hosted service
             self.gates.append(PlanLimitGate(redis_url=settings.REDIS_URL))
+        self.gates.append(  # hard-cap budgets (alerts.Budget with action=block)
+            BudgetGate(
+                run_sync=self.buffer.run_sync,
+                redis_url=settings.REDIS_URL,
+                sync_seconds=float(settings.AISPENDTRACK_BUDGET_SYNC_SECONDS),
+                reload_seconds=float(settings.AISPENDTRACK_BUDGET_RELOAD_SECONDS),
+                reconcile_seconds=float(settings.AISPENDTRACK_BUDGET_RECONCILE_SECONDS),
+            )
+        )
         # Refused calls per (organization, hour, Refusal.reason): counters, not events.
         self.refusals = RefusalCounter(run_sync=self.buffer.run_sync)
         self.session: aiohttp.ClientSession | None = None

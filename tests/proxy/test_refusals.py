@@ -54,10 +54,9 @@ def test_refusals_are_counted_per_hour_and_reason(proxy, api_key, refusing_gate,
     for _ in range(3):
         with pytest.raises(openai.RateLimitError):
             client.chat.completions.create(model="gpt-4o-mini", messages=[])
-    written = proxy.call(proxy.runtime.refusals.flush_now())
+    proxy.call(proxy.runtime.refusals.flush_now())  # (or the 5-second flush did it already)
 
     # The SDK's default two retries did not happen (x-should-retry: false): 3 calls, 3 refusals.
-    assert written == 3
     assert fake_provider.received == []
     [row] = RefusalRollup.objects.all()
     hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
