@@ -1,5 +1,6 @@
 from django.utils.functional import SimpleLazyObject
 
+from billing.models import DataExport
 from billing.selectors import billing_enabled, plan_effective, plan_usage
 
 
@@ -13,4 +14,7 @@ def plan(request):
         "plan": plan_effective(organization=organization),
         "billing_on": billing_enabled(),
         "plan_usage": SimpleLazyObject(lambda: plan_usage(organization=organization)),
+        "data_exports": SimpleLazyObject(
+            lambda: list(DataExport.objects.filter(organization=organization)[:5])
+        ),
     }

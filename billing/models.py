@@ -6,6 +6,7 @@ end) is decided in `billing.selectors.plan_effective`, not here.
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import models
 
 from accounts.models import Organization
@@ -99,3 +100,46 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type}"
+
+
+class DataExport(models.Model):
+    """A zip of everything an organization holds, built by a Celery task and
+    downloadable by its owners for EXPORT_HOURS."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Being prepared"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="data_exports"
+    )
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    file_name = models.CharField(max_length=120, blank=True)
+    size_bytes = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"export of {self.organization} ({self.status})"
+
+
+class OrganizationDeletion(models.Model):
+    """An organization its owner deleted: keys revoked and members removed at
+    once; every row of it is hard-deleted at `purge_after`."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="deletion"
+    )
+    requested_by_email = models.EmailField(blank=True)
+    requested_at = models.DateTimeField(auto_now_add=True)
+    purge_after = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"deletion of {self.organization} after {self.purge_after:%Y-%m-%d}"

@@ -25,6 +25,10 @@ app.conf.beat_schedule = {
         "task": "analytics.tasks.daily_rollups_rebuild_pending_task",
         "schedule": 60,
     },
+    "billing-deleted-orgs-purge-daily": {
+        "task": "billing.tasks.organizations_purge_deleted_task",
+        "schedule": crontab(hour=4, minute=37),
+    },
     "billing-usage-purge-daily": {
         "task": "billing.tasks.usage_purge_task",
         "schedule": crontab(hour=4, minute=7),

@@ -397,6 +397,8 @@ STRIPE_SECRET_KEY = os.environ.get("STRIPE_SECRET_KEY", "")
 STRIPE_WEBHOOK_SECRET = os.environ.get("STRIPE_WEBHOOK_SECRET", "")
 STRIPE_PRICE_PRO = os.environ.get("STRIPE_PRICE_PRO", "")
 STRIPE_API_BASE = os.environ.get("STRIPE_API_BASE", "https://api.stripe.com")
+# GDPR exports (zip files) live here for 24 hours.
+AISPENDTRACK_EXPORT_DIR = Path(os.environ.get("AISPENDTRACK_EXPORT_DIR", VAR_DIR / "exports"))
 
 # --- Request limits (issue 9; enforced by config/httpguard.py and the proxy) ----
 # What one client can make a worker hold: head size and read deadlines, open
