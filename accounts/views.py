@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from allauth.account import views as allauth_views
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import redirect, render
@@ -42,6 +43,10 @@ def _keys_page(request, *, form, new_key=None, raw_key=None, status=200):
             "form": form,
             "new_key": new_key,
             "raw_key": raw_key,
+            # setup snippets under a new key (accounts/_snippets.html)
+            "base_url": (
+                settings.AISPENDTRACK_PUBLIC_URL or request.build_absolute_uri("/")
+            ).rstrip("/"),
         },
         status=status,
     )

@@ -17,6 +17,7 @@ from analytics.selectors.events import (
     TraceDetail,
     TraceSummary,
     first_call_exists,
+    first_call_with_key,
     requests_top_expensive,
     trace_detail,
     traces_list,
@@ -53,6 +54,7 @@ from analytics.selectors.spend import (
 )
 
 __all__ = [
+    "first_call_with_key",
     "LATENCY_SAMPLE",
     "Headline",
     "Latency",

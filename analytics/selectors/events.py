@@ -196,6 +196,17 @@ def first_call_exists(*, organization) -> bool:
     return events_in(organization=organization).exists()
 
 
+def first_call_with_key(*, organization, api_key) -> dict[str, Any] | None:
+    """The first recorded call made with `api_key` (one of `organization`'s keys),
+    or None. Polled by the key page: an index range scan on ue_org_created that
+    starts at the key's creation, so it reads only the calls made since then."""
+    qs = events_in(organization=organization).filter(
+        api_key=api_key, created_at__gte=api_key.created_at
+    )
+    row = _record_values(qs.order_by("created_at", "pk")[:1]).first()
+    return None if row is None else _to_record(row)
+
+
 # --- Traces -------------------------------------------------------------------
 
 

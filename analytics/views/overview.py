@@ -5,9 +5,12 @@ from __future__ import annotations
 
 from django.http import JsonResponse
 from django.shortcuts import render
+from django.urls import reverse
 from django.views.decorators.cache import never_cache
 
+from accounts.selectors import api_key_get_for_org
 from analytics import selectors
+from analytics.formatting import money_text
 from analytics.params import ParamError
 from analytics.selectors import Totals
 from analytics.views.common import (
@@ -70,7 +73,25 @@ def dashboard(request):
 @never_cache
 @spend_page
 def first_call(request):
-    """Polled by the empty state every few seconds; tiny and uncached."""
+    """Polled every few seconds by the empty state and, with `?key_id=`, by the
+    page that just created that key; tiny and uncached."""
+    org = request.organization
+    raw_key_id = request.GET.get("key_id")
+    if raw_key_id is None:
+        return JsonResponse({"has_calls": selectors.first_call_exists(organization=org)})
+    if not raw_key_id.isdigit():
+        return JsonResponse({"error": "key_id must be a key's number"}, status=400)
+    key = api_key_get_for_org(organization=org, key_id=int(raw_key_id))  # 404 if not ours
+    record = selectors.first_call_with_key(organization=org, api_key=key)
+    if record is None:
+        return JsonResponse({"has_calls": False})
     return JsonResponse(
-        {"has_calls": selectors.first_call_exists(organization=request.organization)}
+        {
+            "has_calls": True,
+            "request_id": record["id"],
+            "url": reverse("request_detail", args=[record["id"]]),
+            "model": record["model"],
+            "status": record["status"],
+            "cost": money_text(record["cost"]) if record["priced"] else "unpriced",
+        }
     )

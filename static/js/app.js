@@ -48,3 +48,32 @@ document.addEventListener("click", (event) => {
   const open = sidebar.classList.toggle("open");
   toggle.setAttribute("aria-expanded", String(open));
 });
+
+// After a key is created: wait for its first call (#first-call-wait), then link to it.
+// Polls every 3 s while the tab is visible; stops once the call is there.
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.getElementById("first-call-wait");
+  if (!box) return;
+  let timer = null;
+  const schedule = (ms) => { clearTimeout(timer); timer = setTimeout(poll, ms); };
+  function show(call) {
+    box.classList.add("arrived");
+    box.textContent = "";
+    const strong = document.createElement("strong");
+    strong.textContent = "Your first call arrived: ";
+    const link = document.createElement("a");
+    link.href = call.url;
+    link.id = "first-call-link";
+    link.textContent = `${call.model || "call"} · ${call.status} · ${call.cost}`;
+    box.append(strong, link);
+  }
+  function poll() {
+    if (document.hidden) return;  // resumed by visibilitychange
+    fetch(box.dataset.firstCallUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"})
+      .then((r) => r.ok ? r.json() : null)
+      .then((data) => { if (data && data.has_calls) { show(data); timer = "done"; } else { schedule(3000); } })
+      .catch(() => schedule(5000));
+  }
+  document.addEventListener("visibilitychange", () => { if (!document.hidden && timer !== "done") schedule(0); });
+  schedule(1500);
+});

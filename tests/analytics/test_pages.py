@@ -8,7 +8,7 @@ from urllib.parse import quote
 import pytest
 from django.utils import timezone
 
-from analytics.models import Status
+from analytics.models import Status, UsageEvent
 from tests.analytics.conftest import call
 
 
@@ -155,3 +155,25 @@ def test_most_used_models_are_sorted_by_calls(owner_client, org, ingest):
     page = owner_client.get("/customers/c1/").content.decode()
     table = page[page.index("Most-used models") :]
     assert table.index("cheap-and-busy") < table.index("rare-but-dear")  # 3 calls before 1
+
+
+def test_first_call_with_a_key_is_linked_and_tenant_scoped(
+    owner_client, org, api_key, other_api_key, ingest
+):
+    url = f"/dashboard/first-call.json?key_id={api_key.row.pk}"
+    assert owner_client.get(url).json() == {"has_calls": False}
+    ingest(call(org, timezone.now(), cost=None, model="gpt-4o-mini", api_key_id=api_key.row.pk))
+    event = UsageEvent.objects.get(api_key=api_key.row)
+    assert owner_client.get(url).json() == {
+        "has_calls": True,
+        "request_id": event.request_id,
+        "url": f"/requests/{event.request_id}/",
+        "model": "gpt-4o-mini",
+        "status": "success",
+        "cost": "unpriced",
+    }
+    # Another organization's key: the same 404 as a key that does not exist.
+    theirs = owner_client.get(f"/dashboard/first-call.json?key_id={other_api_key.row.pk}")
+    assert theirs.status_code == 404
+    assert owner_client.get("/dashboard/first-call.json?key_id=999999").status_code == 404
+    assert owner_client.get("/dashboard/first-call.json?key_id=x").status_code == 400
