@@ -143,3 +143,23 @@ class OrganizationDeletion(models.Model):
 
     def __str__(self) -> str:
         return f"deletion of {self.organization} after {self.purge_after:%Y-%m-%d}"
+
+
+class UsageNotice(models.Model):
+    """A usage email sent: one per organization, month and threshold."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    month = models.DateField(help_text="The first day of the month (UTC).")
+    threshold = models.PositiveSmallIntegerField(help_text="Percent of the monthly limit.")
+    calls = models.BigIntegerField()
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "month", "threshold"], name="uniq_usage_notice"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization} {self.month:%Y-%m} {self.threshold}%"

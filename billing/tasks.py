@@ -10,6 +10,7 @@ from billing.gdpr import (
     organizations_purge_deleted_all_orgs,
 )
 from billing.retention import usage_purge_all_orgs
+from billing.usage_emails import usage_emails_send_all_orgs
 
 
 @shared_task
@@ -29,3 +30,9 @@ def organizations_purge_deleted_task() -> int:
     """Daily: purge organizations deleted 30 days ago; drop expired export files."""
     data_exports_expire_all_orgs()
     return len(organizations_purge_deleted_all_orgs())
+
+
+@shared_task
+def usage_emails_task() -> int:
+    """Every 15 minutes: owners hear at 50/75/90 % of the monthly call limit."""
+    return usage_emails_send_all_orgs()

@@ -29,6 +29,10 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.organizations_purge_deleted_task",
         "schedule": crontab(hour=4, minute=37),
     },
+    "billing-usage-emails": {
+        "task": "billing.tasks.usage_emails_task",
+        "schedule": 15 * 60,
+    },
     "billing-usage-purge-daily": {
         "task": "billing.tasks.usage_purge_task",
         "schedule": crontab(hour=4, minute=7),
