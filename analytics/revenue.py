@@ -21,7 +21,7 @@ from typing import Any
 from django.db import transaction
 
 from accounts.models import Organization
-from analytics.models import COST_PLACES, RevenueEntry, RevenueSource
+from analytics.models import COST_PLACES, RevenueEntry, RevenueSettings, RevenueSource
 
 REVENUE_FIELDS = ("customer_id", "amount", "period_start", "period_end", "external_id")
 MAX_ROWS = 10_000
@@ -228,3 +228,11 @@ def revenue_csv_check(text: str) -> RevenueCheck:
         if rejection.reason.startswith("each row must be"):
             rejection.reason = "more values than columns"
     return check
+
+
+def revenue_settings_save(*, organization: Organization, **values: Any) -> RevenueSettings:
+    """Create or update the organization's revenue settings with `values`."""
+    settings, _ = RevenueSettings.objects.update_or_create(
+        organization=organization, defaults=values
+    )
+    return settings

@@ -1,6 +1,7 @@
 from django.urls import path
 
 from analytics import views
+from analytics.views import revenue as revenue_views
 
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
@@ -14,6 +15,13 @@ urlpatterns = [
     path("features/", views.features_table, name="features"),
     path("features/<path:value>/", views.feature_detail, name="feature_detail"),
     path("keys/<int:value>/", views.key_detail, name="key_detail"),
+    path("settings/revenue/", revenue_views.revenue_settings, name="revenue_settings"),
+    path("settings/revenue/template.csv", revenue_views.revenue_template, name="revenue_template"),
+    path(
+        "settings/revenue/<int:entry_id>/delete/",
+        revenue_views.revenue_entry_remove,
+        name="revenue_entry_remove",
+    ),
     path("simulate/", views.simulate_page, name="simulate"),
     path("simulate/features/", views.simulate_features_page, name="simulate_features"),
     path("traces/", views.traces, name="traces"),

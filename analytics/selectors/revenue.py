@@ -21,7 +21,7 @@ from analytics.models import RevenueEntry, RevenueSettings
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today, org_zone
 from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
-from analytics.selectors.spend import spend_breakdown, spend_totals
+from analytics.selectors.spend import spend_breakdown, spend_forecast, spend_totals
 
 PERCENT = Decimal("0.01")
 DEFAULT_THIN_PERCENT = Decimal(20)
@@ -123,6 +123,7 @@ class Unprofitable:
     period: Period
     count: int  # customers whose known revenue is below their cost
     loss: Decimal  # the sum of their (negative) margins
+    known: int = 0  # customers with revenue this month
 
 
 def unprofitable_this_month(*, organization, now: datetime | None = None) -> Unprofitable:
@@ -143,7 +144,7 @@ def unprofitable_this_month(*, organization, now: datetime | None = None) -> Unp
     }
     margins = [amount - costs.get(customer_id, ZERO) for customer_id, amount in revenue.items()]
     losses = [m for m in margins if m < 0]
-    return Unprofitable(period, len(losses), sum(losses, ZERO))
+    return Unprofitable(period, len(losses), sum(losses, ZERO), len(revenue))
 
 
 @dataclass(slots=True)
@@ -230,3 +231,24 @@ def customer_margin_page(
 
 def _nulls_last(value: Decimal | None, key: str) -> tuple:
     return (value is None, value or 0, key)
+
+
+@dataclass(slots=True)
+class CustomerForecast:
+    projected_cost: Decimal  # this month, at the last 7 days' run rate (spend_forecast)
+    projected_revenue: Decimal | None  # the revenue known for the whole month
+    projected_margin: Decimal | None
+
+
+def customer_forecast(*, organization, customer_id: str, now: datetime | None = None):
+    """This month's projected AI cost of one customer (the overview's forecast
+    rule) against the revenue known for the whole month."""
+    forecast = spend_forecast(
+        organization=organization, now=now, filters=UsageFilters(customer_id=customer_id)
+    )
+    month = Period(forecast.month_start, forecast.month_end, org_zone(organization))
+    revenue = revenue_by_customer(
+        organization=organization, period=month, customer_ids=[customer_id]
+    ).get(customer_id)
+    margin = None if revenue is None else revenue - forecast.projected
+    return CustomerForecast(forecast.projected, revenue, margin)

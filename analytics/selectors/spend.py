@@ -321,18 +321,26 @@ class Forecast:
     projected: Decimal
 
 
-def spend_forecast(*, organization, basis_days: int = 7, now: datetime | None = None) -> Forecast:
+def spend_forecast(
+    *,
+    organization,
+    basis_days: int = 7,
+    now: datetime | None = None,
+    filters: UsageFilters | None = None,
+) -> Forecast:
     """Month-end forecast: month-to-date + (average daily spend over the last
     `basis_days` complete local days) × the days left in the month (today's
-    remaining hours counted as a fraction of a day)."""
+    remaining hours counted as a fraction of a day). `filters`: of one
+    customer, feature, … only (the customer page's forecast)."""
     now = now or timezone.now()
     zone = org_zone(organization)
     today = org_today(organization, now=now)
     month_start = today.replace(day=1)
     month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-    mtd = spend_totals(organization=organization, period=Period(month_start, today, zone)).cost
+    month = Period(month_start, today, zone)
+    mtd = spend_totals(organization=organization, period=month, filters=filters).cost
     basis = Period(today - timedelta(days=basis_days), today - timedelta(days=1), zone)
-    basis_cost = spend_totals(organization=organization, period=basis).cost
+    basis_cost = spend_totals(organization=organization, period=basis, filters=filters).cost
     average = money(basis_cost / basis_days)
     seconds_left = (local_midnight_utc(month_end + timedelta(days=1), zone) - now).total_seconds()
     days_left = Decimal(max(0.0, seconds_left) / 86400).quantize(Decimal("0.01"))

@@ -7,6 +7,7 @@ from django.shortcuts import render
 from analytics import selectors
 from analytics.params import ParamError, untagged_value
 from analytics.views.common import bad_request, page_period, range_context, spend_page, trend_chart
+from analytics.views.margin import customer_margin_context
 
 TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key": "API key"}
 LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "dashboard"}
@@ -29,6 +30,8 @@ def _detail(request, by: str, value):
         "filter_name": {"customer": "customer_id", "key": "key_id"}.get(by, by),
         "filter_value": request.resolver_match.kwargs["value"],
     }
+    if by == "customer":  # revenue, margin and the monthly P&L (issue 13)
+        context.update(customer_margin_context(request, period, value))
     return render(request, "analytics/detail.html", context)
 
 

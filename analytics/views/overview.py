@@ -13,6 +13,7 @@ from analytics import selectors
 from analytics.formatting import money_text
 from analytics.params import ParamError
 from analytics.selectors import Totals
+from analytics.selectors.revenue import unprofitable_this_month
 from analytics.views.common import (
     bad_request,
     base_url,
@@ -66,6 +67,7 @@ def dashboard(request):
         "top_requests": selectors.requests_top_expensive(organization=org, period=period, limit=5),
         "forecast": selectors.spend_forecast(organization=org),
         "unpriced": selectors.unpriced_summary(organization=org, period=period),
+        "unprofitable": unprofitable_this_month(organization=org),  # issue 13
     }
     return render(request, "analytics/overview.html", context)
 

@@ -6,7 +6,9 @@ from django.shortcuts import render
 
 from analytics import selectors
 from analytics.params import ParamError, parse_choice, parse_int
+from analytics.selectors.revenue import MARGIN_SORTS
 from analytics.views.common import bad_request, page_period, range_context, spend_page
+from analytics.views.margin import customers_by_margin, margin_context
 
 PER_PAGE = 50
 TABLES = {
@@ -56,6 +58,8 @@ def _table(request, by: str):
         "page": page,
         "pages": pages,
     }
+    if by == "customer":  # revenue and margin of the rows shown (issue 13)
+        context.update(margin_context(request, period, rows))
     return render(request, "analytics/table.html", context)
 
 
@@ -66,6 +70,8 @@ def models_table(request):
 
 @spend_page
 def customers_table(request):
+    if request.GET.get("sort") in MARGIN_SORTS or request.GET.get("profit"):
+        return customers_by_margin(request)  # a full ranking by margin (analytics.views.margin)
     return _table(request, "customer")
 
 
