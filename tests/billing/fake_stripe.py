@@ -276,7 +276,8 @@ class FakeStripe:
             return self._send(handler, 404, _error("invalid_request_error", "No such session"))
         if method == "GET":
             page = (
-                "<!doctype html><title>Fake Stripe Checkout</title><h1>Subscribe to Pro</h1>"
+                "<!doctype html><title>Fake Stripe Checkout</title><link rel=icon href='data:,'>"
+                "<h1>Subscribe to Pro</h1>"
                 f'<form method="post" action="/checkout/{session_id}">'
                 '<button type="submit" id="pay">Pay</button></form>'
             ).encode()
