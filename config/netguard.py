@@ -27,6 +27,11 @@ class UnsafeURL(ValueError):
     """The URL is malformed or points at an address we refuse to call."""
 
 
+class Unresolvable(UnsafeURL):
+    """The host name does not resolve (now): a save-time check may let it pass,
+    since the connect-time check sees whatever it resolves to later."""
+
+
 def address_is_public(address: IPAddress) -> bool:
     """True for a globally routable unicast address."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -74,7 +79,7 @@ def public_addresses(host: str, port: int, *, allow_private: bool = False) -> li
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except (OSError, UnicodeError) as error:
-            raise UnsafeURL(f"cannot resolve {host!r}: {error}") from None
+            raise Unresolvable(f"cannot resolve {host!r}: {error}") from None
         addresses = []
         for info in infos:
             address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])

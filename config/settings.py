@@ -423,3 +423,8 @@ AISPENDTRACK_ALERT_RETRY_HOURS = env_float("AISPENDTRACK_ALERT_RETRY_HOURS", 24.
 AISPENDTRACK_ALERT_TIMEOUT = env_float("AISPENDTRACK_ALERT_TIMEOUT", 10.0)
 # Anomaly alerts fire only when today's spend is above this floor (USD).
 AISPENDTRACK_ANOMALY_FLOOR = os.environ.get("AISPENDTRACK_ANOMALY_FLOOR", "1")
+
+# --- Security hardening (issue 9, sec9b) ----------------------------------------
+# Registered providers' base URLs may reach loopback/private/link-local/metadata
+# addresses only when this is on (self-hosters with local models).
+AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS = env_bool("AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS", False)

@@ -13,9 +13,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 
 from accounts.models import Organization
+from config.netguard import Unresolvable, UnsafeURL, check_public_url
 from pricing.matching import validate_match_rules, validate_time_window
 
 # "In effect since always": the effective_from of a model's first price.
@@ -77,6 +79,28 @@ class Provider(models.Model):
 
     def __str__(self) -> str:
         return self.name or self.slug
+
+    def clean(self) -> None:
+        """A base URL must not reach internal addresses (loopback, private,
+        link-local, metadata) unless AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS is on:
+        tenants' provider keys would be sent there. A name that does not
+        resolve now may be saved; the proxy checks every resolution again."""
+        super().clean()
+        if not self.base_url:
+            return
+        try:
+            check_public_url(
+                self.base_url, allow_private=settings.AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS
+            )
+        except Unresolvable:
+            pass
+        except UnsafeURL as error:
+            raise ValidationError(
+                {
+                    "base_url": f"{error}. Self-hosters calling a local model can set "
+                    "AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS=1."
+                }
+            ) from None
 
 
 class PriceFields(models.Model):

@@ -26,6 +26,7 @@ from proxy.gates import Gate, Refusal
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
 from proxy.refusals import RefusalCounter
+from proxy.resolver import LiteralGuard, PublicResolver, trusted_hosts
 from proxy.routing import Router
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -69,15 +70,26 @@ class ProxyRuntime:
         # Refused calls per (organization, hour, Refusal.reason): counters, not events.
         self.refusals = RefusalCounter(run_sync=self.buffer.run_sync)
         self.session: aiohttp.ClientSession | None = None
+        self.literal_guard: LiteralGuard | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
         self._housekeeping = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-housekeeping")
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        resolver = None
+        if not settings.AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS:
+            trusted = trusted_hosts(
+                settings.AISPENDTRACK_UPSTREAM_OPENAI,
+                settings.AISPENDTRACK_UPSTREAM_ANTHROPIC,
+                settings.AISPENDTRACK_UPSTREAM_GEMINI,
+            )
+            resolver = PublicResolver(trusted=trusted)
+            self.literal_guard = LiteralGuard(trusted)
         self.session = aiohttp.ClientSession(
             # No pool cap: long streams each hold a connection and must not queue others.
-            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300),
+            # The resolver refuses internal addresses of staff-registered providers.
+            connector=aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, resolver=resolver),
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=self.connect_timeout, sock_read=self.read_timeout
             ),

@@ -31,6 +31,9 @@ class UpstreamFailed(Exception):
 
 async def open_upstream(runtime, method: str, url: URL, headers, body: bytes):
     """Send the request; returns the aiohttp response once its headers arrived."""
+    guard = runtime.literal_guard
+    if guard is not None and (problem := guard.refusal(url.host)) is not None:
+        raise UpstreamFailed(502, problem)
     try:
         return await runtime.session.request(
             method,

@@ -123,3 +123,18 @@ def test_provider_admin_guards_routes_and_builtins(staff_client, builtin_provide
 def test_overrides_are_read_only_for_staff(staff_client):
     url = reverse("admin:pricing_priceoverride_changelist")
     assert staff_client.get(url).status_code == 200
+
+
+def test_admin_form_says_why(staff_client):
+    add = reverse("admin:pricing_provider_add")
+    form = {
+        "slug": "metadata",
+        "name": "Sneaky",
+        "api_style": "openai",
+        "base_url": "http://169.254.169.254",
+        "is_active": "on",
+    }
+    response = staff_client.post(add, form)
+    assert response.status_code == 200  # the form again, with the error
+    assert "internal address" in response.content.decode()
+    assert not Provider.objects.filter(slug="metadata").exists()

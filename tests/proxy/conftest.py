@@ -91,6 +91,9 @@ class ProxyServer:
 
 
 def proxy_settings(fake: FakeProvider, spool_dir, **extra) -> override_settings:
+    # Tests register providers on loopback (the fake, dead ports): allowed here;
+    # tests/proxy/test_upstream_guard.py runs a proxy with the guard on.
+    extra.setdefault("AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS", True)
     return override_settings(
         AISPENDTRACK_UPSTREAM_OPENAI=fake.url,
         AISPENDTRACK_UPSTREAM_ANTHROPIC=fake.url,
