@@ -80,3 +80,25 @@ def test_dashboard_shows_the_usage_meter(owner_client, org, plans, ingest):
     page = owner_client.get("/dashboard/").content.decode()
     assert 'id="plan-usage"' in page
     assert "2 / 10,000" in page
+
+
+@billing_on
+def test_page_decorator_shows_an_upgrade_prompt_on_free(rf, org, owner, plans):
+    from accounts.models import Membership
+    from billing.decorators import plan_feature_required
+
+    @plan_feature_required("alerts")
+    def alerts_page(request):
+        from django.http import HttpResponse
+
+        return HttpResponse("the alerts page")
+
+    request = rf.get("/alerts/")
+    request.user = owner
+    request.organization = org
+    request.membership = Membership.objects.get(user=owner, organization=org)
+    response = alerts_page(request)
+    assert response.status_code == 403
+    assert b"data-upgrade-prompt" in response.content and b"alerts and webhooks" in response.content
+    Subscription.objects.create(organization=org, plan=plans["pro"])
+    assert alerts_page(request).content == b"the alerts page"
