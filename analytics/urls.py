@@ -6,6 +6,7 @@ from analytics.views import revenue as revenue_views
 urlpatterns = [
     path("dashboard/", views.dashboard, name="dashboard"),
     path("dashboard/first-call.json", views.first_call, name="first_call"),
+    path("dashboard/live.json", views.live, name="live"),
     path("requests/", views.requests_log, name="requests"),
     path("requests/<str:request_id>/", views.request_detail, name="request_detail"),
     path("models/", views.models_table, name="models"),

@@ -18,6 +18,7 @@ from analytics.selectors.events import (
     TraceSummary,
     first_call_exists,
     first_call_with_key,
+    latest_call_marker,
     requests_top_expensive,
     trace_detail,
     traces_list,
@@ -54,6 +55,7 @@ from analytics.selectors.spend import (
 )
 
 __all__ = [
+    "latest_call_marker",
     "first_call_with_key",
     "LATENCY_SAMPLE",
     "Headline",

@@ -196,6 +196,19 @@ def first_call_exists(*, organization) -> bool:
     return events_in(organization=organization).exists()
 
 
+def latest_call_marker(*, organization) -> str:
+    """An opaque token that changes whenever the organization records a call: the
+    newest event's id ("" before the first). Polled by open pages every few
+    seconds, so it is one top-1 index scan on ue_org_created and nothing more."""
+    pk = (
+        events_in(organization=organization)
+        .order_by("-created_at", "-pk")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    return "" if pk is None else str(pk)
+
+
 def first_call_with_key(*, organization, api_key) -> dict[str, Any] | None:
     """The first recorded call made with `api_key` (one of `organization`'s keys),
     or None. Polled by the key page: an index range scan on ue_org_created that

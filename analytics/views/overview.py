@@ -68,8 +68,17 @@ def dashboard(request):
         "forecast": selectors.spend_forecast(organization=org),
         "unpriced": selectors.unpriced_summary(organization=org, period=period),
         "unprofitable": unprofitable_this_month(organization=org),  # issue 13
+        "live_latest": selectors.latest_call_marker(organization=org),
     }
     return render(request, "analytics/overview.html", context)
+
+
+@never_cache
+@spend_page
+def live(request):
+    """Polled every 5 s by open live pages (static/js/live.js): one cheap query.
+    The page re-fetches itself only when `latest` moved."""
+    return JsonResponse({"latest": selectors.latest_call_marker(organization=request.organization)})
 
 
 @never_cache

@@ -50,5 +50,6 @@ def requests_log(request):
             )
         ],
         "export_query": request.GET.urlencode(),
+        "live_latest": selectors.latest_call_marker(organization=org),
     }
     return render(request, "analytics/requests.html", context)

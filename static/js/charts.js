@@ -80,12 +80,15 @@
   function draw() {
     if (typeof Chart === "undefined") return;
     document.querySelectorAll("canvas[data-chart]").forEach((canvas) => {
+      if (canvas.dataset.drawn) return;  // live.js redraws only the canvases it swapped in
       const source = document.getElementById(canvas.dataset.chart);
       if (!source) return;
       const chart = new Chart(canvas, config(JSON.parse(source.textContent)));
       canvas.dataset.drawn = String(chart.data.datasets.length);
     });
   }
+
+  window.aispendDrawCharts = draw;
 
   if (document.readyState === "loading") {
     document.addEventListener("DOMContentLoaded", draw);

@@ -79,3 +79,28 @@ def test_overview_chart_sort_customers_and_open_detail(live_server, browser_page
     assert "claude-opus-4" in page.inner_text(".breakdown-model")
     screenshot(page, "analytics_customer_detail")
     assert errors == []
+
+
+def test_overview_and_requests_update_without_a_reload(live_server, browser_page, org, owner):  # noqa: F811
+    usage_record_batch([call(org, timezone.now() - timedelta(minutes=3), customer_id="early-bird")])
+    page = browser_page
+    errors = console_errors(page)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", owner.email)
+    page.fill("input[name=password]", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    assert page.inner_text("#headline-calls .value") == "1"
+    page.evaluate("window.notReloaded = true")
+
+    usage_record_batch([call(org, timezone.now(), customer_id="late-comer")])
+    page.wait_for_selector("#headline-calls .value:text-is('2')", timeout=15_000)
+    page.wait_for_selector("#trend-chart[data-drawn]")  # charts redrawn in the new block
+    assert page.evaluate("window.notReloaded") is True
+
+    page.goto(f"{live_server.url}/requests/")
+    page.evaluate("window.notReloaded = true")
+    usage_record_batch([call(org, timezone.now(), customer_id="newest-one")])
+    page.wait_for_selector("#live table.records >> text=newest-one", timeout=15_000)
+    assert page.evaluate("window.notReloaded") is True
+    assert errors == []

@@ -177,3 +177,12 @@ def test_first_call_with_a_key_is_linked_and_tenant_scoped(
     assert theirs.status_code == 404
     assert owner_client.get("/dashboard/first-call.json?key_id=999999").status_code == 404
     assert owner_client.get("/dashboard/first-call.json?key_id=x").status_code == 400
+
+
+def test_live_marker_moves_with_our_calls_only(owner_client, org, other_org, ingest):
+    assert owner_client.get("/dashboard/live.json").json() == {"latest": ""}
+    ingest(call(org, timezone.now()))
+    ours = owner_client.get("/dashboard/live.json").json()["latest"]
+    assert ours == str(UsageEvent.objects.get(organization=org).pk)
+    ingest(call(other_org, timezone.now()))
+    assert owner_client.get("/dashboard/live.json").json()["latest"] == ours

@@ -1,0 +1,48 @@
+// Live pages (overview, first page of requests): every 5 s while the tab is
+// visible, ask /dashboard/live.json whether a call was recorded (one top-1
+// index read); only when one was, fetch this same URL again and swap the
+// #live block in place, charts redrawn. Hidden tabs ask nothing.
+(function () {
+  const INTERVAL = 5000;
+  const root = document.getElementById("live");
+  if (!root || !root.dataset.liveUrl) return;
+  let latest = root.dataset.liveLatest || "";
+  let busy = false;
+
+  async function refresh() {
+    const response = await fetch(window.location.href, {credentials: "same-origin"});
+    if (!response.ok) return;
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = doc.getElementById("live");
+    if (!fresh) return;
+    if (typeof Chart !== "undefined") {
+      root.querySelectorAll("canvas[data-chart]").forEach((c) => { const chart = Chart.getChart(c); if (chart) chart.destroy(); });
+    }
+    root.replaceChildren(...Array.from(fresh.childNodes).map((node) => document.importNode(node, true)));
+    root.dataset.liveLatest = fresh.dataset.liveLatest || "";
+    if (window.aispendDrawCharts) window.aispendDrawCharts();
+    root.dispatchEvent(new CustomEvent("live:updated"));
+  }
+
+  async function tick() {
+    if (document.hidden || busy) return;
+    busy = true;
+    try {
+      const response = await fetch(root.dataset.liveUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+      if (response.ok) {
+        const data = await response.json();
+        if (data.latest !== latest) {
+          latest = data.latest;
+          await refresh();
+        }
+      }
+    } catch (error) {
+      // offline or restarting: try again next interval
+    } finally {
+      busy = false;
+    }
+  }
+
+  setInterval(tick, INTERVAL);
+  document.addEventListener("visibilitychange", () => { if (!document.hidden) tick(); });
+})();
