@@ -12,7 +12,7 @@ WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
 GRACEFUL_TIMEOUT ?= 7
 UVICORN := $(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --loop uvloop \
 	--http config.httpguard:GuardedHttpToolsProtocol --timeout-graceful-shutdown $(GRACEFUL_TIMEOUT) \
-	--no-server-header --no-date-header
+	--no-server-header --no-date-header --no-proxy-headers
 
 .PHONY: run serve test lint format bench install migrate prices worker clean
 

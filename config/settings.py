@@ -428,3 +428,13 @@ AISPENDTRACK_ANOMALY_FLOOR = os.environ.get("AISPENDTRACK_ANOMALY_FLOOR", "1")
 # Registered providers' base URLs may reach loopback/private/link-local/metadata
 # addresses only when this is on (self-hosters with local models).
 AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS = env_bool("AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS", False)
+# Proxies whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated);
+# empty: the connection's own address is the client's (config/clientip.py).
+AISPENDTRACK_TRUSTED_PROXIES = env_list("AISPENDTRACK_TRUSTED_PROXIES", "")
+# Login throttles (allauth's, also applied to /admin/login/): failed attempts count
+# per account + client IP, so one attacker cannot lock out everyone behind a NAT
+# nor lock a victim out from elsewhere; the per-IP cap only stops floods.
+ACCOUNT_RATE_LIMITS = {
+    "login": os.environ.get("AISPENDTRACK_LOGIN_RATE", "120/m/ip"),
+    "login_failed": os.environ.get("AISPENDTRACK_LOGIN_FAILED_RATE", "5/5m/key"),
+}

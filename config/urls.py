@@ -2,10 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 
 from accounts import views as account_views
+from accounts.throttle import throttled_admin_login
 from billing.api import PlanView
 from config import views
 
 admin.site.site_header = "AiSpendTrack admin"
+# Throttled like the user login (accounts/throttle.py).
+admin.site.login = throttled_admin_login(admin.site.login)  # type: ignore[method-assign]
 admin.site.site_title = "AiSpendTrack admin"
 
 urlpatterns = [
