@@ -12,6 +12,27 @@ from analytics.views.common import bad_request, page_period, range_context, spen
 PER_PAGE = 50
 
 
+SUGGESTIONS = 200
+
+
+def _values(org, period, by: str) -> list[str]:
+    rows = selectors.spend_breakdown(
+        organization=org, period=period, by=by, order="name", limit=SUGGESTIONS
+    )
+    return [row.key for row in rows if row.key]
+
+
+def export_query(request, period) -> str:
+    """The export of exactly what is on screen: the page's filters and its date
+    range spelled out (a preset or the default range included), never all time."""
+    params = request.GET.copy()
+    for name in ("cursor", "range", "start_date", "end_date"):
+        params.pop(name, None)
+    params["start_date"] = period.start.isoformat()
+    params["end_date"] = period.end.isoformat()
+    return params.urlencode()
+
+
 @spend_page
 def requests_log(request):
     org = request.organization
@@ -49,7 +70,10 @@ def requests_log(request):
                 organization=org, period=period, by="environment", order="name", limit=50
             )
         ],
-        "export_query": request.GET.urlencode(),
+        "export_query": export_query(request, period),
+        # autocomplete from the organization's own values (first 200 by name)
+        "customer_values": _values(org, period, "customer"),
+        "feature_values": _values(org, period, "feature"),
         "live_latest": selectors.latest_call_marker(organization=org),
     }
     return render(request, "analytics/requests.html", context)

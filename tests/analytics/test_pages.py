@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.models import Status, UsageEvent
+from analytics.periods import org_today
 from tests.analytics.conftest import call
 
 
@@ -60,7 +61,10 @@ def test_overview(owner_client, spend):
     assert 'id="trend-chart"' in body and 'id="model-pie"' in body
     assert "chart.umd.min.js" in body and "cdn" not in body.lower()
     assert "$3.75" in body  # cards: today's spend
-    assert "1 call on 1 model has no price" in body and 'href="/pricing/models"' in body
+    assert (
+        "1 call on 1 model has no price" in body and 'href="/settings/pricing/">add a price' in body
+    )
+    assert "re-priced once a price exists" not in body
     assert "Month-end forecast" in body and "average of the last 7 complete days" in body
     # top customers link to their detail pages, quoted
     assert f'href="/customers/{quote("cust/ä 1", safe="/")}/' in body
@@ -98,7 +102,7 @@ def test_requests_log_filters_pages_and_detail(owner_client, spend):
     assert log.count('href="/requests/req_t') == 1
     status = owner_client.get("/requests/?status=upstream_error").content.decode()
     assert status.count('href="/requests/req_t') == 1
-    assert "/api/costs/export?format=csv&amp;status=upstream_error" in status
+    assert "/api/costs/export?format=csv&amp;status=upstream_error&amp;start_date=" in status
     detail = owner_client.get(f"/requests/{spend[2].request_id}/")
     assert detail.status_code == 200
     shown = detail.content.decode()
@@ -186,3 +190,33 @@ def test_live_marker_moves_with_our_calls_only(owner_client, org, other_org, ing
     assert ours == str(UsageEvent.objects.get(organization=org).pk)
     ingest(call(other_org, timezone.now()))
     assert owner_client.get("/dashboard/live.json").json()["latest"] == ours
+
+
+def test_requests_export_is_what_is_on_screen_and_suggests_our_own_values(
+    owner_client, org, other_org, ingest
+):
+    now = timezone.now()
+    ingest(
+        call(org, now, customer_id="ours-1", feature="chat"),
+        call(org, now - timedelta(days=40), customer_id="too-old"),
+        call(other_org, now, customer_id="theirs-1", feature="secret-feature"),
+    )
+    today = org_today(org)
+    page = owner_client.get("/requests/").content.decode()  # default: last 30 days
+    start, end = (today - timedelta(days=29)).isoformat(), today.isoformat()
+    link = f"/api/costs/export?format=csv&amp;start_date={start}&amp;end_date={end}"
+    assert link in page
+    suggestions = page[page.index('<datalist id="customer-values">') :]
+    assert '<option value="ours-1">' in suggestions and "theirs-1" not in page
+    assert "secret-feature" not in page
+
+    export = owner_client.get(link.replace("&amp;", "&"))
+    assert export["Content-Disposition"] == (
+        f'attachment; filename="aispendtrack-costs-{start}_{end}.csv"'
+    )
+    body = b"".join(export.streaming_content).decode()
+    assert "ours-1" in body and "too-old" not in body and "theirs-1" not in body
+
+    filtered = owner_client.get("/requests/?range=7d&customer_id=ours-1").content.decode()
+    week = (today - timedelta(days=6)).isoformat()
+    assert f"customer_id=ours-1&amp;start_date={week}&amp;end_date={end}" in filtered
