@@ -156,6 +156,15 @@ if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     # libpq counts whole seconds (and treats 1 as 2).
     _db_options.setdefault("connect_timeout", max(1, round(AISPENDTRACK_DB_CONNECT_TIMEOUT)))
+    # A network path that drops packets (a firewall, a dead host) is noticed by
+    # the kernel: unacknowledged data fails after 10 s, an idle connection is
+    # probed after 5 s. (A relay that acknowledges and holds is what
+    # config.dbguard is for.)
+    _db_options.setdefault("keepalives", 1)
+    _db_options.setdefault("keepalives_idle", 5)
+    _db_options.setdefault("keepalives_interval", 2)
+    _db_options.setdefault("keepalives_count", 3)
+    _db_options.setdefault("tcp_user_timeout", 10_000)
     if env_bool("AISPENDTRACK_WEB_PROCESS", False) and AISPENDTRACK_DB_STATEMENT_TIMEOUT > 0:
         _db_options.setdefault(
             "options", f"-c statement_timeout={int(AISPENDTRACK_DB_STATEMENT_TIMEOUT * 1000)}"

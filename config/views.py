@@ -21,7 +21,7 @@ from proxy.ledger import dead_letter_count
 
 # /healthz answers within 2 s whatever the database does: the probe runs in
 # its own thread and is given up on after this long.
-HEALTH_PROBE_SECONDS = 1.5
+HEALTH_PROBE_SECONDS = 1.2
 _probes = ThreadPoolExecutor(4, thread_name_prefix="aispendtrack-health")
 
 

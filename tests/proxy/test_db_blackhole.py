@@ -70,6 +70,8 @@ def test_a_black_holed_database_bounds_every_wait(relay_server, api_key, owner, 
     assert served[0].status_code == 200
     assert len(server.events(1)) == 1
 
+    healthy = httpx.get(f"{server.url}/healthz", timeout=10)  # also loads Django's URLconf
+    assert healthy.status_code == 200 and healthy.json()["database"] == "ok"
     relay.black_hole()
     started = time.monotonic()
     cold = _chat(server, cold_key)
