@@ -37,6 +37,10 @@ app.conf.beat_schedule = {
         "task": "billing.tasks.usage_purge_task",
         "schedule": crontab(hour=4, minute=7),
     },
+    "revenue-stripe-sync-daily": {
+        "task": "analytics.tasks.stripe_revenue_sync_all_task",
+        "schedule": crontab(hour=5, minute=23),
+    },
     "pricing-sync-daily": {
         "task": "pricing.tasks.prices_sync_task",
         "schedule": crontab(hour=3, minute=17),

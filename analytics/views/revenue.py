@@ -26,6 +26,12 @@ from analytics.selectors.revenue import (
     revenue_entry_get_for_org,
     revenue_settings_get,
 )
+from analytics.stripe_revenue import (
+    stripe_revenue_connect,
+    stripe_revenue_disconnect,
+    stripe_unmapped_revenue,
+)
+from analytics.tasks import stripe_revenue_sync_task
 from analytics.views.common import bad_request
 
 MAX_UPLOAD_BYTES = 2_000_000
@@ -47,6 +53,7 @@ def _read_upload(upload) -> str:
 
 def _page(request, *, status: int = 200, **extra):
     org = request.organization
+    extra.setdefault("unmapped", stripe_unmapped_revenue(organization=org))
     try:
         page = parse_int(request.GET, "page", default=1, minimum=1, maximum=100_000)
     except ParamError as error:
@@ -77,6 +84,8 @@ def revenue_settings(request):
     action = request.POST.get("action")
     if action == "threshold":
         return _threshold(request)
+    if action in STRIPE_ACTIONS:
+        return _stripe(request, action)
     try:
         if action == "preview":
             text = _read_upload(request.FILES.get("file"))
@@ -124,6 +133,33 @@ def _threshold(request):
         )
     revenue_settings_save(organization=request.organization, thin_margin_percent=value)
     messages.success(request, f"Customers below a {value} % margin now count as thin.")
+    return redirect("revenue_settings")
+
+
+STRIPE_ACTIONS = ("stripe_connect", "stripe_sync", "stripe_disconnect")
+
+
+def _stripe(request, action: str):
+    org = request.organization
+    if action == "stripe_disconnect":
+        stripe_revenue_disconnect(organization=org)
+        messages.success(request, "Disconnected Stripe; the revenue already imported stays.")
+        return redirect("revenue_settings")
+    if action == "stripe_connect":
+        try:
+            stripe_revenue_connect(
+                organization=org,
+                key=request.POST.get("stripe_key", ""),
+                metadata_key=request.POST.get("metadata_key", ""),
+            )
+        except ValueError as error:
+            return _page(request, status=400, stripe_error=str(error).capitalize() + ".")
+    if not revenue_settings_get(organization=org).stripe_key_encrypted:
+        return _page(request, status=400, stripe_error="Connect a Stripe key first.")
+    stripe_revenue_sync_task.delay(org.pk)
+    messages.success(
+        request, "Syncing paid invoices from Stripe in the background; reload in a minute."
+    )
     return redirect("revenue_settings")
 
 

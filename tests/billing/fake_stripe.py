@@ -71,6 +71,7 @@ class FakeStripe:
     prices: dict[str, dict] = field(default_factory=dict)
     sessions: dict[str, dict] = field(default_factory=dict)
     subscriptions: dict[str, dict] = field(default_factory=dict)
+    invoices: dict[str, dict] = field(default_factory=dict)
     # Set to make the API answer 500 (a Stripe outage).
     failing: bool = False
     port: int = 0
@@ -153,6 +154,55 @@ class FakeStripe:
         self.subscriptions[subscription["id"]] = subscription
         return subscription
 
+    def customer_add(self, *, metadata: dict | None = None, email: str = "") -> dict:
+        customer_id = new_id("cus")
+        customer: dict[str, Any] = {
+            "id": customer_id,
+            "object": "customer",
+            "email": email,
+            "metadata": metadata or {},
+        }
+        self.customers[customer_id] = customer
+        return customer
+
+    def invoice_add(
+        self,
+        *,
+        customer: str,
+        amount_paid: int,
+        period_start: int,
+        period_end: int,
+        status: str = "paid",
+        currency: str = "usd",
+    ) -> dict:
+        """An invoice of one subscription line for [period_start, period_end) (unix)."""
+        invoice_id = new_id("in")
+        invoice: dict[str, Any] = {
+            "id": invoice_id,
+            "object": "invoice",
+            "customer": customer,
+            "status": status,
+            "currency": currency,
+            "amount_paid": amount_paid if status == "paid" else 0,
+            "created": period_start,
+            "period_start": period_start,
+            "period_end": period_start,  # as Stripe: the previous usage period
+            "lines": {
+                "object": "list",
+                "data": [
+                    {
+                        "id": new_id("il"),
+                        "object": "line_item",
+                        "amount": amount_paid,
+                        "period": {"start": period_start, "end": period_end},
+                    }
+                ],
+                "has_more": False,
+            },
+        }
+        self.invoices[invoice_id] = invoice
+        return invoice
+
     def subscription_update(self, subscription_id: str, **fields) -> dict:
         subscription = self.subscriptions[subscription_id]
         period_end = fields.pop("current_period_end", None)
@@ -201,7 +251,8 @@ class FakeStripe:
             return self._checkout_page(handler, method, path.rsplit("/", 1)[1])
         if self.failing:
             return self._send(handler, 500, _error("api_error", "fake outage"))
-        if not handler.headers.get("Authorization", "").startswith("Bearer sk_"):
+        # Secret keys, and restricted keys (the revenue sync's read-only key).
+        if not handler.headers.get("Authorization", "").startswith(("Bearer sk_", "Bearer rk_")):
             return self._send(handler, 401, _error("invalid_request_error", "No API key"))
         status, payload = self._route(method, path, params)
         self._send(handler, status, payload)
@@ -218,6 +269,16 @@ class FakeStripe:
             }
             self.customers[customer["id"]] = customer
             return 200, customer
+        if method == "GET" and path == "/v1/customers":
+            return 200, _page(list(self.customers.values()), params, path)
+        if method == "GET" and path == "/v1/invoices":
+            invoices = [
+                i
+                for i in self.invoices.values()
+                if params.get("status") in (None, i["status"])
+                and params.get("customer") in (None, i["customer"])
+            ]
+            return 200, _page(invoices, params, path)
         if method == "GET" and parts[:2] == ["v1", "customers"] and len(parts) == 3:
             return self._found(self.customers.get(parts[2]), "customer")
         if method == "GET" and parts[:2] == ["v1", "prices"] and len(parts) == 3:
@@ -311,6 +372,21 @@ class FakeStripe:
         handler.send_header("Request-Id", new_id("req"))
         handler.end_headers()
         handler.wfile.write(body)
+
+
+def _page(objects: list[dict], params: dict[str, str], url: str) -> dict:
+    """A Stripe list page: `limit` objects after `starting_after` (creation order)."""
+    limit = int(params.get("limit") or 10)
+    after = params.get("starting_after")
+    if after:
+        ids = [o["id"] for o in objects]
+        objects = objects[ids.index(after) + 1 :] if after in ids else []
+    return {
+        "object": "list",
+        "data": objects[:limit],
+        "has_more": len(objects) > limit,
+        "url": url,
+    }
 
 
 def _error(kind: str, message: str, code: str | None = None) -> dict:
