@@ -3,6 +3,7 @@ from django.urls import include, path
 
 from accounts import views as account_views
 from accounts.throttle import throttled_admin_login
+from billing import api as billing_api
 from billing.api import PlanView
 from config import views
 
@@ -22,6 +23,15 @@ urlpatterns = [
     path("", include("analytics.urls")),
     path("", include("pricing.urls")),
     path("api/plan", PlanView.as_view(), name="api_plan"),
+    path("api/organization/export", billing_api.OrganizationExportView.as_view()),
+    path(
+        "api/organization/export/<int:export_id>",
+        billing_api.OrganizationExportDetailView.as_view(),
+    ),
+    path(
+        "api/organization/export/<int:export_id>/download",
+        billing_api.OrganizationExportDownloadView.as_view(),
+    ),
     path("", include("billing.urls")),
     path("api/", include("analytics.api_urls")),
 ]

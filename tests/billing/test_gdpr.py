@@ -168,3 +168,32 @@ def test_delete_account_of_a_sole_member_deletes_their_organization(client, org,
     assert OrganizationDeletion.objects.filter(organization=org).exists()
     assert not ApiKey.objects.filter(organization=org, revoked_at__isnull=True).exists()
     assert api_key_authenticate(raw) is None
+
+
+def test_api_export_with_a_manage_key(client, org, other_org, owner, ingest):
+    _, raw = api_key_issue(
+        organization=org, name="m", scopes=[Scope.READ, Scope.MANAGE], created_by=owner
+    )
+    _, read_only = api_key_issue(organization=org, name="r", scopes=[Scope.READ], created_by=owner)
+    ingest(call(org, datetime.now(UTC)))
+    auth = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    assert (
+        client.post(
+            "/api/organization/export", HTTP_AUTHORIZATION=f"Bearer {read_only}"
+        ).status_code
+        == 403
+    )
+
+    started = client.post("/api/organization/export", **auth)
+    assert started.status_code == 202
+    body = started.json()
+    assert (body["status"], body["download_url"]) == ("pending", None)
+    gdpr.data_export_run(export_id=body["id"], base_url="http://testserver")
+
+    status = client.get(f"/api/organization/export/{body['id']}", **auth).json()
+    assert status["status"] == "ready"
+    download = client.get(status["download_url"], **auth)
+    files = _files(b"".join(download.streaming_content))
+    assert len(files["analytics_usageevent.jsonl"]) == 1
+    other = DataExport.objects.create(organization=other_org)
+    assert client.get(f"/api/organization/export/{other.pk}", **auth).status_code == 404
