@@ -17,6 +17,10 @@ LARGE_BODY = 256 * 1024
 # A response this large is relayed as it arrives and its usage read from the tail.
 TAIL_BYTES = 64 * 1024
 
+# A body nested thousands deep ("[[[[…") makes json raise RecursionError, not
+# ValueError: both mean "not JSON we can read".
+JSON_ERRORS = (ValueError, RecursionError)
+
 _MODEL = re.compile(rb'"model"\s*:\s*"((?:[^"\\]|\\.){0,300})"')
 _STREAM_TRUE = re.compile(rb'"stream"\s*:\s*true\b')
 
@@ -50,7 +54,7 @@ def json_object(body: bytes) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(body)
-    except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
+    except JSON_ERRORS:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     return value if isinstance(value, dict) else None
 
@@ -81,7 +85,7 @@ def object_after_key(buffer: bytes, key: bytes) -> dict[str, Any] | None:
         if start >= 0 and between.strip() == b":":
             try:
                 value, _ = json.JSONDecoder().raw_decode(buffer[start:].decode("utf-8", "replace"))
-            except ValueError:
+            except JSON_ERRORS:
                 value = None
             if isinstance(value, dict):
                 return value

@@ -14,6 +14,7 @@ from typing import Any
 
 from pricing.usage import Usage
 from proxy.adapters.base import (
+    JSON_ERRORS,
     Observed,
     RequestFacts,
     StreamTap,
@@ -77,7 +78,7 @@ def _read(observed: Observed, data: Any) -> None:
 def observe_body(body: bytes) -> Observed:
     observed = Observed()
     if body.lstrip().startswith(b"["):
-        with contextlib.suppress(ValueError):
+        with contextlib.suppress(*JSON_ERRORS):
             _read(observed, json.loads(body))
         return observed
     _read(observed, json_object(body))

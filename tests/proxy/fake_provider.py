@@ -12,6 +12,7 @@ forwards like any other:
     x-fake-hang-after: 1     stream this many chunks, then go silent
     x-fake-cut: 2            stream this many chunks, then drop the connection
     x-fake-gzip: 1           gzip the JSON body (when the request accepts gzip)
+    x-fake-gzip-cut: 20      ... and send only its first 20 bytes (a truncated gzip)
     x-fake-set-cookie: 1     set a cookie, as Cloudflare in front of providers does
     x-fake-usage: {json}     merge these fields into the usage block(s) it reports
     x-fake-pause-end: 2      after the last event (and [DONE]), wait before closing
@@ -139,7 +140,12 @@ class FakeProvider:
     # --- dispatch ---------------------------------------------------------------
 
     async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        body = await request.read()
+        try:
+            body = await request.read()
+        except Exception:  # e.g. content-encoding: gzip that does not inflate
+            body, unreadable = b"", True
+        else:
+            unreadable = False
         self.received.append(
             Received(
                 request.method,
@@ -159,7 +165,9 @@ class FakeProvider:
             return self._error(style, status)
         try:
             data = json.loads(body) if body else {}
-        except ValueError:
+        except (ValueError, RecursionError):
+            return self._error(style, 400)
+        if unreadable or not isinstance(data, dict):  # a provider answers 400 to these
             return self._error(style, 400)
         if path.endswith("/chat/completions"):
             if data.get("stream"):
@@ -195,6 +203,8 @@ class FakeProvider:
         if request.headers.get("x-fake-gzip") and "gzip" in accepts:
             raw = gzip.compress(raw)
             headers["content-encoding"] = "gzip"
+            if request.headers.get("x-fake-gzip-cut"):
+                raw = raw[: int(request.headers["x-fake-gzip-cut"])]
         return web.Response(body=raw, headers=headers)
 
     def _error(self, style: str, status: int) -> web.Response:
