@@ -123,13 +123,19 @@ class OrgLimits:
     hourly_requests: int | None
 
 
-def plan_limits_all_orgs(*, now: datetime | None = None) -> tuple[dict[int, OrgLimits], OrgLimits]:
-    """Every subscribed organization's limits, and the default for the rest
-    (billing on). Crosses organizations on purpose: the proxy gate's table."""
+def plan_limits_all_orgs(
+    *, now: datetime | None = None, changed_since: datetime | None = None
+) -> tuple[dict[int, OrgLimits], OrgLimits]:
+    """Every subscribed organization's limits (only subscriptions saved since
+    `changed_since`, if given), and the default for the rest (billing on).
+    Crosses organizations on purpose: the proxy gate's table."""
     now = now or timezone.now()
     free = plan_get(slug=FREE)
     table = {}
-    for subscription in Subscription.objects.select_related("plan"):
+    subscriptions = Subscription.objects.select_related("plan")
+    if changed_since is not None:
+        subscriptions = subscriptions.filter(updated_at__gte=changed_since)
+    for subscription in subscriptions:
         plan = plan_in_force(subscription, free=free, now=now).plan
         table[subscription.organization_id] = OrgLimits(
             plan.name, plan.monthly_call_limit, plan.hourly_request_limit

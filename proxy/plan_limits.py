@@ -29,7 +29,7 @@ import logging
 import math
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 from asgiref.sync import sync_to_async
@@ -43,7 +43,11 @@ from proxy.gates import Refusal
 logger = logging.getLogger("aispendtrack.plan_limits")
 
 SYNC_SECONDS = 0.1
-LIMITS_SECONDS = 2.0  # a plan change reaches the proxy within this
+# A subscription change reaches the proxy within LIMITS_SECONDS (only changed
+# rows are read); a full reload every FULL_LIMITS_SECONDS picks up edits of a
+# plan's own limits and time-based changes (grace or paid period ending).
+LIMITS_SECONDS = 2.0
+FULL_LIMITS_SECONDS = 60.0
 DB_COUNTS_SECONDS = 15.0
 WARN_EVERY_SECONDS = 60.0
 # Sync at once (not at the next tick) when an organization is this close to a limit.
@@ -100,6 +104,7 @@ class PlanLimitGate:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
         self._last_warning = -math.inf
+        self._limits_read_at: datetime | None = None
 
     # --- the hot path -----------------------------------------------------------
 
@@ -216,9 +221,14 @@ class PlanLimitGate:
             await self._redis.aclose()
             self._redis = None
 
-    async def _load_limits(self) -> None:
+    async def _load_limits(self, *, full: bool = True) -> None:
+        started = datetime.now(UTC)
+        # Overlap the previous read: a row saved while it ran is read again.
+        since = None if full or self._limits_read_at is None else self._limits_read_at
         try:
-            self.limits, self.default = await sync_to_async(_limits_table)()
+            table, self.default = await sync_to_async(_limits_table)(since)
+            self.limits = table if since is None else {**self.limits, **table}
+            self._limits_read_at = started - timedelta(seconds=5)
         except Exception:
             logger.warning("could not load plan limits; keeping the previous ones", exc_info=True)
 
@@ -229,10 +239,13 @@ class PlanLimitGate:
             logger.warning("could not count this month's calls; keeping the previous counts")
 
     async def _refresh_loop(self) -> None:
-        last_counts = time.monotonic()
+        last_counts = last_full = time.monotonic()
         while True:
             await asyncio.sleep(LIMITS_SECONDS)
-            await self._load_limits()
+            full = time.monotonic() - last_full >= FULL_LIMITS_SECONDS
+            if full:
+                last_full = time.monotonic()
+            await self._load_limits(full=full)
             if time.monotonic() - last_counts >= DB_COUNTS_SECONDS:
                 last_counts = time.monotonic()
                 await self._load_db_counts()
@@ -299,10 +312,10 @@ class PlanLimitGate:
             count.shared = int(value or 0)
 
 
-def _limits_table() -> tuple[dict[int, OrgLimits], OrgLimits]:
+def _limits_table(since: datetime | None) -> tuple[dict[int, OrgLimits], OrgLimits]:
     close_old_connections()
     try:
-        return plan_limits_all_orgs()
+        return plan_limits_all_orgs(changed_since=since)
     finally:
         close_old_connections()
 

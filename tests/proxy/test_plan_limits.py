@@ -199,6 +199,22 @@ def test_provider_rate_limit_headers_pass_untouched(billing_proxy, limited):
     assert "x-aispendtrack-limit" not in response.headers
 
 
+def test_a_plan_change_reaches_the_gate_by_an_incremental_reload(billing_proxy, limited):
+    client = openai_client(billing_proxy, limited(hourly=1))
+    assert chat(client).status_code == 200
+    with pytest.raises(openai.RateLimitError):
+        chat(client)
+    gate = plan_gate(billing_proxy)
+    [subscription] = Subscription.objects.filter(plan__slug__startswith="custom-").order_by("-pk")[
+        :1
+    ]
+    subscription.plan = Plan.objects.get(slug="pro")
+    subscription.save()  # as the webhook or admin does
+    billing_proxy.call(gate._load_limits(full=False))
+    assert gate.limits[subscription.organization_id].hourly_requests == 10_000
+    assert chat(client).status_code == 200
+
+
 def test_another_organization_is_not_counted(billing_proxy, limited):
     first = openai_client(billing_proxy, limited(hourly=1))
     second = openai_client(billing_proxy, limited(hourly=1))
@@ -278,7 +294,7 @@ class _Call:
 class _TableGate(PlanLimitGate):
     """The gate with a fixed limits table instead of the database's."""
 
-    async def _load_limits(self) -> None:
+    async def _load_limits(self, *, full: bool = True) -> None:
         self.limits = {7: OrgLimits("Free", None, 3)}
 
     async def _load_db_counts(self) -> None:
