@@ -46,7 +46,9 @@ def run() -> list[Result]:
     if connection.vendor != "postgresql":
         return [Result("purge: skipped (needs PostgreSQL: set DATABASE_URL)", 0.0)]
     n = int(os.environ.get("BENCH_PURGE_EVENTS", "1000000"))
-    organization = Organization.objects.create(name="bench purge", slug="bench-purge-tmp")
+    organization = Organization.objects.create(
+        name="bench purge", slug=f"bench-purge-{os.getpid()}-{int(time.time())}"
+    )
     batches: list[float] = []
     try:
         now = datetime.now(UTC)

@@ -152,3 +152,27 @@ def test_api_plan_shows_trial_and_period_end(owner_client, org):
 
 def test_api_plan_needs_a_key_or_session(client, db):
     assert client.get("/api/plan").status_code in (401, 403)
+
+
+@billing_on
+def test_staff_put_an_organization_on_enterprise_in_admin(client, org, plans, django_user_model):
+    staff = django_user_model.objects.create_superuser("root", "root@example.com", "pw")
+    client.force_login(staff)
+    subscription = Subscription.objects.create(organization=org, plan=plans["free"])
+    url = f"/admin/billing/subscription/{subscription.pk}/change/"
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {
+            "organization": org.pk,
+            "plan": plans["enterprise"].pk,
+            "status": "active",
+            "had_trial": "",
+            "cancel_at_period_end": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    effective = plan_effective(organization=org)
+    assert effective.plan.slug == "enterprise" and effective.retention_days == 365
+    events = client.get("/admin/billing/stripeevent/")
+    assert events.status_code == 200 and "Add Stripe event" not in events.content.decode()
