@@ -4,14 +4,14 @@ returns the same 404 for "missing" and "not yours"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
 
-from accounts.models import Organization
+from accounts.models import ApiKey, Organization
 from alerts.models import AlertChannel, AlertEvent, Budget, BudgetScope, Delivery
 from alerts.periods import budget_period
 from analytics.models import HourlyCoarseRollup, HourlyRollup
@@ -208,3 +208,29 @@ def budget_ledger_spend(
         organization_id=organization_id, hour__gte=since, hour__lt=until, **lookup
     )
     return money(qs.aggregate(total=cost_sum())["total"])
+
+
+def scope_value_choices(*, organization: Organization) -> dict[str, list[tuple[str, str]]]:
+    """The organization's own customers, features, environments (seen in the
+    last 90 days, up to 500 each) and keys: the budget form's pickers."""
+    since = timezone.now() - timedelta(days=90)
+    hours = HourlyCoarseRollup.objects.filter(organization=organization, hour__gte=since)
+    customers = (
+        HourlyRollup.objects.filter(organization=organization, hour__gte=since)
+        .exclude(customer_id="")
+        .values_list("customer_id", flat=True)
+        .distinct()
+        .order_by("customer_id")[:500]
+    )
+
+    def distinct(column: str) -> list[str]:
+        values = hours.exclude(**{column: ""}).values_list(column, flat=True).distinct()
+        return list(values.order_by(column)[:500])
+
+    keys = ApiKey.objects.filter(organization=organization).order_by("name")
+    return {
+        "customer": [(value, value) for value in customers],
+        "feature": [(value, value) for value in distinct("feature")],
+        "environment": [(value, value) for value in distinct("environment")],
+        "api_key": [(str(key.pk), f"{key.name} ({key.prefix}…)") for key in keys],
+    }

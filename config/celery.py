@@ -41,6 +41,10 @@ app.conf.beat_schedule = {
         "task": "analytics.tasks.stripe_revenue_sync_all_task",
         "schedule": crontab(hour=5, minute=23),
     },
+    # Budgets and alerts (issue 14).
+    "budgets-evaluate": {"task": "alerts.tasks.budgets_evaluate_task", "schedule": 30},
+    "alert-deliveries-retry": {"task": "alerts.tasks.deliveries_retry_due_task", "schedule": 60},
+    "anomalies-detect": {"task": "alerts.tasks.anomalies_detect_task", "schedule": 600},
     "pricing-sync-daily": {
         "task": "pricing.tasks.prices_sync_task",
         "schedule": crontab(hour=3, minute=17),

@@ -20,6 +20,7 @@ urlpatterns = [
     path("accounts/signup/", account_views.SignupView.as_view(), name="account_signup"),
     path("accounts/", include("allauth.urls")),
     path("", include("accounts.urls")),
+    path("", include("alerts.urls")),
     path("", include("analytics.urls")),
     path("", include("pricing.urls")),
     path("api/plan", PlanView.as_view(), name="api_plan"),
