@@ -49,6 +49,7 @@ from pricing.usage import Usage
 
 SCOPES = ("organization", "feature", "customer", "model")
 PERCENT = Decimal("0.01")
+MISSING = object()
 
 
 def default_max_score_drop() -> Decimal:
@@ -206,7 +207,11 @@ def _candidates(
     at: datetime,
     scores: dict[str, dict[str, Decimal]],
     max_drop: Decimal,
+    price_book: dict[tuple[str, str, int], Any] | None = None,
 ) -> tuple[list[Candidate], list[Candidate], list[Candidate], list[Candidate]]:
+    """Every priced model's projected cost for `used`, in four groups (see Simulation).
+    `price_book` memoises each model's prices per band across the scopes of one call."""
+    price_book = {} if price_book is None else price_book
     bands = _band_totals(used)
     current = [(m.canonical[1] if m.canonical else m.model, _model_scores(scores, m)) for m in used]
     current = [(name, own) for name, own in current if own]
@@ -222,9 +227,12 @@ def _candidates(
         units = 0
         free = True
         for band, usage in bands.items():
-            prices = entry_prices(
-                organization=organization, entry=entry, input_tokens=band_floor(band), at=at
-            )
+            key = (entry.provider, entry.model_id, band)
+            prices = price_book.get(key, MISSING)
+            if prices is MISSING:  # the same for every scope: priced once per call
+                prices = price_book[key] = entry_prices(
+                    organization=organization, entry=entry, input_tokens=band_floor(band), at=at
+                )
             if prices is None:
                 break
             free = free and not any(prices)
@@ -407,6 +415,7 @@ def simulate_features(
         key = (row["provider"], row["model"])
         _add_band(models.get(key) or models.setdefault(key, UsedModel(*key)), row)
     scores = benchmark_scores_all()
+    price_book: dict[tuple[str, str, int], Any] = {}
     out = []
     for feature in top:
         used = []
@@ -429,6 +438,7 @@ def simulate_features(
                 at=at,
                 scores=scores,
                 max_drop=max_drop,
+                price_book=price_book,
             )
             cheaper = [c for c in safe if c.saving > 0]
             best = cheaper[0] if cheaper else None
