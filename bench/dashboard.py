@@ -98,6 +98,8 @@ def _targets(organization) -> list[tuple[str, str]]:
         ("page: customers by cost", "/customers/"),
         ("page: customers by name, page 3", "/customers/?sort=name&page=3"),
         ("page: customers search", "/customers/?q=acct_00"),
+        ("page: customers by margin (issue 13)", "/customers/?sort=margin"),
+        ("page: customers, unprofitable filter", "/customers/?profit=unprofitable"),
         ("page: features", "/features/"),
         ("page: customer detail (top)", f"/customers/{q(customer)}/"),
         ("page: feature detail", f"/features/{q(feature or '(untagged)')}/"),
