@@ -43,6 +43,8 @@ class PeriodSchema(serializers.Serializer):
 
 
 class SummarySchema(PeriodSchema):
+    page = serializers.IntegerField(required=False, help_text="only with ?page= or ?limit=")
+    limit = serializers.IntegerField(required=False, help_text="only with ?page= or ?limit=")
     currency = serializers.CharField()
     total_cost = serializers.DecimalField(max_digits=20, decimal_places=10)
     total_calls = serializers.IntegerField()
@@ -64,6 +66,8 @@ class SummarySchema(PeriodSchema):
 
 
 class DailySchema(PeriodSchema):
+    page = serializers.IntegerField(required=False, help_text="only with ?page= or ?limit=")
+    limit = serializers.IntegerField(required=False, help_text="only with ?page= or ?limit=")
     days = DayTotals(many=True)
     group_by = serializers.CharField(allow_null=True)
     series = serializers.DictField(

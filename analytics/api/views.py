@@ -61,25 +61,59 @@ MAX_RECORDS = 1000
 # Page-number pagination reads and skips every earlier row: bounded, and the
 # cursor is there for going deeper.
 MAX_PAGE = 10_000
-LIMIT_DOC = OpenApiParameter("limit", OpenApiTypes.INT, description=f"1–{MAX_RECORDS}, default 100")
+LIMIT_DOC = OpenApiParameter(
+    "limit", int_schema(1, MAX_RECORDS), description=f"1–{MAX_RECORDS}, default 100"
+)
 PAGE_DOC = OpenApiParameter(
     "page",
-    OpenApiTypes.INT,
+    int_schema(1, MAX_PAGE),
     description=f"1–{MAX_PAGE}: page-number pagination instead of the cursor (not both)",
 )
+# Summary breakdowns and daily series page too (the seed API took page/limit
+# everywhere); a summary breakdown is read at most this deep.
+MAX_BREAKDOWN_DEPTH = 10_000
+SLICE_DOCS = [
+    OpenApiParameter("page", int_schema(1, MAX_PAGE), description="1-based; with limit"),
+    OpenApiParameter(
+        "limit", int_schema(1, MAX_RECORDS), description="rows per list on this page (default 100)"
+    ),
+]
+
+
+def page_slice(params) -> tuple[int, int] | None:
+    """(page, limit) when either is given, else None (whole lists)."""
+    page = parse_int(params, "page", default=0, minimum=1, maximum=MAX_PAGE)
+    limit = parse_int(params, "limit", default=0, minimum=1, maximum=MAX_RECORDS)
+    if not page and not limit:
+        return None
+    return page or 1, limit or 100
+
+
+def _sliced(items: list, paging: tuple[int, int] | None) -> list:
+    if paging is None:
+        return items
+    page, limit = paging
+    return items[(page - 1) * limit : page * limit]
 
 
 class SummaryView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS)
+    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "page", "limit")
 
     @extend_schema(
         summary="Spend for a period, its change and its breakdowns",
-        description="Default period: this calendar month to date.",
-        parameters=[*DATE_DOCS, *FILTER_DOCS],
+        description="Default period: this calendar month to date. `page`/`limit` page "
+        "every breakdown list alike.",
+        parameters=[*DATE_DOCS, *FILTER_DOCS, *SLICE_DOCS],
         responses=schemas.SummarySchema,
     )
     def get(self, request):
         period, filters = self.period(), self.filters()
+        paging = page_slice(self.params)
+        if paging is not None and paging[0] * paging[1] > MAX_BREAKDOWN_DEPTH:
+            raise ParamError(
+                f"page × limit reaches past row {MAX_BREAKDOWN_DEPTH} of the breakdowns; "
+                "use /api/customers or /api/features to go deeper."
+            )
         org = self.organization
         summary = selectors.spend_summary(organization=org, period=period, filters=filters)
         current = summary.current
@@ -101,15 +135,19 @@ class SummaryView(OrgAPIView):
             "change": None if summary.change is None else str(summary.change),
         }
         for name, (by, key_name, limit) in SUMMARY_BREAKDOWNS.items():
+            if paging is not None and limit is not None:
+                limit = paging[0] * paging[1]
             rows = selectors.spend_breakdown(
                 organization=org, period=period, by=by, filters=filters, limit=limit
             )
-            data[name] = [totals_json(row, key_name=key_name) for row in rows]
+            data[name] = [totals_json(row, key_name=key_name) for row in _sliced(rows, paging)]
+        if paging is not None:
+            data.update(page=paging[0], limit=paging[1])
         return Response(data)
 
 
 class DailyView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "group_by")
+    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "group_by", "page", "limit")
 
     @extend_schema(
         summary="Spend per local day, zero-filled",
@@ -117,6 +155,7 @@ class DailyView(OrgAPIView):
             *DATE_DOCS,
             *FILTER_DOCS,
             OpenApiParameter("group_by", OpenApiTypes.STR, enum=GROUP_BY_CHOICES),
+            *SLICE_DOCS,
         ],
         responses=schemas.DailySchema,
     )
@@ -129,16 +168,19 @@ class DailyView(OrgAPIView):
             filters=self.filters(),
             by=group_by,
         )
-        return Response(
-            {
-                **period_json(daily.period),
-                "days": [totals_json(day, key_name="date") for day in daily.days],
-                "group_by": group_by,
-                "series": {
-                    key: [money_str(cost) for cost in costs] for key, costs in daily.series.items()
-                },
-            }
-        )
+        paging = page_slice(params)
+        data = {
+            **period_json(daily.period),
+            "days": [totals_json(day, key_name="date") for day in _sliced(daily.days, paging)],
+            "group_by": group_by,
+            "series": {
+                key: [money_str(cost) for cost in _sliced(costs, paging)]
+                for key, costs in daily.series.items()
+            },
+        }
+        if paging is not None:
+            data.update(page=paging[0], limit=paging[1])
+        return Response(data)
 
 
 class RecordsView(OrgAPIView):

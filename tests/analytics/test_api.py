@@ -278,3 +278,29 @@ def test_page_and_cursor_together_is_400(client, api_key, spend):
     assert response.status_code == 400 and "page or cursor" in response.json()["detail"]
     for bad in ("0", "-1", "x", "10001"):
         assert client.get("/api/costs", {"page": bad}, **bearer(api_key)).status_code == 400
+
+
+def test_daily_and_summary_page_with_page_and_limit(client, api_key, spend, now):
+    end = now.date()
+    start = end - timedelta(days=9)
+    dates = {"startDate": start.isoformat(), "endDate": end.isoformat()}
+    whole = client.get("/api/costs/daily", dates, **bearer(api_key)).json()
+    assert len(whole["days"]) == 10
+    second = client.get(
+        "/api/costs/daily", {**dates, "page": 2, "limit": 3}, **bearer(api_key)
+    ).json()
+    assert [day["date"] for day in second["days"]] == [
+        (start + timedelta(days=n)).isoformat() for n in (3, 4, 5)
+    ]
+    assert (second["page"], second["limit"]) == (2, 3)
+
+    full = client.get("/api/costs/summary", dates, **bearer(api_key)).json()
+    assert len(full["by_model"]) == 3  # claude-opus-4, gpt-4o, mystery
+    pages = [
+        client.get("/api/costs/summary", {**dates, "page": n, "limit": 2}, **bearer(api_key)).json()
+        for n in (1, 2, 3)
+    ]
+    assert [p["by_model"] for p in pages] == [full["by_model"][:2], full["by_model"][2:], []]
+    assert all(p["total_cost"] == full["total_cost"] for p in pages)  # totals are not paged
+    too_deep = client.get("/api/costs/summary", {"page": 10_000, "limit": 1000}, **bearer(api_key))
+    assert too_deep.status_code == 400 and "/api/customers" in too_deep.json()["detail"]
