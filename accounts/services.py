@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -288,9 +288,14 @@ def membership_remove(*, organization: Organization, membership: Membership, by:
 
 @transaction.atomic
 def organization_bootstrap(
-    *, org_name: str, email: str, password: str | None = None
+    *,
+    org_name: str,
+    email: str,
+    password: str | None = None,
+    scopes: Sequence[str] = (Scope.PROXY, Scope.READ),
 ) -> tuple[Organization, ApiKey, str]:
-    """User (created if absent), organization, owner membership and a proxy+read key."""
+    """User (created if absent), organization, owner membership and a key
+    with `scopes` (proxy+read by default)."""
     User = get_user_model()
     email = User.objects.normalize_email(email.strip()).lower()
     user = User.objects.filter(email__iexact=email).first()
@@ -307,7 +312,7 @@ def organization_bootstrap(
     key, raw = api_key_issue(
         organization=organization,
         name="bootstrap",
-        scopes=[Scope.PROXY, Scope.READ],
+        scopes=list(scopes),
         created_by=user,
     )
     return organization, key, raw

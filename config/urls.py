@@ -35,4 +35,5 @@ urlpatterns = [
     ),
     path("", include("billing.urls")),
     path("api/", include("analytics.api_urls")),
+    path("api/", include("alerts.api_urls")),
 ]

@@ -6,6 +6,7 @@ Prints the raw key alone on the last line of stdout: scripts read it with
 
 from django.core.management.base import BaseCommand, CommandError
 
+from accounts.models import Scope
 from accounts.services import AccountError, organization_bootstrap
 
 
@@ -16,11 +17,23 @@ class Command(BaseCommand):
         parser.add_argument("--org", required=True, help="organization name")
         parser.add_argument("--email", required=True, help="owner's email")
         parser.add_argument("--password", default=None, help="owner's password (optional)")
+        parser.add_argument(
+            "--scopes",
+            default="proxy,read",
+            help="the key's scopes, comma-separated: proxy, read, manage (default proxy,read)",
+        )
 
-    def handle(self, *args, org, email, password, **options):
+    def handle(self, *args, org, email, password, scopes, **options):
+        chosen = [part.strip() for part in scopes.split(",") if part.strip()]
+        unknown = sorted(set(chosen) - set(Scope.values))
+        if unknown or not chosen:
+            raise CommandError(
+                f"--scopes: unknown scope(s) {', '.join(unknown) or '(none given)'}; "
+                f"choose from {', '.join(Scope.values)}"
+            )
         try:
             organization, key, raw = organization_bootstrap(
-                org_name=org, email=email, password=password
+                org_name=org, email=email, password=password, scopes=chosen
             )
         except AccountError as error:
             raise CommandError(str(error)) from error
