@@ -5,7 +5,7 @@ characters, integer ranges), so positive cases reach deep into the views and
 negative cases probe exactly the edges that used to 500 (year 9999, NUL).
 Requests go through Django's test client with a key holding every scope, on
 an organization with a few ledger rows. Bounded: EXAMPLES per operation and
-mode, no shrinking database, well under a minute.
+mode, no example database; under a minute on an idle machine.
 """
 
 from __future__ import annotations
@@ -135,5 +135,6 @@ def test_no_operation_answers_5xx(client, fuzz_setup):
     elapsed = time.monotonic() - started
     assert sent >= len(operations) * EXAMPLES  # the fuzzer really ran
     assert failures == [], failures[:20]
-    # ~25 s on an idle 2-core machine; the margin is for a loaded CI host.
-    assert elapsed < 90, f"the API fuzz took {elapsed:.0f} s; lower EXAMPLES"
+    # Bounded by EXAMPLES, not timed (timed tests flake on a shared host): about
+    # 25 s on an idle 2-core machine.
+    print(f"API fuzz: {sent} requests in {elapsed:.1f} s")
