@@ -36,6 +36,7 @@ import asyncio
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -44,6 +45,7 @@ from pricing.snapshot import (
     COST_EXPONENT,
     DECIMAL_CONTEXT,
     MISS,
+    PRICE_SCALE,
     ModelEntry,
     Prices,
     Rate,
@@ -105,6 +107,61 @@ def usage_prices(
     if rate is None:
         return None
     return tier_prices(rate, input_tokens)
+
+
+# The order of a `Prices` tuple (pricing.snapshot), as people read it.
+PRICE_NAMES = (
+    "input",
+    "output",
+    "cache read",
+    "cache write 5 m",
+    "cache write 1 h",
+    "input audio",
+    "output audio",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedPrice:
+    """Which price a call is charged at, for people (the request detail page)."""
+
+    override: bool  # the organization's own price, not the list price
+    tier_above: int | None  # the context tier (input tokens above N), None: base
+    rates: tuple[tuple[str, Decimal], ...]  # (name, USD per million tokens), set ones only
+
+
+def applied_price(
+    *, organization: Any, provider: str, model: str, input_tokens: int, at: datetime
+) -> AppliedPrice | None:
+    """The price `usage_prices` applies, with where it came from. No I/O."""
+    snapshot = _state.snapshot or _first_load()
+    if snapshot is None:
+        return None
+    entry = snapshot.memo.get((provider, model), MISS)
+    if entry is MISS:
+        entry = snapshot.resolve(provider, model)
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    org_id = organization if isinstance(organization, int) else getattr(organization, "pk", None)
+    if org_id in snapshot.overrides:
+        prices = snapshot.override_prices(org_id, provider, model, entry, at)
+        if prices is not None:
+            return AppliedPrice(override=True, tier_above=None, rates=_rates(prices))
+    rate = None if entry is None else entry.rate_at(at)
+    if rate is None:
+        return None
+    tier_above = next((above for above, _ in rate.tiers if input_tokens > above), None)
+    return AppliedPrice(
+        override=False, tier_above=tier_above, rates=_rates(tier_prices(rate, input_tokens))
+    )
+
+
+def _rates(prices: Prices) -> tuple[tuple[str, Decimal], ...]:
+    return tuple(
+        (name, Decimal(units) / PRICE_SCALE)
+        for name, units in zip(PRICE_NAMES, prices, strict=True)
+        if units or name in ("input", "output")
+    )
 
 
 def tier_prices(rate: Rate, input_tokens: int) -> Prices:

@@ -8,6 +8,7 @@ from analytics import selectors
 from analytics.params import ParamError, untagged_value
 from analytics.views.common import bad_request, page_period, range_context, spend_page, trend_chart
 from analytics.views.margin import customer_margin_context
+from pricing.engine import applied_price
 
 TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key": "API key"}
 LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "dashboard"}
@@ -60,7 +61,15 @@ def request_detail(request, request_id: str):
     record = selectors.usage_event_get_for_org(
         organization=request.organization, request_id=request_id
     )
-    return render(request, "analytics/request_detail.html", {"record": record})
+    # The price rows the engine applies to this call now (list or override, tier).
+    price = applied_price(
+        organization=request.organization,
+        provider=record["provider"],
+        model=record["model"],
+        input_tokens=record["input_tokens"],
+        at=record["created_at"],
+    )
+    return render(request, "analytics/request_detail.html", {"record": record, "price": price})
 
 
 @spend_page
