@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -34,6 +35,7 @@ POSTGRES = os.environ.get("DATABASE_URL", "").startswith("postgres")
 # user's shell has none of it.
 NOT_A_USERS = {"DEBUG", "SECRET_KEY", "DJANGO_SETTINGS_MODULE", "MAKEFLAGS", "MAKELEVEL", "MFLAGS"}
 STARTUP_SECONDS = 240
+RUN = uuid.uuid4().hex[:8]  # CI's database outlives a run: names never repeat
 
 
 def free_port() -> int:
@@ -236,9 +238,9 @@ def test_make_serve_from_a_clean_copy(clean_copy, upstream):
                 users_environment(),
                 "bootstrap_org",
                 "--org",
-                "Serve CI",
+                f"Serve CI {RUN}",
                 "--email",
-                f"serve-{server.port}@example.com",
+                f"serve-{RUN}@example.com",
             )
             .strip()
             .splitlines()[-1]
