@@ -14,7 +14,7 @@ from django.utils import timezone
 from accounts.models import ApiKey, Organization
 from alerts.models import AlertChannel, AlertEvent, Budget, BudgetScope, Delivery
 from alerts.periods import budget_period
-from analytics.models import HourlyCoarseRollup, HourlyRollup
+from analytics.models import HourlyCoarseRollup, HourlyRollup, RefusalRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone
 from analytics.selectors import money, spend_totals
@@ -234,3 +234,25 @@ def scope_value_choices(*, organization: Organization) -> dict[str, list[tuple[s
         "environment": [(value, value) for value in distinct("environment")],
         "api_key": [(str(key.pk), f"{key.name} ({key.prefix}…)") for key in keys],
     }
+
+
+@dataclass(slots=True)
+class RefusalHour:
+    hour: datetime
+    budget: int = 0
+    plan: int = 0
+
+
+def refusals_by_hour(*, organization: Organization, hours: int = 24) -> list[RefusalHour]:
+    """Calls refused in the last `hours` hours (UTC hours, newest first), by
+    budgets and by plan limits; only hours with refusals."""
+    since = timezone.now() - timedelta(hours=hours)
+    rows = RefusalRollup.objects.filter(organization=organization, hour__gte=since)
+    out: dict[datetime, RefusalHour] = {}
+    for hour, reason, count in rows.values_list("hour", "reason", "count"):
+        entry = out.setdefault(hour, RefusalHour(hour))
+        if reason == "plan":
+            entry.plan += count
+        else:
+            entry.budget += count
+    return sorted(out.values(), key=lambda entry: entry.hour, reverse=True)

@@ -106,3 +106,33 @@ def test_webhook_channel_shows_its_secret_once_and_a_test_alert_is_queued(
     page = owner_client.get(reverse("alert_channel", args=[channel.pk])).content.decode()
     assert "test" in page and "pending" in page
     assert owner_client.get(reverse("alert_history")).status_code == 200
+
+
+def test_overview_shows_budgets_near_their_limit_and_refusals_per_hour(
+    owner_client, org, other_org
+):
+    from datetime import UTC, datetime, timedelta
+
+    from analytics.models import RefusalRollup
+    from analytics.services import usage_record_batch
+    from tests.analytics.conftest import call
+
+    Budget.objects.create(
+        organization=org, name="Nearly spent", scope="organization", period="month",
+        amount=Decimal("10"), action="block",
+    )  # fmt: skip
+    Budget.objects.create(
+        organization=org, name="Plenty left", scope="organization", period="month",
+        amount=Decimal("1000"), action="alert",
+    )  # fmt: skip
+    now = datetime.now(UTC)
+    usage_record_batch([call(org, now - timedelta(minutes=1), cost="8.50")])  # 85 %: warning
+    hour = now.replace(minute=0, second=0, microsecond=0)
+    RefusalRollup.objects.create(organization=org, hour=hour, reason="budget", count=7)
+    RefusalRollup.objects.create(organization=org, hour=hour, reason="plan", count=3)
+    RefusalRollup.objects.create(organization=other_org, hour=hour, reason="budget", count=99)
+    page = owner_client.get(reverse("dashboard")).content.decode()
+    card = page.split('id="budget-attention"')[1].split("</table>")[0]
+    assert "Nearly spent" in card and "warning" in card and "Plenty left" not in card
+    refusals = page.split('id="refusals"')[1].split("</table>")[0]
+    assert '<td class="num">7</td><td class="num">3</td>' in refusals and "99" not in refusals
