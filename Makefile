@@ -22,14 +22,16 @@ run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) rollups_rebuild
 	$(MANAGE) sync_prices
-	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat alongside; Ctrl-C stops all)"
+	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat and the rollups fold alongside; Ctrl-C stops all)"
 	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
-	trap 'kill -TERM $$celery 2>/dev/null; wait $$celery' EXIT; \
+	$(MANAGE) rollups_fold --loop & fold=$$!; \
+	trap 'kill -TERM $$celery $$fold 2>/dev/null; wait $$celery $$fold' EXIT; \
 	$(UVICORN)
 
 # uvicorn runs with --no-server-header --no-date-header: proxied answers carry the
 # provider's own Server/Date headers, and uvicorn would add a second of each.
-# Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL.
+# Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL;
+# the rollups fold (manage.py rollups_fold --loop) runs beside the web workers.
 serve: install
 	@var="$${AISPENDTRACK_VAR_DIR:-var}"; if [ -z "$$SECRET_KEY" ] && [ ! -s "$$var/secret_key" ]; then \
 		mkdir -p "$$var" && (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" \
@@ -38,7 +40,10 @@ serve: install
 	$(MANAGE) rollups_rebuild && \
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \
-	exec $(UVICORN) --workers $(WEB_CONCURRENCY) --no-access-log
+	{ $(MANAGE) rollups_fold --loop & fold=$$!; \
+	$(UVICORN) --workers $(WEB_CONCURRENCY) --no-access-log & web=$$!; \
+	trap 'kill -TERM $$web $$fold 2>/dev/null' TERM INT; \
+	wait $$web; kill -TERM $$fold 2>/dev/null; wait; }
 
 worker: install
 	$(BIN)/celery -A config worker -B --loglevel INFO

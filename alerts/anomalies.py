@@ -26,7 +26,7 @@ from django.db.models import F
 from accounts.models import Organization
 from alerts.events import alert_event_fire, public_url
 from alerts.models import AlertChannel, AlertEvent
-from analytics.daily import daily_ready
+from analytics.intervals import daily_ready
 from analytics.models import CustomerRollup, DailyModelRollup, Span
 from analytics.periods import org_today
 from analytics.selectors import money

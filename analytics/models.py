@@ -1,8 +1,11 @@
-"""The ledger: one row per proxied call, plus hourly rollups that dashboards read.
+"""The ledger: one row per proxied call, plus the rollups that dashboards read.
 
-Rollups are upserted in the same transaction as each batch of events
-(analytics.services.usage_record_batch), so aggregates are always as fresh as
-the events themselves and no dashboard scans raw events.
+HourlyRollup is upserted in the same transaction as each batch of events
+(analytics.services.usage_record_batch), with a RollupDelta row per bucket;
+the derived tables (coarse, daily, per customer) are folded from those deltas
+every few seconds (analytics.fold), so no dashboard scans raw events.
+Each table's key and counters are read off these declarations
+(analytics.rollups), never listed again elsewhere.
 """
 
 from __future__ import annotations
@@ -114,36 +117,46 @@ class RollupCounters(models.Model):
         abstract = True
 
 
-class HourlyRollup(RollupCounters):
-    """Sums of events per (organization, hour, dimensions). Upserted, never scanned raw."""
+class CoarseDimensions(models.Model):
+    """The dimensions every hourly and daily rollup is keyed by (with a time;
+    the fine hourly tables add the customer). THE place to add a dimension:
+    a field here reaches HourlyRollup, RollupDelta, HourlyCoarseRollup and
+    DailyCoarseRollup, their unique keys (`rollup_unique`), the ingest bucket
+    key, the fold's SQL and its SQLite path (analytics.rollups derives them).
+    The events must carry the same field (UsageEvent)."""
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    hour = models.DateTimeField()  # UTC, truncated to the hour
     provider = models.CharField(max_length=64)
     model = models.CharField(max_length=200)
-    customer_id = models.CharField(max_length=256)
     feature = models.CharField(max_length=256)
     environment = models.CharField(max_length=256)
     api_key_id = models.BigIntegerField(default=0)  # 0: no key (kept non-null for the unique key)
     status = models.CharField(max_length=16, choices=Status.choices)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=[
-                    "organization",
-                    "hour",
-                    "provider",
-                    "model",
-                    "customer_id",
-                    "feature",
-                    "environment",
-                    "api_key_id",
-                    "status",
-                ],
-                name="uniq_rollup_bucket",
-            )
-        ]
+        abstract = True
+
+
+COARSE_DIMENSIONS = tuple(field.name for field in CoarseDimensions._meta.local_fields)
+
+
+def rollup_unique(time: str, *extra: str, name: str) -> models.UniqueConstraint:
+    """A rollup table's key: organization, its time column, every coarse
+    dimension (declaration order), then `extra` dimensions. The unique index
+    serves the upserts and every (organization, time range) scan."""
+    organization, *rest = COARSE_DIMENSIONS
+    return models.UniqueConstraint(fields=[organization, time, *rest, *extra], name=name)
+
+
+class HourlyRollup(RollupCounters, CoarseDimensions):
+    """Sums of events per (organization, hour, dimensions, customer). Written
+    with each ledger batch, in its transaction; never scanned raw."""
+
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    customer_id = models.CharField(max_length=256)
+
+    class Meta:
+        constraints = [rollup_unique("hour", "customer_id", name="uniq_rollup_bucket")]
         indexes = [
             models.Index(fields=["organization", "hour"], name="ru_org_hour"),
             # Customer detail pages and "does this customer exist" (404) checks.
@@ -154,23 +167,24 @@ class HourlyRollup(RollupCounters):
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model}"
 
 
-class CoarseDimensions(models.Model):
-    """Every rollup dimension but the customer (the coarse tables' key, with a time)."""
+class RollupDelta(RollupCounters, CoarseDimensions):
+    """The delta log: what each ledger batch (or re-pricing) added to
+    HourlyRollup, not yet added to the derived tables.
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
-    provider = models.CharField(max_length=64)
-    model = models.CharField(max_length=200)
-    feature = models.CharField(max_length=256)
-    environment = models.CharField(max_length=256)
-    api_key_id = models.BigIntegerField(default=0)
-    status = models.CharField(max_length=16, choices=Status.choices)
+    Appended in the same transaction as the HourlyRollup change; the fold
+    (analytics.fold) deletes rows and adds them to the derived tables in one
+    transaction, so each delta is counted there exactly once whatever crashes
+    when."""
 
-    class Meta:
-        abstract = True
+    hour = models.DateTimeField()
+    customer_id = models.CharField(max_length=256)
+
+    def __str__(self) -> str:
+        return f"delta {self.pk} {self.organization_id} {self.hour:%Y-%m-%d %H}h"
 
 
 class HourlyCoarseRollup(RollupCounters, CoarseDimensions):
-    """HourlyRollup without the customer dimension, upserted in the same transaction.
+    """HourlyRollup without the customer dimension (folded from the deltas).
 
     A long tail of customers makes HourlyRollup nearly as big as the events
     (each customer × feature × model × status seen in an hour is a row); without
@@ -181,22 +195,7 @@ class HourlyCoarseRollup(RollupCounters, CoarseDimensions):
     hour = models.DateTimeField()  # UTC, truncated to the hour
 
     class Meta:
-        constraints = [
-            # Its index (organization, hour, …) serves every period scan.
-            models.UniqueConstraint(
-                fields=[
-                    "organization",
-                    "hour",
-                    "provider",
-                    "model",
-                    "feature",
-                    "environment",
-                    "api_key_id",
-                    "status",
-                ],
-                name="uniq_coarse_rollup_bucket",
-            )
-        ]
+        constraints = [rollup_unique("hour", name="uniq_coarse_rollup_bucket")]
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.hour:%Y-%m-%d %H}h {self.model} (all customers)"
@@ -208,29 +207,14 @@ class DailyCoarseRollup(RollupCounters, CoarseDimensions):
     `day` is the local date the rollup hour starts on in
     `Organization.rollup_timezone`, the same rule the hourly selectors group by,
     so a period of local days is an exact range of rows here. A month of a busy
-    organization is ~25× fewer rows than hourly (analytics.daily). Upserted with
-    every batch; rebuilt from the hourly rollups when the zone changes.
+    organization is ~25× fewer rows than hourly. Folded from the deltas;
+    rebuilt from the hourly rollups when the zone changes (analytics.fold).
     """
 
     day = models.DateField()  # local, in organization.rollup_timezone
 
     class Meta:
-        constraints = [
-            # Its index (organization, day, …) serves every period scan.
-            models.UniqueConstraint(
-                fields=[
-                    "organization",
-                    "day",
-                    "provider",
-                    "model",
-                    "feature",
-                    "environment",
-                    "api_key_id",
-                    "status",
-                ],
-                name="uniq_daily_coarse_bucket",
-            )
-        ]
+        constraints = [rollup_unique("day", name="uniq_daily_coarse_bucket")]
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.day} {self.model} (all customers)"
@@ -267,15 +251,19 @@ class Span(models.TextChoices):
     MONTH = "m"
 
 
+# The dimensions a customer's totals are split by (besides the totals, dimension "").
+CUSTOMER_DIMENSIONS = ("model", "feature")
+
+
 class CustomerRollup(models.Model):
     """Per customer per local day, week and month: what customer rankings read.
 
     Ranking a long tail of customers must read a row per customer per stored
     interval; storing weeks and months as well as days lets a 30-day period be
-    ~6 intervals instead of 30 (analytics.daily.period_spans). Each interval
+    ~6 intervals instead of 30 (analytics.intervals.period_spans). Each interval
     holds the customer's totals (dimension "") and its split by model and by
     feature (dimension "model"/"feature", `value` the model or feature), which
-    the model and feature pages rank customers by. Upserted with every batch.
+    the model and feature pages rank customers by. Folded from the deltas.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")

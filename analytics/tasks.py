@@ -1,25 +1,46 @@
-"""Celery tasks for analytics: re-keying the daily rollups after a zone change,
-syncing revenue from Stripe."""
+"""Celery tasks for analytics: the fold (beat, every few seconds), re-keying
+the daily rollups after a zone change, re-pricing, syncing revenue from Stripe.
+
+`manage.py rollups_fold --loop` (started by `make run` and `make serve`) does
+the fold's work without Celery; several folders at once are safe (analytics.fold).
+"""
 
 from __future__ import annotations
 
 from celery import shared_task
 
 from accounts.models import Organization
-from analytics.daily import daily_rollups_rebuild, daily_rollups_rebuild_pending
+from analytics.fold import daily_rollups_rebuild_pending, rollups_fold_until_done
+from analytics.repricing import parse_since, usage_reprice
 from analytics.stripe_revenue import stripe_revenue_sync, stripe_revenue_sync_all
 
 
 @shared_task
-def daily_rollups_rebuild_task(organization_id: int) -> int:
-    return daily_rollups_rebuild(organization_id)
+def rollups_fold_task() -> int:
+    return rollups_fold_until_done()
 
 
 @shared_task
 def daily_rollups_rebuild_pending_task() -> list[int]:
-    """Beat's sweep: any organization whose zone changed without a rebuild
-    (a lost task, a change made in SQL) is rebuilt within a minute."""
+    """Re-key the daily tables of organizations whose zone changed."""
     return daily_rollups_rebuild_pending()
+
+
+@shared_task
+def usage_reprice_task(
+    *,
+    model: str | None = None,
+    since: str | None = None,
+    organization_id: int | None = None,
+    include_priced: bool = False,
+) -> int:
+    """`usage_reprice` by ids and ISO strings (task arguments stay JSON)."""
+    return usage_reprice(
+        model=model,
+        since=parse_since(since) if since else None,
+        organization=organization_id,
+        include_priced=include_priced,
+    )
 
 
 @shared_task

@@ -196,7 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     from django.test import Client
 
     from accounts.models import Organization
-    from analytics.daily import daily_ready, daily_rollups_rebuild
+    from analytics.fold import daily_rollups_rebuild
+    from analytics.intervals import daily_ready
     from analytics.models import (
         CustomerRollup,
         DailyCoarseRollup,

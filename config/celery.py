@@ -21,6 +21,10 @@ app.conf.beat_schedule = {
         "task": "accounts.tasks.invitations_purge_task",
         "schedule": 24 * 60 * 60,
     },
+    "rollups-fold": {
+        "task": "analytics.tasks.rollups_fold_task",
+        "schedule": 5,
+    },
     "daily-rollups-rebuild-pending": {
         "task": "analytics.tasks.daily_rollups_rebuild_pending_task",
         "schedule": 60,

@@ -391,6 +391,12 @@ AISPENDTRACK_PUBLIC_URL = os.environ.get("AISPENDTRACK_PUBLIC_URL", "")
 # model's score on a benchmark both have (pricing.ModelBenchmark).
 AISPENDTRACK_SIMULATOR_MAX_SCORE_DROP = env_float("AISPENDTRACK_SIMULATOR_MAX_SCORE_DROP", 10.0)
 
+# --- Rollup fold (issue 11): derived rollups follow the hourly ones ------------
+# How often `manage.py rollups_fold --loop` (and Celery beat) folds the delta
+# log into the daily / coarse / per-customer tables; dashboards lag by at most
+# about this much plus one fold.
+AISPENDTRACK_FOLD_INTERVAL = env_float("AISPENDTRACK_FOLD_INTERVAL", 2.0)
+
 # --- Billing: plans, Stripe, retention (issue 15) -------------------------------
 # off (self-hosting, the default): every organization is on the unlimited
 # "Self-hosted" plan and no page mentions prices. on (a hosted service): new

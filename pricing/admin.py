@@ -12,6 +12,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
+from analytics.repricing import usage_reprice_models
 from pricing import selectors, services
 from pricing.benchmarks import model_benchmarks_import
 from pricing.models import (
@@ -170,7 +171,8 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     @admin.action(description="Reprice events for these models")
     def reprice_events(self, request, queryset):
-        changed = services.usage_reprice_for_prices(prices=queryset)
+        targets = set(queryset.values_list("provider__slug", "model_id"))
+        changed = usage_reprice_models(models=targets)
         self.message_user(request, f"Re-priced {changed} events.", messages.SUCCESS)
 
     @admin.action(description="Sync from bundled data (all models)")

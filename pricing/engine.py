@@ -196,6 +196,31 @@ def entry_prices(
     return None if rate is None else tier_prices(rate, input_tokens)
 
 
+def cost_for_call(
+    *,
+    organization: Any,
+    provider: str,
+    model: str,
+    response_model: str,
+    usage: Usage,
+    at: datetime,
+) -> Decimal | None:
+    """The price of a call's usage, by the one model precedence that ingest
+    (proxy.costing) and re-pricing (analytics.repricing) share: the model as
+    asked first, then the model the provider answered with (a dated snapshot
+    the asked alias has no price for). None when neither has a price."""
+    cost = None
+    if model:
+        cost = cost_for_usage(
+            organization=organization, provider=provider, model=model, usage=usage, at=at
+        )
+    if cost is None and response_model and response_model != model:
+        cost = cost_for_usage(
+            organization=organization, provider=provider, model=response_model, usage=usage, at=at
+        )
+    return cost
+
+
 def cost_decimal(units: int) -> Decimal:
     """1e-16 USD units → USD with 10 places, rounded half-even in integers
     (several times faster than Decimal.quantize, and just as exact)."""

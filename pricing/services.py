@@ -27,7 +27,6 @@ from pricing.models import (
     PricingVersion,
     Provider,
 )
-from pricing.reprice import usage_reprice
 from pricing.selectors import VERSION_CACHE_KEY, VERSION_CACHE_SECONDS
 
 __all__ = [
@@ -41,8 +40,6 @@ __all__ = [
     "prices_sync",
     "pricing_version_bump",
     "provider_admin_save",
-    "usage_reprice",
-    "usage_reprice_for_prices",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,24 +202,6 @@ def model_price_delete_many(*, prices: QuerySet[ModelPrice]) -> int:
     count, _ = prices.delete()
     pricing_version_bump()
     return count
-
-
-def usage_reprice_for_prices(*, prices: QuerySet[ModelPrice]) -> int:
-    """Re-price every event (priced or not) whose model the engine resolves to
-    one of these price rows' models, dated aliases included (admin action)."""
-    from analytics.models import UsageEvent
-
-    engine.ensure_fresh(force=True)
-    targets = {
-        (slug, model_id) for slug, model_id in prices.values_list("provider__slug", "model_id")
-    }
-    names: set[str] = set()
-    seen = UsageEvent.objects.values_list("provider", "model", "response_model").distinct()
-    for provider, *event_names in seen.order_by():
-        for name in event_names:
-            if name and engine.model_resolve(provider=provider, model=name) in targets:
-                names.add(name)
-    return sum(usage_reprice(model=name, include_priced=True) for name in sorted(names))
 
 
 def provider_admin_save(*, provider: Provider) -> Provider:

@@ -7,8 +7,8 @@ import logging
 from celery import shared_task
 from django.conf import settings
 
-from pricing.reprice import parse_since
-from pricing.services import prices_sync, usage_reprice
+from analytics.repricing import usage_reprice
+from pricing.services import prices_sync
 
 logger = logging.getLogger(__name__)
 
@@ -24,20 +24,3 @@ def prices_sync_task() -> str:
         repriced = usage_reprice()
         logger.info("re-priced %d previously unpriced events", repriced)
     return report.summary()
-
-
-@shared_task
-def usage_reprice_task(
-    *,
-    model: str | None = None,
-    since: str | None = None,
-    organization_id: int | None = None,
-    include_priced: bool = False,
-) -> int:
-    """`usage_reprice` by ids and ISO strings (task arguments stay JSON)."""
-    return usage_reprice(
-        model=model,
-        since=parse_since(since) if since else None,
-        organization=organization_id,
-        include_priced=include_priced,
-    )

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import manager_required, organization_required
+from analytics.repricing import usage_reprice
 from pricing import selectors, services
 from pricing.forms import PriceOverrideForm
 
@@ -143,7 +144,7 @@ def price_override_delete(request, override_id: int):
 def pricing_reprice(request):
     """Re-price this organization's unpriced calls (and, when asked, all of a model's)."""
     model = request.POST.get("model", "").strip()[:200] or None
-    changed = services.usage_reprice(
+    changed = usage_reprice(
         organization=request.organization,
         model=model,
         include_priced=bool(model) and request.POST.get("all") == "1",

@@ -105,6 +105,7 @@ def call_record(call: Call, *, status: str | None = None) -> UsageRecord:
             organization_id=call.identity.organization_id,
             provider=call.route.provider,
             model=model,
+            response_model=observed.response_model,
             usage=observed.usage,
             at=call.created_at,
             billable=facts.billable,

@@ -11,7 +11,7 @@ import logging
 from datetime import datetime
 from decimal import Decimal
 
-from pricing.engine import aensure_fresh, cost_for_usage
+from pricing.engine import aensure_fresh, cost_for_call
 from pricing.usage import Usage
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -33,6 +33,7 @@ def call_cost(
     organization_id: int,
     provider: str,
     model: str,
+    response_model: str = "",
     usage: Usage | None,
     at: datetime,
     billable: bool,
@@ -42,11 +43,16 @@ def call_cost(
     if usage is None or usage.is_empty:
         # Nothing counted: free if the call failed or uses no tokens; else unknown.
         return ZERO if not (billable and succeeded) else None
-    if not model:
+    if not (model or response_model):
         return None
     try:
-        return cost_for_usage(
-            organization=organization_id, provider=provider, model=model, usage=usage, at=at
+        return cost_for_call(
+            organization=organization_id,
+            provider=provider,
+            model=model,
+            response_model=response_model,
+            usage=usage,
+            at=at,
         )
     except Exception:  # a pricing bug must never fail a proxied call
         logger.exception("pricing failed for %s/%s; recorded unpriced", provider, model)

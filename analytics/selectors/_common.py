@@ -11,9 +11,10 @@ from django.db import connection
 from django.db.models import BigIntegerField, F, Func, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 
-from analytics.daily import CUSTOMER_COUNTERS, CUSTOMER_DIMENSIONS, daily_ready, period_spans
+from analytics.intervals import daily_ready, period_spans
 from analytics.models import (
     COST_PLACES,
+    CUSTOMER_DIMENSIONS,
     CustomerRollup,
     DailyCoarseRollup,
     DailyModelRollup,
@@ -23,6 +24,10 @@ from analytics.models import (
 )
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today
+from analytics.rollups import CUSTOMER
+
+# The sums a Totals holds: CustomerRollup's counters, the narrowest table's.
+CUSTOMER_COUNTERS = CUSTOMER.counters
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
 ZERO = Decimal(0).quantize(QUANTUM)
@@ -230,7 +235,7 @@ def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, An
 
 
 def spans_q(spans: list[tuple[str, Any]]) -> Q:
-    """CustomerRollup rows of these intervals (analytics.daily.period_spans)."""
+    """CustomerRollup rows of these intervals (analytics.intervals.period_spans)."""
     starts: dict[str, list] = {}
     for span, start in spans:
         starts.setdefault(span, []).append(start)

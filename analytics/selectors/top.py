@@ -1,6 +1,6 @@
 """The top customers by cost without summing every customer.
 
-A period is a handful of CustomerRollup intervals (analytics.daily.period_spans),
+A period is a handful of CustomerRollup intervals (analytics.intervals.period_spans),
 each holding thousands of customers. Ranking them all means summing every
 row of every interval; the overview needs five. The threshold algorithm
 (Fagin et al.) reads each interval's biggest spenders only, from an index on
@@ -19,7 +19,7 @@ from decimal import Decimal
 
 from django.db.models import F
 
-from analytics.daily import period_spans
+from analytics.intervals import period_spans
 from analytics.models import CustomerRollup
 from analytics.periods import Period, org_today
 from analytics.selectors._common import cost_sum, money, spans_q

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from analytics.fold import rollups_fold_until_done
 from analytics.models import Status
 from analytics.records import UsageRecord
 from analytics.services import usage_record_batch
@@ -61,8 +62,12 @@ def call(
 
 @pytest.fixture
 def ingest(db):
+    """Write records as the ledger writer does, then run the fold (what the
+    fold loop does within seconds), so dashboards read them at once."""
+
     def write(*records: UsageRecord) -> list[UsageRecord]:
         usage_record_batch(list(records))
+        rollups_fold_until_done()
         return list(records)
 
     return write

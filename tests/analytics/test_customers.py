@@ -14,7 +14,7 @@ import pytest
 
 from accounts.models import Organization
 from analytics import selectors
-from analytics.daily import daily_rollups_rebuild
+from analytics.fold import daily_rollups_rebuild
 from analytics.models import CustomerRollup, HourlyRollup, Span, Status
 from analytics.params import UsageFilters
 from analytics.periods import Period

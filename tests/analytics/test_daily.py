@@ -1,4 +1,4 @@
-"""The daily tables (analytics.daily) always equal the hourly rollups
+"""The daily tables (analytics.fold) always equal the hourly rollups
 re-grouped by local day: after ingest, after a zone change, after re-pricing."""
 
 from __future__ import annotations
@@ -14,14 +14,12 @@ import pytest
 
 from accounts.models import Organization
 from analytics import selectors
-from analytics.daily import (
-    daily_ready,
+from analytics.fold import (
     daily_rollups_rebuild,
     daily_rollups_rebuild_pending,
-    period_spans,
-    span_last_day,
-    spans_of,
+    rollups_fold_until_done,
 )
+from analytics.intervals import daily_ready, period_spans, span_last_day, spans_of
 from analytics.models import (
     CustomerRollup,
     DailyCoarseRollup,
@@ -32,8 +30,11 @@ from analytics.models import (
     Status,
 )
 from analytics.periods import Period
-from analytics.services import BUCKET_FIELDS, COUNTER_FIELDS, derived_rollups_add
+from analytics.rollups import DELTA, HOURLY
 from tests.analytics.conftest import call
+
+BUCKET_FIELDS = HOURLY.key
+COUNTER_FIELDS = HOURLY.counters
 
 COARSE = ("provider", "model", "feature", "environment", "api_key_id", "status")
 CUSTOMER_COUNTERS = ("calls", "unpriced_calls", "error_calls", "input_tokens", "cost")
@@ -195,11 +196,11 @@ def test_a_zone_change_rebuilds_only_that_organization(paris, other_org, ingest)
     assert stored(paris) == regrouped(paris)
 
 
-def test_saving_a_new_zone_rebuilds_after_commit(org, ingest, django_capture_on_commit_callbacks):
+def test_a_new_zone_is_rekeyed_by_the_fold_sweep(org, ingest):
     ingest(call(org, datetime(2026, 11, 2, 23, 30, tzinfo=UTC), customer_id="a"))
-    with django_capture_on_commit_callbacks(execute=True):
-        org.timezone = "Asia/Tokyo"
-        org.save()
+    org.timezone = "Asia/Tokyo"
+    org.save()
+    assert daily_rollups_rebuild_pending() == [org.pk]
     org.refresh_from_db()
     assert org.rollup_timezone == "Asia/Tokyo"
     assert list(
@@ -208,8 +209,8 @@ def test_saving_a_new_zone_rebuilds_after_commit(org, ingest, django_capture_on_
 
 
 def test_changes_to_hourly_rows_reach_the_derived_tables(paris, ingest):
-    """What pricing.reprice does: set a bucket's cost in place, then add the
-    difference to the derived tables."""
+    """What analytics.repricing does: set a bucket's cost in place, append the
+    difference to the delta log; the fold carries it to the derived tables."""
     ingest(
         call(paris, datetime(2026, 11, 2, 1, tzinfo=UTC), cost=None, model="new", customer_id="a"),
         call(
@@ -225,7 +226,8 @@ def test_changes_to_hourly_rows_reach_the_derived_tables(paris, ingest):
         fine.save(update_fields=["cost", "unpriced_calls"])
         changes[tuple(getattr(fine, name) for name in BUCKET_FIELDS)] = change
 
-    derived_rollups_add(changes)
+    DELTA.append(changes)
+    rollups_fold_until_done()
 
     coarse = HourlyCoarseRollup.objects.get(organization=paris)
     assert (coarse.cost, coarse.unpriced_calls, coarse.calls) == (Decimal(1), 0, 2)

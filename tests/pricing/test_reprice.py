@@ -10,12 +10,15 @@ import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 
+from analytics.fold import rollups_fold_until_done
 from analytics.models import HourlyCoarseRollup, HourlyRollup, Status, UsageEvent
 from analytics.records import UsageRecord
-from analytics.services import COARSE_BUCKET_FIELDS, usage_record_batch
+from analytics.repricing import usage_reprice
+from analytics.rollups import HOURLY_COARSE
+from analytics.services import usage_record_batch
 from pricing import engine
 from pricing.selectors import unpriced_model_summary
-from pricing.services import price_override_create, usage_reprice
+from pricing.services import price_override_create
 from pricing.usage import Usage
 
 pytestmark = pytest.mark.django_db
@@ -54,12 +57,13 @@ def assert_rollups_equal_events(org):
         costs = [e.cost for e in events]
         assert rollup.cost == sum(costs, Decimal(0))
         assert rollup.unpriced_calls == events.filter(priced=False).count()
-    # The customer-less rollup equals the fine one summed over customers.
+    # The customer-less rollup equals the fine one summed over customers, once folded.
+    rollups_fold_until_done()
     coarse_rows = HourlyCoarseRollup.objects.filter(organization=org)
     assert coarse_rows.exists()
     for coarse in coarse_rows:
         fine = HourlyRollup.objects.filter(
-            **{name: getattr(coarse, name) for name in COARSE_BUCKET_FIELDS}
+            **{name: getattr(coarse, name) for name in HOURLY_COARSE.key}
         )
         assert coarse.cost == sum((f.cost for f in fine), Decimal(0))
         assert coarse.unpriced_calls == sum(f.unpriced_calls for f in fine)

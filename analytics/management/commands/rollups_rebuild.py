@@ -7,7 +7,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from analytics.daily import daily_rollups_rebuild, daily_rollups_rebuild_pending
+from analytics.fold import daily_rollups_rebuild, daily_rollups_rebuild_pending
 
 
 class Command(BaseCommand):

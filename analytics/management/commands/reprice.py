@@ -5,8 +5,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Organization
-from pricing.reprice import parse_since
-from pricing.services import usage_reprice
+from analytics.repricing import parse_since, usage_reprice
 
 
 class Command(BaseCommand):

@@ -1,14 +1,13 @@
 """Re-price the ledger once a price exists or was corrected.
 
-Events are re-priced in chunks, each in one transaction with the hourly
-rollups it touches, so at every commit each rollup's `cost` and
-`unpriced_calls` equal the sums over its events. The rollup row is locked
-before its events are summed: a concurrent ingest batch adding to the same
-bucket either commits first (and is counted) or waits for us.
-
-This module writes analytics' tables on purpose (the issue makes re-pricing
-pricing's job); it reuses analytics.services' bucket key so both agree on
-what a bucket is. Public entry point: pricing.services.usage_reprice.
+Pricing only answers prices (`pricing.engine.cost_for_call`, the same
+function and model precedence the proxy prices calls with at ingest); the
+ledger's events and rollups are analytics' to change. Events are re-priced in
+chunks, each in one transaction with the HourlyRollup buckets it touches, and
+the changes to those buckets are appended to the delta log, so the derived
+tables change the one way they always do: through the fold (analytics.fold).
+The rollup row is locked before its events are summed: a concurrent ingest
+batch adding to the same bucket either commits first (and is counted) or waits.
 """
 
 from __future__ import annotations
@@ -21,6 +20,9 @@ from typing import Any
 from django.db import connection, transaction
 from django.db.models import Count, Q, Sum
 
+from analytics.models import HourlyRollup, UsageEvent
+from analytics.rollups import DELTA, HOURLY, hourly_add, quantize_cost, zeros
+from analytics.services import bucket_key, rollup_buckets
 from pricing import engine
 from pricing.usage import Usage
 
@@ -41,11 +43,8 @@ def usage_reprice(
     Selects unpriced events (and, with `include_priced`, every event in range,
     e.g. after a price was corrected), optionally of one model (as asked or as
     answered), since a UTC moment, of one organization (instance or pk).
-    Prices by the answered model when it has a price, else the asked one.
-    Loads the newest prices first.
+    Loads the newest prices first. With no price changed, changes nothing.
     """
-    from analytics.models import UsageEvent
-
     engine.ensure_fresh(force=True)
     events = UsageEvent.objects.all()
     if organization is not None:
@@ -65,7 +64,21 @@ def usage_reprice(
         changed += _reprice_chunk(chunk)
 
 
-def event_cost(event) -> Decimal | None:
+def usage_reprice_models(*, models: set[tuple[str, str]]) -> int:
+    """Re-price every event (priced or not) whose model the engine resolves
+    to one of these (provider slug, model id) pairs, dated aliases included
+    (the price admin's action)."""
+    engine.ensure_fresh(force=True)
+    names: set[str] = set()
+    seen = UsageEvent.objects.values_list("provider", "model", "response_model").distinct()
+    for provider, *event_names in seen.order_by():
+        for name in event_names:
+            if name and engine.model_resolve(provider=provider, model=name) in models:
+                names.add(name)
+    return sum(usage_reprice(model=name, include_priced=True) for name in sorted(names))
+
+
+def event_cost(event: UsageEvent) -> Decimal | None:
     """What the engine says an event cost now (None: still no price)."""
     usage = Usage(
         input_tokens=event.input_tokens,
@@ -77,28 +90,25 @@ def event_cost(event) -> Decimal | None:
         input_audio_tokens=event.input_audio_tokens,
         output_audio_tokens=event.output_audio_tokens,
     )
-    names = [event.response_model, event.model] if event.response_model else [event.model]
-    for name in names:
-        cost = engine.cost_for_usage(
-            organization=event.organization_id,
-            provider=event.provider,
-            model=name,
-            usage=usage,
-            at=event.created_at,
-        )
-        if cost is not None:
-            return cost
-    return None
+    return engine.cost_for_call(
+        organization=event.organization_id,
+        provider=event.provider,
+        model=event.model,
+        response_model=event.response_model,
+        usage=usage,
+        at=event.created_at,
+    )
 
 
 @transaction.atomic
-def _reprice_chunk(chunk: list) -> int:
-    from analytics.models import UsageEvent
-    from analytics.services import bucket_key, derived_rollups_add, quantize_cost
-
+def _reprice_chunk(chunk: list[UsageEvent]) -> int:
     updated = []
     buckets = set()
     for event in chunk:
+        if event.input_tokens == 0 and event.output_tokens == 0:
+            # No usage counted: its cost came from the call's outcome (free,
+            # or unknown usage), never from a price, so no price changes it.
+            continue
         cost = event_cost(event)
         new_cost, new_priced = quantize_cost(cost), cost is not None
         if new_cost == event.cost and new_priced == event.priced:
@@ -110,48 +120,32 @@ def _reprice_chunk(chunk: list) -> int:
         return 0
     UsageEvent.objects.bulk_update(updated, ["cost", "priced"], batch_size=500)
     changes = {}
-    for key in sorted(buckets, key=repr):  # one lock order for every re-pricer
+    for key in sorted(buckets, key=repr):  # the lock order every rollup writer uses
         change = _rollup_recompute(key)
         if change is not None:
             changes[key] = change
-    # The coarse and daily rollups sum the fine one: add the same changes to them.
-    derived_rollups_add(changes)
+    # The derived tables follow through the fold, as for every other change.
+    DELTA.append(changes)
     return len(updated)
 
 
-def _rollup_recompute(key: tuple) -> dict | None:
+def _rollup_recompute(key: tuple) -> dict[str, Any] | None:
     """Set one bucket's cost and unpriced_calls to the sums over its events;
-    returns what changed as counter differences (None: the bucket was rebuilt
-    whole, derived tables included)."""
-    from analytics.models import HourlyRollup, UsageEvent
-    from analytics.services import (
-        BUCKET_FIELDS,
-        COUNTER_FIELDS,
-        quantize_cost,
-        rollup_buckets,
-        rollups_add,
-    )
-
-    lookup = dict(zip(BUCKET_FIELDS, key, strict=True))
+    returns what changed as counter differences (None: the bucket was missing
+    and was added whole, delta included)."""
+    lookup = dict(zip(HOURLY.key, key, strict=True))
     rollup = HourlyRollup.objects.select_for_update().filter(**lookup).first()
     hour: datetime = lookup["hour"]
     api_key_id = lookup["api_key_id"]
     events = UsageEvent.objects.filter(
-        organization_id=lookup["organization_id"],
         created_at__gte=hour,
         created_at__lt=hour + timedelta(hours=1),
-        provider=lookup["provider"],
-        model=lookup["model"],
-        customer_id=lookup["customer_id"],
-        feature=lookup["feature"],
-        environment=lookup["environment"],
-        status=lookup["status"],
+        **{name: value for name, value in lookup.items() if name not in ("hour", "api_key_id")},
         **({"api_key_id": api_key_id} if api_key_id else {"api_key__isnull": True}),
     )
     if rollup is None:
-        # The ledger lost this bucket somehow; rebuild it whole from its events.
         logger.warning("rollup bucket %s was missing; rebuilt from its events", key)
-        rollups_add(rollup_buckets(list(events)))
+        hourly_add(rollup_buckets(list(events)))
         return None
     if connection.vendor == "postgresql":
         sums = events.aggregate(cost=Sum("cost"), unpriced=Count("pk", filter=Q(priced=False)))
@@ -162,7 +156,7 @@ def _rollup_recompute(key: tuple) -> dict | None:
         for event_cost_value, priced in events.values_list("cost", "priced"):
             cost += event_cost_value
             unpriced += 0 if priced else 1
-    change: dict[str, Any] = dict.fromkeys(COUNTER_FIELDS, 0)
+    change = zeros(HOURLY.counters)
     change["cost"] = quantize_cost(cost) - rollup.cost
     change["unpriced_calls"] = unpriced - rollup.unpriced_calls
     rollup.cost = quantize_cost(cost)

@@ -1,0 +1,323 @@
+"""The fold: the one way the derived rollups change.
+
+Ingest (analytics.services) writes events and HourlyRollup, and appends what
+it added to the delta log (RollupDelta), all in the batch's transaction.
+Re-pricing (analytics.repricing) does the same with its changes. The fold,
+every few seconds (`manage.py rollups_fold --loop`, started by `make run` and
+`make serve`; also a Celery beat task), deletes pending deltas and adds them
+to HourlyCoarseRollup, DailyCoarseRollup, DailyModelRollup and CustomerRollup
+in ONE transaction: a crash anywhere rolls the whole step back, deltas
+included, so every delta is counted in the derived tables exactly once.
+
+Daily tables are keyed in `Organization.rollup_timezone`. When the
+organization's zone changes, `daily_rollups_rebuild` re-keys them from the
+hourly tables, through the same fold: it folds the organization's pending
+deltas, then replaces its daily rows, in one REPEATABLE READ transaction, so
+the hourly rows it reads and the deltas it consumes are the same snapshot.
+Concurrency is per organization (a transaction-level advisory lock taken with
+try-lock by folds and held by a rebuild): a rebuild stalls nobody's ingest
+(ingest takes no organization lock) and only its own organization's fold.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
+from zoneinfo import ZoneInfo
+
+from django.db import connection, transaction
+from django.db.models import F
+
+from accounts.models import Organization
+from analytics.intervals import daily_ready, spans_of
+from analytics.models import CUSTOMER_DIMENSIONS, HourlyRollup, RollupDelta, Status
+from analytics.periods import org_zone
+from analytics.rollups import (
+    COMPUTED_COUNTERS,
+    CUSTOMER,
+    DAILY,
+    DAILY_COARSE,
+    DAILY_MODEL,
+    DELTA,
+    DERIVED,
+    HOURLY,
+    HOURLY_COARSE,
+    RollupTable,
+    Row,
+)
+
+logger = logging.getLogger(__name__)
+
+# Advisory lock namespace (pg_advisory_xact_lock(ns, organization_id)).
+FOLD_LOCK = 0x41535446
+# Deltas folded per transaction: keeps each step short; the loop runs again
+# at once while a step was full.
+FOLD_LIMIT = 20_000
+REBUILD_CHUNK_HOURS = 24
+
+
+def rollups_fold_all_orgs(*, limit: int = FOLD_LIMIT) -> int:
+    """Fold pending deltas of every organization not being rebuilt; returns
+    how many deltas were folded. Safe to run from several processes at once."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            return _fold_sql(organization_ids=None, limit=limit)
+        return _fold_python(organization_ids=None, limit=limit)
+
+
+def rollups_fold_until_done() -> int:
+    """Fold until nothing is pending (tests, commands, the demo seeder)."""
+    total = 0
+    while folded := rollups_fold_all_orgs():
+        total += folded
+    return total
+
+
+def _zone_sql(alias: str) -> str:
+    return f"COALESCE(NULLIF({alias}.rollup_timezone, ''), 'UTC')"
+
+
+def _fold_sql(*, organization_ids: list[int] | None, limit: int) -> int:
+    org_table = Organization._meta.db_table
+    with connection.cursor() as cursor:
+        if organization_ids is None:
+            # FOR KEY SHARE: an organization is not deleted under a fold.
+            cursor.execute(
+                f"SELECT id FROM {org_table} WHERE id IN "  # noqa: S608
+                f"(SELECT DISTINCT organization_id FROM {DELTA.db_table}) "
+                f"AND pg_try_advisory_xact_lock(%s, id::int) FOR KEY SHARE",
+                [FOLD_LOCK],
+            )
+            organization_ids = [row[0] for row in cursor.fetchall()]
+        if not organization_ids:
+            _drop_orphans(cursor)
+            return 0
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS fold_batch ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT *, NULL::date AS day FROM {DELTA.db_table} WITH NO DATA"
+        )
+        # Emptied at commit; also now, for folds inside a caller's transaction.
+        cursor.execute("TRUNCATE fold_batch")
+        cursor.execute(
+            f"WITH d AS (DELETE FROM {DELTA.db_table} WHERE id IN "  # noqa: S608
+            f"(SELECT id FROM {DELTA.db_table} WHERE organization_id = ANY(%s) "
+            f"ORDER BY id LIMIT %s) RETURNING *) "
+            f"INSERT INTO fold_batch SELECT d.*, (d.hour AT TIME ZONE {_zone_sql('o')})::date "
+            f"FROM d JOIN {org_table} o ON o.id = d.organization_id",
+            [organization_ids, limit],
+        )
+        folded = cursor.rowcount
+        if folded:
+            for table in DERIVED:
+                cursor.execute(_derive_sql(table, "fold_batch"))
+    return folded
+
+
+def _drop_orphans(cursor) -> None:
+    """Deltas of an organization deleted meanwhile (normally cascaded away)."""
+    cursor.execute(
+        f"DELETE FROM {DELTA.db_table} WHERE organization_id NOT IN "  # noqa: S608
+        f"(SELECT id FROM {Organization._meta.db_table})"
+    )
+    if cursor.rowcount:
+        logger.warning("dropped %d rollup deltas of deleted organizations", cursor.rowcount)
+
+
+def _derive_sql(table: RollupTable, source: str) -> str:
+    """`table`'s rows from `source` (a table or a parenthesised, aliased
+    subquery with the hourly key columns, `day` and the counters)."""
+    if table is CUSTOMER:
+        return CUSTOMER.derive_sql(_customer_source_sql(source))
+    return table.derive_sql(source)
+
+
+# CustomerRollup counters summed as they are from the finer rows.
+_CUSTOMER_SUMMED = tuple(name for name in CUSTOMER.counters if name not in COMPUTED_COUNTERS)
+
+
+def _customer_source_sql(source: str) -> str:
+    """Finer rows as CustomerRollup keys: each (customer, local day, model,
+    feature) counts in its day, ISO week and month, as totals and under its
+    model and its feature. Grouped per day first (success or not) so a rebuild
+    expands days, not hours."""
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in _CUSTOMER_SUMMED)
+    kept = ", ".join(f"u.{name}" for name in _CUSTOMER_SUMMED)
+    ok = Status.SUCCESS
+    splits = ", ".join(f"('{name}', u.{name})" for name in CUSTOMER_DIMENSIONS)
+    groups = ", ".join(str(n) for n in range(1, 5 + len(CUSTOMER_DIMENSIONS)))
+    return (
+        f"(SELECT u.organization_id, x.dim AS dimension, x.val AS value, s.sp AS span, "  # noqa: S608
+        f"s.st AS start, u.customer_id, u.status, {kept} FROM "
+        f"(SELECT organization_id, day, customer_id, {', '.join(CUSTOMER_DIMENSIONS)}, "
+        f"CASE WHEN status = '{ok}' THEN '{ok}' ELSE 'error' END AS status, {sums} "
+        f"FROM {source} GROUP BY {groups}) AS u "
+        f"CROSS JOIN LATERAL (VALUES ('d', u.day), "
+        f"('w', u.day - (EXTRACT(ISODOW FROM u.day)::int - 1)), "
+        f"('m', u.day - (EXTRACT(DAY FROM u.day)::int - 1))) AS s(sp, st) "
+        f"CROSS JOIN LATERAL (VALUES ('', ''), {splits}) "
+        f"AS x(dim, val)) AS expanded"
+    )
+
+
+# --- SQLite (and any database without the SQL path) ------------------------------
+
+
+def _fold_python(*, organization_ids: list[int] | None, limit: int) -> int:
+    deltas = RollupDelta.objects.order_by("pk")
+    if organization_ids is not None:
+        deltas = deltas.filter(organization_id__in=organization_ids)
+    rows = list(deltas.values("pk", *DELTA.columns)[:limit])
+    if not rows:
+        return 0
+    RollupDelta.objects.filter(pk__in=[row["pk"] for row in rows]).delete()
+    zones = {
+        pk: org_zone_named(name)
+        for pk, name in Organization.objects.filter(
+            pk__in={row["organization_id"] for row in rows}
+        ).values_list("pk", "rollup_timezone")
+    }
+    kept = [row for row in rows if row["organization_id"] in zones]
+    if len(kept) < len(rows):
+        logger.warning("dropped %d rollup deltas of deleted organizations", len(rows) - len(kept))
+    with_days(kept, zones)
+    for table in DERIVED:
+        derive_add(table, kept)
+    return len(rows)
+
+
+def org_zone_named(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ValueError, KeyError):
+        return ZoneInfo("UTC")
+
+
+def with_days(rows: list[Row], zones: dict[int, ZoneInfo]) -> list[Row]:
+    """Set each hourly row's `day`: the local date its hour starts on."""
+    local: dict[tuple, object] = {}
+    for row in rows:
+        at = (row["organization_id"], row["hour"])
+        day = local.get(at)
+        if day is None:
+            day = local[at] = row["hour"].astimezone(zones[row["organization_id"]]).date()
+        row["day"] = day
+    return rows
+
+
+def derive_add(table: RollupTable, rows: list[Row]) -> None:
+    table.add(table.derive(_customer_rows(rows) if table is CUSTOMER else rows))
+
+
+def _customer_rows(rows: Iterable[Row]) -> Iterator[Row]:
+    for row in rows:
+        for span, start in spans_of(row["day"]):
+            for dimension, value in (
+                ("", ""),
+                *((name, row[name]) for name in CUSTOMER_DIMENSIONS),
+            ):
+                yield {**row, "dimension": dimension, "value": value, "span": span, "start": start}
+
+
+# --- re-keying after a zone change -------------------------------------------------
+
+
+def daily_rollups_rebuild(organization_id: int) -> int:
+    """Re-key one organization's daily tables in its current zone, from the
+    hourly rollups; returns the number of fine hourly rows re-grouped.
+
+    Takes no lock on the organization row: ledger batches (of every
+    organization, this one included) keep landing; only this organization's
+    fold waits. Its pending deltas are folded and its daily rows replaced in
+    one snapshot, so nothing is counted twice or lost.
+    """
+    # Inside a caller's transaction (tests) the isolation level is the caller's.
+    outermost = not connection.in_atomic_block
+    with _rebuild_lock(organization_id), transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        organization = Organization.objects.get(pk=organization_id)
+        zone = org_zone(organization)
+        if connection.vendor == "postgresql":
+            _fold_sql(organization_ids=[organization_id], limit=2**62)
+        else:
+            _fold_python(organization_ids=[organization_id], limit=2**62)
+        for table in DAILY:
+            table.model._default_manager.filter(organization_id=organization_id).delete()
+        Organization.objects.filter(pk=organization_id).update(rollup_timezone=zone.key)
+        if connection.vendor == "postgresql":
+            read = _rebuild_sql(organization_id, zone)
+        else:
+            read = _rebuild_python(organization_id, zone)
+    logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
+    return read
+
+
+@contextlib.contextmanager
+def _rebuild_lock(organization_id: int) -> Iterator[None]:
+    """The organization's fold lock for the whole rebuild (session level, so
+    it is held before the rebuild's snapshot is taken)."""
+    if connection.vendor != "postgresql":
+        yield
+        return
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(%s, %s)", [FOLD_LOCK, organization_id])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [FOLD_LOCK, organization_id])
+
+
+def _rebuild_sql(organization_id: int, zone: ZoneInfo) -> int:
+    """Three INSERT … SELECT … GROUP BY: DailyCoarse from HourlyCoarse, DailyModel
+    from DailyCoarse, CustomerRollup from HourlyRollup (each hour's local date:
+    `hour AT TIME ZONE zone`)."""
+
+    def hourly(table: RollupTable) -> str:
+        return (
+            f"(SELECT *, (hour AT TIME ZONE %s)::date AS day FROM {table.db_table} "  # noqa: S608
+            f"WHERE organization_id = %s) AS src"
+        )
+
+    daily = f"(SELECT * FROM {DAILY_COARSE.db_table} WHERE organization_id = %s) AS src"  # noqa: S608
+    by_day: list[str | int] = [zone.key, organization_id]
+    with connection.cursor() as cursor:
+        cursor.execute(_derive_sql(DAILY_COARSE, hourly(HOURLY_COARSE)), by_day)
+        cursor.execute(_derive_sql(DAILY_MODEL, daily), [organization_id])
+        cursor.execute(_derive_sql(CUSTOMER, hourly(HOURLY)), by_day)
+    return HourlyRollup.objects.filter(organization_id=organization_id).count()
+
+
+def _rebuild_python(organization_id: int, zone: ZoneInfo) -> int:
+    """The fold's own Python path over the hourly rows, a day at a time."""
+    hourly = HourlyRollup.objects.filter(organization_id=organization_id)
+    first = hourly.order_by("hour").values_list("hour", flat=True).first()
+    last = hourly.order_by("-hour").values_list("hour", flat=True).first()
+    if first is None or last is None:
+        return 0
+    read = 0
+    start = first
+    while start <= last:  # the tables add, so weeks and months spanning chunks come out whole
+        end = start + timedelta(hours=REBUILD_CHUNK_HOURS)
+        rows = list(hourly.filter(hour__gte=start, hour__lt=end).values(*HOURLY.columns))
+        read += len(rows)
+        with_days(rows, {organization_id: zone})
+        for table in DAILY:
+            derive_add(table, rows)
+        start = end
+    return read
+
+
+def daily_rollups_rebuild_pending() -> list[int]:
+    """Rebuild every organization whose daily tables are keyed in another zone
+    (after a zone change, an upgrade, or a change made in SQL)."""
+    done = []
+    candidates = Organization.objects.only("pk", "timezone", "rollup_timezone")
+    for organization in candidates.exclude(timezone=F("rollup_timezone")):
+        if not daily_ready(organization):
+            daily_rollups_rebuild(organization.pk)
+            done.append(organization.pk)
+    return done
