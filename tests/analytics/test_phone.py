@@ -9,6 +9,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analytics.fold import rollups_fold_until_done
 from analytics.models import Status, UsageEvent
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
@@ -63,6 +64,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
             call(org, at, cost="0.0200000000", status=Status.UPSTREAM_ERROR),
         ]
     usage_record_batch(records)
+    rollups_fold_until_done()  # what the fold loop does within seconds
     event = UsageEvent.objects.filter(organization=org, customer_id=LONG_CUSTOMER).first()
     assert event is not None
 
@@ -131,6 +133,7 @@ def test_first_call_page_fits_a_phone_and_shows_only_its_own_org(
     owner,
 ):
     usage_record_batch([call(org, timezone.now(), customer_id="acme-only-customer")])
+    rollups_fold_until_done()  # what the fold loop does within seconds
     newcomer = UserFactory(email="new@globex.test")
     MembershipFactory(organization=OrganizationFactory(name="Globex", slug="globex"), user=newcomer)
     page = browser_page
