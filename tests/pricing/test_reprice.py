@@ -20,16 +20,25 @@ from pricing import engine
 from pricing.selectors import unpriced_model_summary
 from pricing.services import price_override_create
 from pricing.usage import Usage
+from proxy.costing import call_cost
 
 pytestmark = pytest.mark.django_db
 T0 = datetime(2025, 3, 10, 10, 15, tzinfo=UTC)
 
 
 def record(org, n, *, model="acme-llm", at=T0, **fields) -> UsageRecord:
-    """A call priced the way the proxy prices it at ingest."""
+    """A call priced the way the proxy prices it at ingest (proxy.costing)."""
     usage = fields.pop("usage", Usage(input_tokens=1_000_000, output_tokens=100_000))
-    cost = engine.cost_for_usage(
-        organization=org.pk, provider="openai", model=model, usage=usage, at=at
+    status = fields.pop("status", Status.SUCCESS)
+    cost = call_cost(
+        organization_id=org.pk,
+        provider="openai",
+        model=model,
+        response_model=fields.get("response_model", ""),
+        usage=usage,
+        at=at,
+        billable=True,
+        succeeded=status == Status.SUCCESS,
     )
     return UsageRecord(
         request_id=f"req_{org.pk}_{n}",
@@ -38,7 +47,7 @@ def record(org, n, *, model="acme-llm", at=T0, **fields) -> UsageRecord:
         created_at=at,
         provider="openai",
         endpoint="/v1/chat/completions",
-        status=Status.SUCCESS,
+        status=status,
         model=model,
         usage=usage,
         cost=cost,
@@ -152,12 +161,38 @@ def test_an_org_override_reprices_that_orgs_calls_only(org, other_org, owner):
 
 
 def test_the_answered_model_prices_when_the_asked_one_is_an_alias(org, price_row):
-    price_row("acme-llm-2025", input="1", output="0")
     engine.ensure_fresh(force=True)
     usage_record_batch([record(org, 1, model="acme-latest", response_model="acme-llm-2025")])
-    # Ingest priced by the asked name (None); re-pricing tries the answered one first.
+    price_row("acme-llm-2025", input="1", output="0")
+    # No price for either name at ingest; now the answered one has a price.
     assert usage_reprice() == 1
     assert UsageEvent.objects.get().cost == Decimal("1")
+
+
+def test_reprice_all_with_no_price_change_changes_nothing(org, price_row):
+    """Ingest (proxy.costing) and re-pricing decide the model by one rule
+    (pricing.engine.cost_for_call): the asked model first, then the answered."""
+    price_row("acme-llm", input="1", output="2")
+    price_row("acme-llm-2025", input="5", output="10")
+    engine.ensure_fresh(force=True)
+    records = [
+        # Both names priced: the asked one wins, $1.20 (not $6.00).
+        record(org, 1, model="acme-llm", response_model="acme-llm-2025"),
+        # The asked alias has no price: the answered one, $6.00.
+        record(org, 2, model="acme-latest", response_model="acme-llm-2025"),
+        # A failed call that counted no tokens is free whatever its model.
+        record(org, 3, model="nobody-prices-that", status=Status.UPSTREAM_ERROR, usage=Usage()),
+        # Neither name priced: unpriced.
+        record(org, 4, model="nobody-prices-this", response_model="nor-this"),
+    ]
+    assert [r.cost for r in records] == [Decimal("1.2"), Decimal("6"), Decimal(0), None]
+    usage_record_batch(records)
+    before = list(UsageEvent.objects.order_by("pk").values_list("cost", "priced"))
+
+    assert usage_reprice(include_priced=True) == 0
+
+    assert list(UsageEvent.objects.order_by("pk").values_list("cost", "priced")) == before
+    assert_rollups_equal_events(org)
 
 
 def test_reprice_command(org, price_row, capsys):
