@@ -18,7 +18,8 @@ class Organization(models.Model):
     timezone = models.CharField(max_length=64, default="UTC")
     # The zone analytics' daily rollups are currently keyed in. It differs from
     # `timezone` (or is "") while they are being re-grouped after a change;
-    # dashboards then read the hourly rollups (analytics.intervals.daily_ready; analytics.fold re-keys them).
+    # dashboards then read the hourly rollups (analytics.intervals.daily_ready)
+    # until the fold re-keys them (analytics.fold).
     rollup_timezone = models.CharField(max_length=64, default="UTC", editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
