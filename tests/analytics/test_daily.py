@@ -3,14 +3,15 @@ re-grouped by local day: after ingest, after a zone change, after re-pricing."""
 
 from __future__ import annotations
 
+import itertools
 import random
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from accounts.models import Organization
 from analytics import selectors
@@ -28,10 +29,13 @@ from analytics.models import (
     HourlyRollup,
     Span,
     Status,
+    UsageEvent,
 )
 from analytics.periods import Period
 from analytics.rollups import DELTA, HOURLY
+from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
+from tests.analytics.oracle import oracle
 
 BUCKET_FIELDS = HOURLY.key
 COUNTER_FIELDS = HOURLY.counters
@@ -79,37 +83,9 @@ def test_a_rolling_month_is_a_handful_of_intervals():
 
 
 def regrouped(org) -> tuple[dict, dict, dict]:
-    """What the daily tables must hold, computed from HourlyRollup alone."""
-    zone = ZoneInfo(org.rollup_timezone)
-    coarse: dict = defaultdict(lambda: defaultdict(Decimal))
-    models: dict = defaultdict(lambda: defaultdict(Decimal))
-    customers: dict = defaultdict(lambda: defaultdict(Decimal))
-    hourly: list[dict[str, Any]] = [
-        dict(r) for r in HourlyRollup.objects.filter(organization=org).values()
-    ]
-    for row in hourly:
-        day = row["hour"].astimezone(zone).date()
-        into = coarse[(day, *(row[name] for name in COARSE))]
-        for name in COUNTER_FIELDS:
-            into[name] += row[name]
-        into = models[(day, row["provider"], row["model"], row["feature"])]
-        for name in COUNTER_FIELDS:
-            into[name] += row[name]
-        into["error_calls"] += row["calls"] if row["status"] != Status.SUCCESS else 0
-        week, month = day - timedelta(days=day.weekday()), day.replace(day=1)
-        for span, start in ((Span.DAY, day), (Span.WEEK, week), (Span.MONTH, month)):
-            for dimension, value in (
-                ("", ""),
-                ("model", row["model"]),
-                ("feature", row["feature"]),
-            ):
-                into = customers[(span, start, dimension, value, row["customer_id"])]
-                for name in CUSTOMER_COUNTERS:
-                    if name == "error_calls":
-                        into[name] += row["calls"] if row["status"] != Status.SUCCESS else 0
-                    else:
-                        into[name] += row[name]
-    return _plain(coarse), _plain(models), _plain(customers)
+    """What the daily tables must hold, from the events alone (tests/analytics/oracle.py)."""
+    tables = oracle(org)
+    return tables["coarse"], tables["models"], tables["customers"]
 
 
 def stored(org) -> tuple[dict, dict, dict]:
@@ -226,6 +202,8 @@ def test_changes_to_hourly_rows_reach_the_derived_tables(paris, ingest):
         fine.save(update_fields=["cost", "unpriced_calls"])
         changes[tuple(getattr(fine, name) for name in BUCKET_FIELDS)] = change
 
+    # The events themselves now cost 0.5 each, as re-pricing would set them.
+    UsageEvent.objects.filter(organization=paris).update(cost=Decimal("0.5"), priced=True)
     DELTA.append(changes)
     rollups_fold_until_done()
 
@@ -235,3 +213,93 @@ def test_changes_to_hourly_rows_reach_the_derived_tables(paris, ingest):
     period = Period(date(2026, 11, 2), date(2026, 11, 2), ZoneInfo("Europe/Paris"))
     assert selectors.unpriced_summary(organization=paris, period=period).calls == 0
     assert selectors.spend_totals(organization=paris, period=period).cost == Decimal(1)
+
+
+# --- Property: every rollup equals a plain GROUP BY over the events ---------------
+
+ZONES = ("UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe")
+WINDOW_START = datetime(2026, 10, 20, tzinfo=UTC)  # Paris's and New York's DST ends inside
+event_strategy = st.tuples(
+    st.integers(0, 1),  # organization
+    st.integers(0, 16 * 24 * 60 - 1),  # minute in the window
+    st.sampled_from(["", "a", "b"]),
+    st.sampled_from(["gpt-4o", "o3"]),
+    st.sampled_from(["", "chat"]),
+    st.sampled_from([Status.SUCCESS, Status.TIMEOUT]),
+    st.one_of(st.none(), st.integers(1, 99_999)),  # cost in 1e-7 USD, None: unpriced
+    st.integers(0, 5000),  # input tokens
+)
+
+
+def all_tables(org) -> dict[str, dict]:
+    coarse, models, customers = stored(org)
+    hourly = {
+        (r["hour"], *(r[n] for n in COARSE), r["customer_id"]): {n: r[n] for n in COUNTER_FIELDS}
+        for r in map(dict, HourlyRollup.objects.filter(organization=org).values())
+    }
+    hourly_coarse = {
+        (r["hour"], *(r[n] for n in COARSE)): {n: r[n] for n in COUNTER_FIELDS}
+        for r in map(dict, HourlyCoarseRollup.objects.filter(organization=org).values())
+    }
+    return {
+        "hourly": _plain(hourly),
+        "hourly_coarse": _plain(hourly_coarse),
+        "coarse": coarse,
+        "models": models,
+        "customers": customers,
+    }
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    events=st.lists(event_strategy, min_size=1, max_size=40),
+    cuts=st.lists(st.integers(0, 40), max_size=4),
+    zones=st.tuples(st.sampled_from(ZONES), st.sampled_from(ZONES)),
+    rezone=st.one_of(st.none(), st.integers(0, 40), st.sampled_from(ZONES)),
+    data=st.data(),
+)
+def test_every_rollup_equals_a_group_by_over_the_events(
+    org, other_org, events, cuts, zones, rezone, data
+):
+    orgs = (org, other_org)
+    for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCoarseRollup):
+        model.objects.filter(organization__in=orgs).delete()
+    for model in (DailyModelRollup, CustomerRollup):
+        model.objects.filter(organization__in=orgs).delete()
+    for each, zone in zip(orgs, zones, strict=True):
+        Organization.objects.filter(pk=each.pk).update(timezone=zone, rollup_timezone=zone)
+    records = [
+        call(
+            orgs[o],
+            WINDOW_START + timedelta(minutes=minute),
+            customer_id=customer,
+            model=model,
+            feature=feature,
+            status=status,
+            cost=None if cost is None else str(Decimal(cost).scaleb(-7)),
+            input_tokens=tokens,
+        )
+        for o, minute, customer, model, feature, status, cost, tokens in events
+    ]
+    # Batches of any size; the fold runs after some of them, never at all
+    # between others; once, maybe, the first organization changes zone.
+    bounds = sorted({0, len(records), *(c for c in cuts if c < len(records))})
+    for first, end in itertools.pairwise(bounds):
+        usage_record_batch(records[first:end])
+        if data.draw(st.booleans(), label="fold now"):
+            rollups_fold_until_done()
+        if isinstance(rezone, int) and rezone == end:
+            Organization.objects.filter(pk=org.pk).update(timezone="Asia/Tokyo")
+            daily_rollups_rebuild_pending()
+    if isinstance(rezone, str):
+        Organization.objects.filter(pk=org.pk).update(timezone=rezone)
+        daily_rollups_rebuild_pending()
+    rollups_fold_until_done()
+    for each in orgs:
+        each.refresh_from_db()
+        assert daily_ready(each)
+        assert all_tables(each) == {name: _plain(t) for name, t in oracle(each).items()}
