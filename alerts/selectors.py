@@ -18,7 +18,7 @@ from analytics.models import HourlyCoarseRollup, HourlyRollup, RefusalRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone
 from analytics.selectors import money, spend_totals
-from analytics.selectors._common import cost_sum
+from analytics.selectors._common import cost_sum, hourly_coarse_cost_fresh
 
 HUNDRED = Decimal(100)
 WARNING_PERCENT = Decimal(80)
@@ -195,19 +195,24 @@ def budget_ledger_spend(
     """Ledger cost of the scope's calls in rollup hours [since, until) (UTC hour
     boundaries, except a :30/:45 zone's period start), from the hourly rollups."""
     lookup: dict[str, object] = {}
-    model: type[HourlyRollup | HourlyCoarseRollup] = HourlyCoarseRollup
     if scope == BudgetScope.CUSTOMER:
-        model, lookup = HourlyRollup, {"customer_id": scope_value}
-    elif scope == BudgetScope.FEATURE:
+        customer = HourlyRollup.objects.filter(
+            organization_id=organization_id,
+            hour__gte=since,
+            hour__lt=until,
+            customer_id=scope_value,
+        )
+        return money(customer.aggregate(total=cost_sum())["total"])
+    if scope == BudgetScope.FEATURE:
         lookup = {"feature": scope_value}
     elif scope == BudgetScope.API_KEY:
         lookup = {"api_key_id": int(scope_value)}
     elif scope == BudgetScope.ENVIRONMENT:
         lookup = {"environment": scope_value}
-    qs = model.objects.filter(
-        organization_id=organization_id, hour__gte=since, hour__lt=until, **lookup
+    # The coarse table plus the deltas not folded yet: as fresh as the ledger.
+    return hourly_coarse_cost_fresh(
+        organization_id=organization_id, since=since, until=until, **lookup
     )
-    return money(qs.aggregate(total=cost_sum())["total"])
 
 
 def scope_value_choices(*, organization: Organization) -> dict[str, list[tuple[str, str]]]:

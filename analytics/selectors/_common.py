@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -20,6 +21,7 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    RollupDelta,
     Span,
 )
 from analytics.params import UsageFilters
@@ -260,3 +262,28 @@ def change_ratio(current: Decimal, previous: Decimal) -> Decimal | None:
     if not previous:
         return None
     return ((current - previous) / previous).quantize(Decimal("0.0001"))
+
+
+def hourly_coarse_cost_fresh(
+    *, organization_id: int, since: datetime, until: datetime, **lookup: Any
+) -> Decimal:
+    """Cost in HourlyCoarseRollup hours [since, until) (UTC) plus the deltas
+    the fold has not added yet (analytics.fold): as fresh as the ledger itself,
+    for readers that cannot wait seconds (the budget gate's reconciliation).
+    `lookup`: equality filters on coarse dimensions. One statement on
+    PostgreSQL, so a fold committing meanwhile is counted exactly once."""
+    where = {"organization_id": organization_id, "hour__gte": since, "hour__lt": until, **lookup}
+    coarse = HourlyCoarseRollup.objects.filter(**where).values("cost")
+    pending = RollupDelta.objects.filter(**where).values("cost")
+    if connection.vendor == "postgresql":
+        coarse_sql, coarse_params = coarse.query.sql_with_params()
+        pending_sql, pending_params = pending.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT SUM(cost) FROM ({coarse_sql} UNION ALL {pending_sql}) AS fresh",  # noqa: S608
+                [*coarse_params, *pending_params],
+            )
+            return money(cursor.fetchone()[0])
+    # SQLite: one writer at a time; the fold runs in the writer's transaction.
+    total = money(pending.aggregate(total=cost_sum())["total"])
+    return total + money(coarse.aggregate(total=cost_sum())["total"])
