@@ -14,6 +14,7 @@ from django.utils import timezone
 from alerts.models import AlertEvent, Delivery, DeliveryStatus
 from alerts.services import alert_channel_create, budget_create
 from alerts.tasks import budgets_evaluate_task
+from analytics.fold import rollups_fold_until_done
 from analytics.services import usage_record_batch
 from config.celery import app
 from tests.alerts.receivers import SmtpSink, WebhookReceiver
@@ -66,6 +67,7 @@ def test_worker_fires_once_and_delivers_with_retries(org, owner):
             },
         )
         usage_record_batch([call(org, timezone.now() - timedelta(seconds=5), cost="1.50")])
+        rollups_fold_until_done()  # the fold loop, within seconds
 
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):
             budgets_evaluate_task.delay()

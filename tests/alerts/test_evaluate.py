@@ -16,6 +16,7 @@ from alerts.models import AlertEvent, Delivery
 from alerts.notify import deliver
 from alerts.selectors import budget_status
 from alerts.services import alert_channel_create, budget_create
+from analytics.fold import rollups_fold_until_done
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
 
@@ -47,6 +48,7 @@ def make_budget(org, owner, hook, **data):
 def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_on_commit_callbacks):
     budget = make_budget(org, owner, hook)
     usage_record_batch([call(org, NOW - timedelta(hours=2), cost="5.50")])
+    rollups_fold_until_done()  # the fold loop, within seconds
     [fifty] = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert (fifty.threshold, fifty.kind, fifty.spend) == (
         50,
@@ -56,6 +58,7 @@ def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_o
     assert budget_evaluate(organization=org, budget=budget, now=NOW) == []  # dedup
 
     usage_record_batch([call(org, NOW - timedelta(hours=1), cost="4.00")])  # 9.50: 75 and 90
+    rollups_fold_until_done()  # the fold loop, within seconds
     events = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert [e.threshold for e in events] == [75, 90]
     # Only the highest newly crossed threshold is delivered (no burst of alerts).
@@ -63,12 +66,14 @@ def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_o
     assert Delivery.objects.filter(event__threshold=75).count() == 0
 
     usage_record_batch([call(org, NOW, cost="0.50")])  # exactly 10.00: exceeded
+    rollups_fold_until_done()  # the fold loop, within seconds
     [exceeded] = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert exceeded.kind == "budget.exceeded" and exceeded.data["spend"] == "10.0000000000"
 
     # July: a new period, the thresholds may fire again.
     july = datetime(2026, 7, 1, 12, tzinfo=UTC)
     usage_record_batch([call(org, july - timedelta(hours=1), cost="6")])
+    rollups_fold_until_done()  # the fold loop, within seconds
     [again] = budget_evaluate(organization=org, budget=budget, now=july)
     assert again.threshold == 50 and again.period_start.isoformat() == "2026-07-01"
     assert AlertEvent.objects.filter(budget=budget).count() == 5
@@ -83,6 +88,7 @@ def test_spend_is_the_scope_and_unpriced_calls_are_counted_apart(org, owner, hoo
             call(org, NOW, cost="7.00", customer_id="c2"),
         ]
     )
+    rollups_fold_until_done()  # the fold loop, within seconds
     status = budget_status(organization=org, budget=budget, now=NOW + timedelta(minutes=1))
     assert status.spend == Decimal("1.25") and status.unpriced_calls == 1
     assert status.percent_used == Decimal("62.50") and status.status == "ok"
@@ -125,6 +131,7 @@ def test_anomaly_fires_once_above_three_times_the_median(org, owner):
     ]
     records.append(call(org, today, cost="6.50", customer_id="steady", feature="chat"))
     usage_record_batch(records)
+    rollups_fold_until_done()  # the fold loop, within seconds
     assert anomalies_detect(organization=org, now=NOW) == 2  # the organization and "steady"
     event = AlertEvent.objects.filter(kind="anomaly.detected", data__scope="organization").get()
     assert Decimal(event.data["today"]) == Decimal("6.5")
@@ -135,10 +142,12 @@ def test_anomaly_fires_once_above_three_times_the_median(org, owner):
 
 def test_no_anomaly_on_a_zero_baseline_or_below_the_floor(org):
     usage_record_batch([call(org, NOW, cost="500", customer_id="brand-new")])
+    rollups_fold_until_done()  # the fold loop, within seconds
     assert anomalies_detect(organization=org, now=NOW) == 0
     usage_record_batch(
         [call(org, NOW - timedelta(days=n), cost="0.10", customer_id="tiny") for n in range(1, 8)]
         + [call(org, NOW, cost="0.90", customer_id="tiny")]
     )
+    rollups_fold_until_done()  # the fold loop, within seconds
     # "tiny" spent 9× its median today but $0.90 is under the $1 floor.
     assert not AlertEvent.objects.filter(data__scope_value="tiny").exists()

@@ -94,8 +94,8 @@ def _oracle_sql(org) -> dict[str, dict]:
             [zone, org.pk],
         )
         out["models"] = _plain(cursor.fetchall(), 4, (*COUNTERS, "error_calls"))
-        spans = (("d", "day"), ("w", "date_trunc('week', day)::date"))
-        spans += (("m", "date_trunc('month', day)::date"),)
+        spans = [("d", "day"), ("w", "date_trunc('week', day)::date")]
+        spans += [("m", "date_trunc('month', day)::date")]
         splits = (("", "''"), ("model", "model"), ("feature", "feature"))
         parts = [
             f"SELECT '{span}' AS span, {start} AS start, '{dim}' AS dimension, "  # noqa: S608
@@ -123,7 +123,7 @@ def _oracle_python(org) -> dict[str, dict]:
     for event in UsageEvent.objects.filter(organization=org):
         hour = event.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         day = hour.astimezone(zone).date()
-        dims = (event.provider, event.model, event.feature, event.environment)
+        dims: tuple = (event.provider, event.model, event.feature, event.environment)
         dims += (event.api_key_id or 0, event.status)
         error = 1 if event.status != "success" else 0
         values = {
@@ -150,8 +150,8 @@ def _oracle_python(org) -> dict[str, dict]:
             into = tables[name][key]
             for counter in (*COUNTERS, "error_calls") if name == "models" else COUNTERS:
                 into[counter] += values[counter]
-        starts = (("d", day), ("w", day - timedelta(days=day.weekday())))
-        starts += (("m", day.replace(day=1)),)
+        starts = [("d", day), ("w", day - timedelta(days=day.weekday()))]
+        starts += [("m", day.replace(day=1))]
         for span, start in starts:
             for dim, value in (("", ""), ("model", event.model), ("feature", event.feature)):
                 into = tables["customers"][(span, start, dim, value, event.customer_id)]
