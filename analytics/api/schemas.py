@@ -23,6 +23,33 @@ class TotalsSchema(serializers.Serializer):
     avg_cost_per_call = serializers.DecimalField(max_digits=20, decimal_places=10)
 
 
+class MarginFields(serializers.Serializer):
+    """Customers only (issue 13): null where no revenue is known, never 0."""
+
+    revenue = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        allow_null=True,
+        required=False,
+        help_text="customers only: USD revenue over the period (spread over its days); "
+        "null if none is known",
+    )
+    margin = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        allow_null=True,
+        required=False,
+        help_text="customers only: revenue − cost; null if no revenue is known",
+    )
+    margin_percent = serializers.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        allow_null=True,
+        required=False,
+        help_text="customers only: margin / revenue × 100; null if revenue is unknown or 0",
+    )
+
+
 def _keyed(name: str, field: serializers.Field) -> type[serializers.Serializer]:
     return type(f"{name.title().replace('_', '')}Totals", (TotalsSchema,), {name: field})
 
@@ -115,7 +142,7 @@ class RecordPageSchema(serializers.Serializer):
     limit = serializers.IntegerField(required=False, help_text="only with ?page=")
 
 
-class DetailSchema(PeriodSchema, TotalsSchema):
+class DetailSchema(PeriodSchema, TotalsSchema, MarginFields):
     previous_cost = serializers.DecimalField(max_digits=20, decimal_places=10)
     change = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
     daily = DayTotals(many=True)
