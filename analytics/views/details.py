@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.shortcuts import render
 
 from analytics import selectors
@@ -86,4 +88,28 @@ def traces(request):
 @spend_page
 def trace_detail(request, trace_id: str):
     trace = selectors.trace_detail(organization=request.organization, trace_id=trace_id)
-    return render(request, "analytics/trace_detail.html", {"trace": trace})
+    context = {"trace": trace, "timeline": trace_timeline(trace.records)}
+    return render(request, "analytics/trace_detail.html", context)
+
+
+def trace_timeline(records: list[dict]) -> list[dict]:
+    """Each step of a trace as a bar on one time axis: where it starts and how long
+    it ran, as percentages of the whole trace (first start to last end)."""
+    if not records:
+        return []
+    start = min(r["created_at"] for r in records)
+    ends = [r["created_at"] + timedelta(milliseconds=r["latency_ms"] or 0) for r in records]
+    span_ms = max((max(ends) - start) / timedelta(milliseconds=1), 1)
+    steps = []
+    for record in records:
+        offset_ms = (record["created_at"] - start) / timedelta(milliseconds=1)
+        steps.append(
+            {
+                "record": record,
+                "offset_ms": round(offset_ms),
+                "left": round(100 * offset_ms / span_ms, 2),
+                # at least a sliver, so a 0 ms step is still seen
+                "width": max(round(100 * (record["latency_ms"] or 0) / span_ms, 2), 0.5),
+            }
+        )
+    return steps

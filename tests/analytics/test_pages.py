@@ -220,3 +220,21 @@ def test_requests_export_is_what_is_on_screen_and_suggests_our_own_values(
     filtered = owner_client.get("/requests/?range=7d&customer_id=ours-1").content.decode()
     week = (today - timedelta(days=6)).isoformat()
     assert f"customer_id=ours-1&amp;start_date={week}&amp;end_date={end}" in filtered
+
+
+def test_trace_timeline_steps_in_order_with_bars_and_cost(owner_client, org, other_org, ingest):
+    t0 = timezone.now() - timedelta(minutes=10)
+    ingest(
+        call(org, t0, trace_id="agent-1", model="step-a", latency_ms=1000, cost="0.0100000000"),
+        call(org, t0 + timedelta(seconds=1), trace_id="agent-1", model="step-b", latency_ms=1000),
+        call(org, t0 + timedelta(seconds=3), trace_id="agent-1", model="step-c", latency_ms=1000),
+        call(other_org, t0, trace_id="agent-1", model="not-ours"),
+    )
+    page = owner_client.get("/traces/agent-1/").content.decode()
+    timeline = page[page.index('id="trace-timeline"') : page.index("</table>")]
+    # The trace runs 4 s (t0 to t0 + 3 s + 1 s): steps start at 0, 25 and 75 %, each 25 % long.
+    assert 'style="left: 0.0%; width: 25.0%"' in timeline
+    assert 'style="left: 25.0%; width: 25.0%"' in timeline
+    assert 'style="left: 75.0%; width: 25.0%"' in timeline
+    assert timeline.index("1. step-a") < timeline.index("2. step-b") < timeline.index("3. step-c")
+    assert "1.0 s" in timeline and "$0.0100" in timeline and "not-ours" not in page
