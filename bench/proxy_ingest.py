@@ -29,6 +29,8 @@ def main() -> None:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
+    from django.db import transaction
+
     from accounts.models import Organization
     from analytics.fold import rollups_fold_until_done
     from analytics.models import (
@@ -40,7 +42,7 @@ def main() -> None:
         RollupDelta,
         UsageEvent,
     )
-    from analytics.services import usage_record_batch
+    from analytics.services import _events_copy, event_values, usage_record_batch
 
     tables = (
         UsageEvent,
@@ -57,8 +59,17 @@ def main() -> None:
         for model in tables:
             model.objects.filter(organization=org).delete()
 
-    ingest, fold = [], []
+    ingest, fold, floor = [], [], []
     for _ in range(ROUNDS):
+        # Same-run baseline: the events alone (COPY in one transaction a batch),
+        # no rollups, no delta log: what the machine can do right now.
+        clean()
+        records = _records(org.pk)
+        began = time.perf_counter()
+        for first in range(0, EVENTS, BATCH):
+            with transaction.atomic():
+                _events_copy([event_values(r) for r in records[first : first + BATCH]])
+        floor.append(EVENTS / (time.perf_counter() - began))
         clean()
         records = _records(org.pk)
         began = time.perf_counter()
@@ -90,9 +101,13 @@ def main() -> None:
         loop.wait(30)
     clean()
     print(f"INGEST {statistics.median(ingest):.1f}")
+    print(f"EVENTS_ONLY {statistics.median(floor):.1f}")
     print(f"FOLD {statistics.median(fold):.1f}")
     print(f"FOLD_LAG {lag:.2f}")
-    print(f"rounds: ingest {[round(x) for x in ingest]}, fold {[round(x) for x in fold]}")
+    print(
+        f"rounds: ingest {[round(x) for x in ingest]}, fold {[round(x) for x in fold]}, "
+        f"events only {[round(x) for x in floor]}"
+    )
 
 
 def _records(org_id: int) -> list:
