@@ -14,7 +14,7 @@ from accounts.keys import hash_secret
 from accounts.models import ApiKey, Scope
 from accounts.services import api_key_issue
 from alerts.models import AlertChannel, Budget
-from analytics.services import usage_record_batch
+from tests.alerts.ingest import ingest
 from tests.analytics.conftest import call
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def read_key(api_key):
 
 
 def test_budget_crud_with_a_manage_key(client, org, manage_key):
-    usage_record_batch([call(org, timezone.now() - timedelta(minutes=5), cost="3.00")])
+    ingest([call(org, timezone.now() - timedelta(minutes=5), cost="3.00")])
     body = {"name": "Org", "scope": "organization", "period": "month", "amount": "4",
             "action": "block"}  # fmt: skip
     created = client.post("/api/budgets", body, content_type="application/json", **manage_key)

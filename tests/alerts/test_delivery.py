@@ -15,8 +15,8 @@ from alerts.models import AlertEvent, Delivery, DeliveryStatus
 from alerts.services import alert_channel_create, budget_create
 from alerts.tasks import budgets_evaluate_task
 from analytics.fold import rollups_fold_until_done
-from analytics.services import usage_record_batch
 from config.celery import app
+from tests.alerts.ingest import ingest
 from tests.alerts.receivers import SmtpSink, WebhookReceiver
 from tests.analytics.conftest import call
 
@@ -66,7 +66,7 @@ def test_worker_fires_once_and_delivers_with_retries(org, owner):
                 "channels": [hook.pk, mail.pk],
             },
         )
-        usage_record_batch([call(org, timezone.now() - timedelta(seconds=5), cost="1.50")])
+        ingest([call(org, timezone.now() - timedelta(seconds=5), cost="1.50")])
         rollups_fold_until_done()  # the fold loop, within seconds
 
         with start_worker(app, pool="solo", perform_ping_check=False, shutdown_timeout=10):

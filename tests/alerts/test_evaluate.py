@@ -17,7 +17,7 @@ from alerts.notify import deliver
 from alerts.selectors import budget_status
 from alerts.services import alert_channel_create, budget_create
 from analytics.fold import rollups_fold_until_done
-from analytics.services import usage_record_batch
+from tests.alerts.ingest import ingest
 from tests.analytics.conftest import call
 
 NOW = datetime(2026, 6, 10, 15, 0, tzinfo=UTC)
@@ -47,7 +47,7 @@ def make_budget(org, owner, hook, **data):
 
 def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_on_commit_callbacks):
     budget = make_budget(org, owner, hook)
-    usage_record_batch([call(org, NOW - timedelta(hours=2), cost="5.50")])
+    ingest([call(org, NOW - timedelta(hours=2), cost="5.50")])
     rollups_fold_until_done()  # the fold loop, within seconds
     [fifty] = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert (fifty.threshold, fifty.kind, fifty.spend) == (
@@ -57,7 +57,7 @@ def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_o
     )
     assert budget_evaluate(organization=org, budget=budget, now=NOW) == []  # dedup
 
-    usage_record_batch([call(org, NOW - timedelta(hours=1), cost="4.00")])  # 9.50: 75 and 90
+    ingest([call(org, NOW - timedelta(hours=1), cost="4.00")])  # 9.50: 75 and 90
     rollups_fold_until_done()  # the fold loop, within seconds
     events = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert [e.threshold for e in events] == [75, 90]
@@ -65,14 +65,14 @@ def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_o
     assert Delivery.objects.filter(event__threshold=90).count() == 1
     assert Delivery.objects.filter(event__threshold=75).count() == 0
 
-    usage_record_batch([call(org, NOW, cost="0.50")])  # exactly 10.00: exceeded
+    ingest([call(org, NOW, cost="0.50")])  # exactly 10.00: exceeded
     rollups_fold_until_done()  # the fold loop, within seconds
     [exceeded] = budget_evaluate(organization=org, budget=budget, now=NOW)
     assert exceeded.kind == "budget.exceeded" and exceeded.data["spend"] == "10.0000000000"
 
     # July: a new period, the thresholds may fire again.
     july = datetime(2026, 7, 1, 12, tzinfo=UTC)
-    usage_record_batch([call(org, july - timedelta(hours=1), cost="6")])
+    ingest([call(org, july - timedelta(hours=1), cost="6")])
     rollups_fold_until_done()  # the fold loop, within seconds
     [again] = budget_evaluate(organization=org, budget=budget, now=july)
     assert again.threshold == 50 and again.period_start.isoformat() == "2026-07-01"
@@ -81,7 +81,7 @@ def test_each_threshold_fires_once_per_period(org, owner, hook, django_capture_o
 
 def test_spend_is_the_scope_and_unpriced_calls_are_counted_apart(org, owner, hook):
     budget = make_budget(org, owner, hook, scope="customer", scope_value="c1", amount="2")
-    usage_record_batch(
+    ingest(
         [
             call(org, NOW, cost="1.25", customer_id="c1"),
             call(org, NOW, cost=None, customer_id="c1"),
@@ -130,7 +130,7 @@ def test_anomaly_fires_once_above_three_times_the_median(org, owner):
         for n, cost in enumerate(daily)
     ]
     records.append(call(org, today, cost="6.50", customer_id="steady", feature="chat"))
-    usage_record_batch(records)
+    ingest(records)
     rollups_fold_until_done()  # the fold loop, within seconds
     assert anomalies_detect(organization=org, now=NOW) == 2  # the organization and "steady"
     event = AlertEvent.objects.filter(kind="anomaly.detected", data__scope="organization").get()
@@ -141,10 +141,10 @@ def test_anomaly_fires_once_above_three_times_the_median(org, owner):
 
 
 def test_no_anomaly_on_a_zero_baseline_or_below_the_floor(org):
-    usage_record_batch([call(org, NOW, cost="500", customer_id="brand-new")])
+    ingest([call(org, NOW, cost="500", customer_id="brand-new")])
     rollups_fold_until_done()  # the fold loop, within seconds
     assert anomalies_detect(organization=org, now=NOW) == 0
-    usage_record_batch(
+    ingest(
         [call(org, NOW - timedelta(days=n), cost="0.10", customer_id="tiny") for n in range(1, 8)]
         + [call(org, NOW, cost="0.90", customer_id="tiny")]
     )

@@ -114,7 +114,7 @@ def test_overview_shows_budgets_near_their_limit_and_refusals_per_hour(
     from datetime import UTC, datetime, timedelta
 
     from analytics.models import RefusalRollup
-    from analytics.services import usage_record_batch
+    from tests.alerts.ingest import ingest
     from tests.analytics.conftest import call
 
     Budget.objects.create(
@@ -126,7 +126,7 @@ def test_overview_shows_budgets_near_their_limit_and_refusals_per_hour(
         amount=Decimal("1000"), action="alert",
     )  # fmt: skip
     now = datetime.now(UTC)
-    usage_record_batch([call(org, now - timedelta(minutes=1), cost="8.50")])  # 85 %: warning
+    ingest([call(org, now - timedelta(minutes=1), cost="8.50")])  # 85 %: warning
     hour = now.replace(minute=0, second=0, microsecond=0)
     RefusalRollup.objects.create(organization=org, hour=hour, reason="budget", count=7)
     RefusalRollup.objects.create(organization=org, hour=hour, reason="plan", count=3)

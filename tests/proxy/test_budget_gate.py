@@ -15,7 +15,7 @@ import pytest
 
 from accounts.selectors import KeyIdentity
 from alerts.models import Budget
-from analytics.services import usage_record_batch
+from analytics.services import usage_record_batch as ingest
 from proxy.budgets import BudgetGate, RedisStore, from_units
 from proxy.headers import Tags
 from tests.analytics.conftest import call
@@ -153,7 +153,7 @@ def test_reconcile_takes_the_ledger_as_truth(org):
     now = datetime(2026, 5, 20, 12, 30, tzinfo=UTC)
     clock = Clock(now)
     costs = ["1.25", "2.50", "0.125"]
-    usage_record_batch(
+    ingest(
         [call(org, now - timedelta(days=n + 1), cost=c) for n, c in enumerate(costs)]
         + [call(org, datetime(2026, 4, 30, 23, tzinfo=UTC), cost="9.00")]  # last month
     )
@@ -177,13 +177,13 @@ def test_calls_observed_after_the_watermark_add_to_the_ledger_base(org):
     budget(org, period="day", amount=Decimal("1.00"))
     now = datetime(2026, 5, 20, 12, 30, tzinfo=UTC)
     clock = Clock(now)
-    usage_record_batch([call(org, datetime(2026, 5, 20, 3, tzinfo=UTC), cost="0.70")])
+    ingest([call(org, datetime(2026, 5, 20, 3, tzinfo=UTC), cost="0.70")])
     gate = gate_at(clock)
     asyncio.run(gate.reconcile(only_new=False))
     # A call in the current hour (after the watermark, 12:00): counted once.
     record = call(org, now, cost="0.20")
     gate.observe(record)
-    usage_record_batch([record])
+    ingest([record])
     asyncio.run(gate.sync())
     assert gate.admit(a_call(org)) is None
     [cap] = gate.caps.values()
