@@ -100,7 +100,11 @@ def _export_json(export: DataExport) -> dict:
 
 
 class OrganizationExportView(_ExportAPIBase):
-    @extend_schema(summary="Start an export of all the organization's data (zip of JSON Lines)")
+    @extend_schema(
+        summary="Start an export of all the organization's data (zip of JSON Lines)",
+        request=None,
+        responses=OpenApiTypes.OBJECT,
+    )
     def post(self, request):
         organization = request._request.organization
         user = request.user if getattr(request.user, "pk", None) else None
@@ -111,13 +115,19 @@ class OrganizationExportView(_ExportAPIBase):
 
 
 class OrganizationExportDetailView(_ExportAPIBase):
-    @extend_schema(summary="An export's status and, once ready, its download URL (24 hours)")
+    @extend_schema(
+        summary="An export's status and, once ready, its download URL (24 hours)",
+        responses=OpenApiTypes.OBJECT,
+    )
     def get(self, request, export_id: int):
         return Response(_export_json(self._export(export_id)))
 
 
 class OrganizationExportDownloadView(_ExportAPIBase):
-    @extend_schema(summary="Download a ready export (application/zip)")
+    @extend_schema(
+        summary="Download a ready export (application/zip)",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
     def get(self, request, export_id: int):
         path = gdpr.data_export_path(self._export(export_id))
         if path is None:
