@@ -56,7 +56,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["content-length"]))
-                valid = verify(receiver.secret, self.headers["AiSpendTrack-Signature"], body)
+                header = self.headers.get("AiSpendTrack-Signature")
+                valid = header is not None and verify(receiver.secret, header, body)
                 status = 500 if len(receiver.received) < receiver.fail_first else 200
                 receiver.received.append(
                     {"status": status, "valid": valid, "json": json.loads(body)}

@@ -151,3 +151,28 @@ def test_no_anomaly_on_a_zero_baseline_or_below_the_floor(org):
     rollups_fold_until_done()  # the fold loop, within seconds
     # "tiny" spent 9× its median today but $0.90 is under the $1 floor.
     assert not AlertEvent.objects.filter(data__scope_value="tiny").exists()
+
+
+def test_slack_gets_a_readable_message_with_the_numbers(org, owner):
+    from alerts.events import budget_event_data
+    from alerts.selectors import budget_status
+    from tests.alerts.receivers import WebhookReceiver
+
+    with WebhookReceiver() as receiver, override_settings(AISPENDTRACK_WEBHOOK_ALLOW_PRIVATE=True):
+        slack = alert_channel_create(
+            organization=org, data={"name": "s", "kind": "slack", "target": receiver.url}
+        )
+        budget = make_budget(org, owner, slack, amount="4")
+        ingest([call(org, NOW - timedelta(hours=1), cost="3.10")])
+        status = budget_status(organization=org, budget=budget, now=NOW)
+        event = AlertEvent.objects.create(
+            organization=org, kind="budget.threshold_crossed", budget=budget,
+            data=budget_event_data(status, 75),
+        )  # fmt: skip
+        outcome = deliver(slack, event)
+    assert outcome.ok and outcome.status_code == 200
+    [received] = receiver.received
+    text = received["json"]["text"]
+    assert '*Budget "Monthly" at 75% ($3.10 of $4.00)*' in text
+    assert "77.50%" in text and "|Open in AiSpendTrack>" in text
+    assert not received["valid"]  # Slack requests carry no signature
