@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from analytics.fold import rollups_fold_until_done
 from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
 from tests.analytics.test_simulator import bundled, price_data  # noqa: F401 (fixtures)
@@ -52,6 +53,7 @@ def test_revenue_csv_unprofitable_customer_and_simulator(
             ),
         ]
     )
+    rollups_fold_until_done()  # what the fold loop does within seconds
     csv = tmp_path / "revenue.csv"
     csv.write_text(
         "customer_id,amount,period_start,period_end,external_id\n"
