@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from alerts.models import AlertChannel, AlertEvent, Budget, Delivery
+from alerts.models import AlertChannel, AlertEvent, AlertSettings, Budget, Delivery
 
 
 @admin.register(Budget)
@@ -44,3 +44,10 @@ class DeliveryAdmin(admin.ModelAdmin):
     list_filter = ("status", "channel__kind")
     search_fields = ("event__uid", "channel__name", "organization__name", "last_error")
     raw_id_fields = ("organization", "event", "channel")
+
+
+@admin.register(AlertSettings)
+class AlertSettingsAdmin(admin.ModelAdmin):
+    list_display = ("organization", "anomaly_floor")
+    search_fields = ("organization__name", "organization__slug")
+    raw_id_fields = ("organization",)

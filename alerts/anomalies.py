@@ -25,7 +25,7 @@ from django.db.models import F
 
 from accounts.models import Organization
 from alerts.events import alert_event_fire, public_url
-from alerts.models import AlertChannel, AlertEvent
+from alerts.models import AlertChannel, AlertEvent, AlertSettings
 from analytics.intervals import daily_ready
 from analytics.models import CustomerRollup, DailyModelRollup, Span
 from analytics.periods import org_today
@@ -39,8 +39,14 @@ TOP_SCOPES = 100
 BASELINE_DAYS = 7
 
 
-def anomaly_floor() -> Decimal:
-    return Decimal(str(settings.AISPENDTRACK_ANOMALY_FLOOR))
+def anomaly_floor(organization: Organization) -> Decimal:
+    """The organization's floor (AlertSettings), else AISPENDTRACK_ANOMALY_FLOOR."""
+    own = (
+        AlertSettings.objects.filter(organization=organization)
+        .values_list("anomaly_floor", flat=True)
+        .first()
+    )
+    return own if own is not None else Decimal(str(settings.AISPENDTRACK_ANOMALY_FLOOR))
 
 
 def is_anomaly(today: Decimal, previous: list[Decimal], *, floor: Decimal) -> Decimal | None:
@@ -77,7 +83,7 @@ def anomalies_detect(*, organization: Organization, now: datetime | None = None)
     today = org_today(organization, now=now)
     first = today - timedelta(days=BASELINE_DAYS)
     previous_days = [first + timedelta(days=n) for n in range(BASELINE_DAYS)]
-    floor = anomaly_floor()
+    floor = anomaly_floor(organization)
     days = DailyModelRollup.objects.filter(
         organization=organization, day__gte=first, day__lte=today
     )

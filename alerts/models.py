@@ -183,3 +183,22 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} → {self.channel} ({self.status})"
+
+
+class AlertSettings(models.Model):
+    """An organization's alerting preferences (a row only once changed)."""
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="alert_settings"
+    )
+    # Anomaly alerts fire only when today's spend of a scope is above this (USD);
+    # null: AISPENDTRACK_ANOMALY_FLOOR.
+    anomaly_floor = models.DecimalField(
+        max_digits=AMOUNT_DIGITS, decimal_places=AMOUNT_PLACES, null=True, blank=True
+    )
+
+    class Meta:
+        verbose_name_plural = "alert settings"
+
+    def __str__(self) -> str:
+        return f"alert settings of {self.organization}"

@@ -176,3 +176,16 @@ def test_slack_gets_a_readable_message_with_the_numbers(org, owner):
     assert '*Budget "Monthly" at 75% ($3.10 of $4.00)*' in text
     assert "77.50%" in text and "|Open in AiSpendTrack>" in text
     assert not received["valid"]  # Slack requests carry no signature
+
+
+def test_an_organizations_own_floor_applies(org):
+    from alerts.models import AlertSettings
+
+    AlertSettings.objects.create(organization=org, anomaly_floor=Decimal("100"))
+    ingest(
+        [call(org, NOW - timedelta(days=n), cost="10", customer_id="c") for n in range(1, 8)]
+        + [call(org, NOW, cost="50", customer_id="c")]
+    )
+    assert anomalies_detect(organization=org, now=NOW) == 0  # 5× its median, under $100
+    AlertSettings.objects.filter(organization=org).update(anomaly_floor=Decimal("40"))
+    assert anomalies_detect(organization=org, now=NOW) == 2  # the organization and "c"
