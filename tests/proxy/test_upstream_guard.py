@@ -107,11 +107,12 @@ def test_literal_guard():
 # --- connect time (end to end) -------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def guarded_proxy(django_db_setup, django_db_blocker, fake_provider, tmp_path_factory):
-    spool = tmp_path_factory.mktemp("spool")
+@pytest.fixture
+def guarded_proxy(transactional_db, django_db_blocker, fake_provider, tmp_path):
+    """A second proxy with the guard on, stopped before the test database is
+    flushed (its background refreshers would otherwise race the TRUNCATE)."""
     with (
-        proxy_settings(fake_provider, spool, AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS=False),
+        proxy_settings(fake_provider, tmp_path, AISPENDTRACK_ALLOW_PRIVATE_UPSTREAMS=False),
         django_db_blocker.unblock(),
     ):
         server = ProxyServer().start()
