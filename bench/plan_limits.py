@@ -48,5 +48,9 @@ def run() -> list[Result]:
         results.append(Result(f"admit + observe: {name}", us, baseline_us, LIMIT_US))
     refusing = _gate(OrgLimits("Free", None, 0))
     us = measure(lambda: refusing.admit(call), number=NUMBER)
-    results.append(Result("admit refusing (builds the 429's Refusal)", us, baseline_us, LIMIT_US))
+    results.append(
+        Result(
+            "admit refusing (the Refusal is built once a second per org)", us, baseline_us, LIMIT_US
+        )
+    )
     return results

@@ -105,6 +105,7 @@ class PlanLimitGate:
         self._tasks: list[asyncio.Task] = []
         self._last_warning = -math.inf
         self._limits_read_at: datetime | None = None
+        self._refusals: dict[tuple[int, str], tuple[int, int, Refusal]] = {}
 
     # --- the hot path -----------------------------------------------------------
 
@@ -124,12 +125,12 @@ class PlanLimitGate:
             month = self._count(self.monthly, org, w.month)
             used = max(month.total, self.db_month.get(org, 0))
             if used >= monthly_limit:
-                return self._refuse_monthly(limits, monthly_limit, now)
+                return self._refused(org, "m", limits, monthly_limit, now)
         hour = self._count(self.hourly, org, w.hour)
         hourly_limit = limits.hourly_requests
         if hourly_limit is not None:
             if hour.total >= hourly_limit:
-                return self._refuse_hourly(limits, hourly_limit, now)
+                return self._refused(org, "h", limits, hourly_limit, now)
             if hour.total >= hourly_limit * NEAR_FRACTION:
                 self._wake.set()
         hour.pending += 1
@@ -153,6 +154,19 @@ class PlanLimitGate:
         if count is None or count.window != window:
             count = table[org] = _Count(window)
         return count
+
+    def _refused(self, org: int, kind: str, limits: OrgLimits, limit: int, now: float) -> Refusal:
+        """The refusal, built once per organization, kind and second: a client
+        hammering a closed limit costs a dict lookup. Resets fall on whole
+        seconds, so Retry-After is the same for every call within one."""
+        second = int(now)
+        cached = self._refusals.get((org, kind))
+        if cached is not None and cached[0] == second and cached[1] == limit:
+            return cached[2]
+        build = self._refuse_monthly if kind == "m" else self._refuse_hourly
+        refusal = build(limits, limit, now)
+        self._refusals[(org, kind)] = (second, limit, refusal)
+        return refusal
 
     def _refuse_hourly(self, limits: OrgLimits, limit: int, now: float) -> Refusal:
         reset = self.windows.hour_end
