@@ -149,13 +149,13 @@ def _sync(organization: Organization, config: RevenueSettings) -> StripeSync:
     )
     key = config.stripe_metadata_key or "aispendtrack_customer_id"
     customer_ids = {}
-    for customer in client.customers.list(params={"limit": 100}).auto_paging_iter():
+    for customer in client.v1.customers.list(params={"limit": 100}).auto_paging_iter():
         data = customer.to_dict()
         mapped = (data.get("metadata") or {}).get(key)
         customer_ids[customer["id"]] = str(mapped).strip() if mapped else customer["id"]
     rows: list[Any] = []
     result = StripeSync()
-    invoices = client.invoices.list(params={"status": "paid", "limit": 100})
+    invoices = client.v1.invoices.list(params={"status": "paid", "limit": 100})
     for invoice in invoices.auto_paging_iter():
         result.invoices += 1
         data = invoice.to_dict()
