@@ -18,6 +18,7 @@ from alerts import selectors, services
 from alerts.models import BudgetAction, BudgetPeriod, BudgetScope, ChannelKind
 from alerts.selectors import BudgetStatus
 from analytics.api.base import OrgAPIView, money_str
+from billing.permissions import PlanFeature
 
 
 def _iso(moment) -> str:
@@ -111,11 +112,12 @@ AlertSchema = inline_serializer(
 
 class _ManageWrites(OrgAPIView):
     parser_classes = [JSONParser]
+    plan_feature = "alerts"  # billing.permissions.PlanFeature
 
     def get_permissions(self):
         if self.request.method in SAFE_METHODS:
-            return [HasOrganization()]
-        return [HasOrganization(), CanManage()]
+            return [HasOrganization(), PlanFeature()]
+        return [HasOrganization(), PlanFeature(), CanManage()]
 
     def handle_exception(self, exc):
         if isinstance(exc, ValidationError):

@@ -12,6 +12,7 @@ from accounts.decorators import manager_required, organization_required
 from alerts import selectors, services
 from alerts.events import alert_channel_test
 from alerts.forms import BudgetForm, ChannelForm
+from billing.decorators import plan_feature_required
 
 
 def _errors_into(form, error: ValidationError) -> None:
@@ -20,6 +21,7 @@ def _errors_into(form, error: ValidationError) -> None:
 
 
 @organization_required
+@plan_feature_required("alerts")
 def budgets(request):
     org = request.organization
     return render(
@@ -44,6 +46,7 @@ def _budget_form_page(request, form, *, budget=None, status=200):
 
 
 @manager_required
+@plan_feature_required("alerts")
 def budget_new(request):
     org = request.organization
     channels = selectors.alert_channel_list(organization=org)
@@ -64,6 +67,7 @@ def budget_new(request):
 
 
 @organization_required
+@plan_feature_required("alerts")
 def budget_edit(request, budget_id: int):
     org = request.organization
     budget = selectors.budget_get_for_org(organization=org, id=budget_id)
@@ -99,6 +103,7 @@ def budget_edit(request, budget_id: int):
 
 
 @manager_required
+@plan_feature_required("alerts")
 def budget_delete(request, budget_id: int):
     org = request.organization
     budget = selectors.budget_get_for_org(organization=org, id=budget_id)
@@ -110,6 +115,7 @@ def budget_delete(request, budget_id: int):
 
 
 @organization_required
+@plan_feature_required("alerts")
 def channels(request):
     org = request.organization
     form = ChannelForm()
@@ -145,6 +151,7 @@ def channels(request):
 
 
 @organization_required
+@plan_feature_required("alerts")
 def channel_detail(request, channel_id: int):
     org = request.organization
     channel = selectors.alert_channel_get_for_org(organization=org, id=channel_id)
@@ -156,6 +163,7 @@ def channel_detail(request, channel_id: int):
 
 @manager_required
 @require_POST
+@plan_feature_required("alerts")
 def channel_test(request, channel_id: int):
     org = request.organization
     channel = selectors.alert_channel_get_for_org(organization=org, id=channel_id)
@@ -165,6 +173,7 @@ def channel_test(request, channel_id: int):
 
 
 @manager_required
+@plan_feature_required("alerts")
 def channel_delete(request, channel_id: int):
     org = request.organization
     channel = selectors.alert_channel_get_for_org(organization=org, id=channel_id)
@@ -176,6 +185,7 @@ def channel_delete(request, channel_id: int):
 
 
 @organization_required
+@plan_feature_required("alerts")
 def alert_history(request):
     events = selectors.alert_event_list(organization=request.organization)[:200]
     return render(request, "alerts/history.html", {"events": events})

@@ -102,3 +102,32 @@ def test_page_decorator_shows_an_upgrade_prompt_on_free(rf, org, owner, plans):
     assert b"data-upgrade-prompt" in response.content and b"alerts and webhooks" in response.content
     Subscription.objects.create(organization=org, plan=plans["pro"])
     assert alerts_page(request).content == b"the alerts page"
+
+
+@billing_on
+@pytest.mark.parametrize(
+    "url", ["/settings/budgets/", "/settings/alert-channels/", "/settings/alerts/"]
+)
+def test_free_plan_alerts_pages_show_an_upgrade_prompt(owner_client, org, plans, url):
+    response = owner_client.get(url)
+    assert response.status_code == 403
+    assert b"data-upgrade-prompt" in response.content
+    Subscription.objects.create(organization=org, plan=plans["pro"])
+    assert owner_client.get(url).status_code == 200
+
+
+@billing_on
+@pytest.mark.parametrize("url", ["/api/budgets", "/api/alert-channels", "/api/alerts"])
+def test_free_plan_alerts_api_is_403_plan_feature_required(owner_client, org, plans, url):
+    response = owner_client.get(url)
+    assert response.status_code == 403
+    assert response.json()["code"] == "plan_feature_required"
+    Subscription.objects.create(organization=org, plan=plans["pro"])
+    assert owner_client.get(url).status_code == 200
+
+
+@override_settings(AISPENDTRACK_BILLING=False)
+def test_billing_off_alerts_are_open(owner_client, org, plans):
+    Subscription.objects.create(organization=org, plan=plans["free"])
+    assert owner_client.get("/settings/budgets/").status_code == 200
+    assert owner_client.get("/api/budgets").status_code == 200
