@@ -17,7 +17,7 @@ from typing import Any
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 
-from analytics.models import UsageEvent
+from analytics.models import RollupDelta, UsageEvent
 from analytics.params import ParamError, UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import cost_sum, money
@@ -197,16 +197,22 @@ def first_call_exists(*, organization) -> bool:
 
 
 def latest_call_marker(*, organization) -> str:
-    """An opaque token that changes whenever the organization records a call: the
-    newest event's id ("" before the first). Polled by open pages every few
-    seconds, so it is one top-1 index scan on ue_org_created and nothing more."""
+    """An opaque token that changes whenever the organization records a call,
+    and again once the fold has carried it into the derived tables the
+    dashboards read: the newest event's id, plus "+" while the organization
+    has unfolded deltas ("" before the first call). Polled by open pages every
+    few seconds: a top-1 index scan on ue_org_created and one EXISTS on the
+    delta log's organization index."""
     pk = (
         events_in(organization=organization)
         .order_by("-created_at", "-pk")
         .values_list("pk", flat=True)
         .first()
     )
-    return "" if pk is None else str(pk)
+    if pk is None:
+        return ""
+    pending = RollupDelta.objects.filter(organization=organization).exists()
+    return f"{pk}+" if pending else str(pk)
 
 
 def first_call_with_key(*, organization, api_key) -> dict[str, Any] | None:

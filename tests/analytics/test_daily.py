@@ -27,6 +27,7 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    RollupDelta,
     Span,
     Status,
     UsageEvent,
@@ -268,7 +269,7 @@ def test_every_rollup_equals_a_group_by_over_the_events(
     orgs = (org, other_org)
     for model in (UsageEvent, HourlyRollup, HourlyCoarseRollup, DailyCoarseRollup):
         model.objects.filter(organization__in=orgs).delete()
-    for model in (DailyModelRollup, CustomerRollup):
+    for model in (DailyModelRollup, CustomerRollup, RollupDelta):
         model.objects.filter(organization__in=orgs).delete()
     for each, zone in zip(orgs, zones, strict=True):
         Organization.objects.filter(pk=each.pk).update(timezone=zone, rollup_timezone=zone)
@@ -299,6 +300,8 @@ def test_every_rollup_equals_a_group_by_over_the_events(
         Organization.objects.filter(pk=org.pk).update(timezone=rezone)
         daily_rollups_rebuild_pending()
     rollups_fold_until_done()
+    # Folded means folded: nothing of either organization is left to count again.
+    assert not RollupDelta.objects.filter(organization__in=orgs).exists()
     for each in orgs:
         each.refresh_from_db()
         assert daily_ready(each)
