@@ -58,7 +58,8 @@ def test_budget_webhook_channel_and_test_alert(live_server, browser_page, owner,
 
         page.click("nav >> text=Alert channels")
         page.click("#channels-table >> text=Ops webhook")
-        page.click("#send-test")
+        with page.expect_navigation():  # the POST and its redirect land before we reload
+            page.click("#send-test")
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             page.reload()
