@@ -69,6 +69,14 @@ class InviteForm(forms.Form):
     email = forms.EmailField(widget=forms.EmailInput(attrs={"placeholder": "teammate@example.com"}))
     role = forms.ChoiceField(choices=Role.choices, initial=Role.MEMBER)
 
+    def __init__(self, *args, roles: list[tuple[str, str]] | None = None, **kwargs) -> None:
+        """`roles`: what the inviter may offer (services.roles_grantable)."""
+        super().__init__(*args, **kwargs)
+        if roles is not None:
+            role = self.fields["role"]
+            assert isinstance(role, forms.ChoiceField)  # noqa: S101 (declared above)
+            role.choices = roles
+
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)

@@ -214,6 +214,15 @@ def invitation_purge_expired_all_orgs(*, older_than: timedelta = timedelta(days=
 ROLE_RANK: dict[str, int] = {Role.MEMBER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
+def roles_grantable(by: Membership | None) -> list[tuple[str, str]]:
+    """The roles `by` may give (invite as, or change someone to): none for a
+    member, up to their own for owners and admins. Forms offer only these."""
+    if by is None or by.role not in MANAGER_ROLES:
+        return []
+    rank = ROLE_RANK[by.role]
+    return [(value, label) for value, label in Role.choices if ROLE_RANK[value] <= rank]
+
+
 def _check_may_grant(by: Membership | None, role: str) -> None:
     if by is None or by.role not in MANAGER_ROLES:
         raise AccountError("Only owners and admins can invite people or change roles.")

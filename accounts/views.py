@@ -21,7 +21,6 @@ from accounts.forms import (
     RoleForm,
 )
 from accounts.middleware import SESSION_KEY
-from accounts.models import Role
 
 
 class SignupView(allauth_views.SignupView):
@@ -86,13 +85,14 @@ def api_key_revoke(request, key_id: int):
 @organization_required
 def team(request):
     organization = request.organization
-    form = InviteForm()
+    roles = services.roles_grantable(request.membership)
+    form = InviteForm(roles=roles)
     invite_link = None
     if request.method == "POST":
         if not request.membership.can_manage:
             messages.error(request, "Only owners and admins can invite people.")
             return redirect("team")
-        form = InviteForm(request.POST)
+        form = InviteForm(request.POST, roles=roles)
         if form.is_valid():
             try:
                 invitation, token = services.invitation_create(
@@ -106,7 +106,7 @@ def team(request):
             else:
                 invite_link = request.build_absolute_uri(reverse("invite_accept", args=[token]))
                 _send_invitation(request, invitation=invitation, link=invite_link)
-                form = InviteForm()
+                form = InviteForm(roles=roles)
     return render(
         request,
         "accounts/team.html",
@@ -115,7 +115,8 @@ def team(request):
             "invitations": selectors.invitation_pending_list(organization=organization),
             "form": form,
             "invite_link": invite_link,
-            "role_choices": Role.choices,
+            "role_choices": roles,
+            "grantable": [value for value, _ in roles],
         },
         status=400 if form.errors else 200,
     )
