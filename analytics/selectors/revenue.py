@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
+from typing import Any
 
 from django.db.models import F
 from django.http import Http404
@@ -22,6 +23,8 @@ from analytics.params import UsageFilters
 from analytics.periods import Period, org_today, org_zone
 from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
 from analytics.selectors.spend import spend_breakdown, spend_forecast, spend_totals
+from analytics.selectors.tables import change_value, costs_by_value
+from analytics.sorting import sort_rows
 
 PERCENT = Decimal("0.01")
 DEFAULT_THIN_PERCENT = Decimal(20)
@@ -207,30 +210,49 @@ def customer_margin_page(
     organization,
     period: Period,
     sort: str = "margin",
+    descending: bool = False,
     profit: str | None = None,
     search: str = "",
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[CustomerMargin], int]:
-    """Customers sorted by margin (lowest first), margin % (lowest first) or
-    revenue (highest first), customers without known revenue last; `profit`
-    keeps only the unprofitable ones (margin < 0) or the thin ones (margin %
-    below the organization's threshold). Returns a page and the count."""
+    """Customers sorted by any column of the customers table (`margin_sort_value`;
+    unknown values last, ties by id); `profit` keeps only the unprofitable
+    ones (margin < 0) or the thin ones (margin % below the organization's
+    threshold). Returns a page and the count."""
     rows = customers_with_margin(organization=organization, period=period, search=search)
     if profit == "unprofitable":
         rows = [r for r in rows if r.margin.unprofitable]
     elif profit == "thin":
         threshold = revenue_settings_get(organization=organization).thin_margin_percent
         rows = [r for r in rows if r.margin.thin(threshold)]
-    if sort == "revenue":
-        rows.sort(key=lambda r: (r.margin.revenue is None, -(r.margin.revenue or 0), r.totals.key))
-    else:
-        rows.sort(key=lambda r: _nulls_last(getattr(r.margin, sort), r.totals.key))
+    previous: dict = {}
+    if sort == "change":
+        previous = costs_by_value(
+            organization=organization, period=period.previous(), by="customer"
+        )
+    rows = sort_rows(
+        rows,
+        value=lambda r: margin_sort_value(r, sort, previous.get(r.totals.key, ZERO)),
+        key=lambda r: r.totals.key,
+        descending=descending,
+    )
     return rows[offset : offset + limit], len(rows)
 
 
-def _nulls_last(value: Decimal | None, key: str) -> tuple:
-    return (value is None, value or 0, key)
+def margin_sort_value(row: CustomerMargin, column: str, previous_cost: Decimal) -> Any:
+    """A customers-table cell as it sorts: exact values (average cost per call
+    unrounded), None for unknown (no revenue, no spend either period)."""
+    totals = row.totals
+    if column == "name":
+        return totals.key
+    if column in MARGIN_SORTS:
+        return getattr(row.margin, column)
+    if column == "avg_cost":
+        return totals.cost / totals.calls if totals.calls else None
+    if column == "change":
+        return change_value(totals.cost, previous_cost)
+    return getattr(totals, column)  # calls, tokens, cost
 
 
 @dataclass(slots=True)

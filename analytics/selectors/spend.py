@@ -11,9 +11,21 @@ import calendar
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
-from django.db.models import Count, F, Q, Sum, Window
-from django.db.models.functions import ExtractHour, ExtractIsoWeekDay
+from django.db import connection
+from django.db.models import (
+    Count,
+    DecimalField,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Q,
+    QuerySet,
+    Sum,
+    Window,
+)
+from django.db.models.functions import Cast, ExtractHour, ExtractIsoWeekDay, NullIf
 from django.utils import timezone
 
 from analytics.models import CustomerRollup, DailyCoarseRollup, DailyModelRollup
@@ -21,6 +33,7 @@ from analytics.params import UsageFilters
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone, period_preset
 from analytics.selectors._common import (
     ZERO,
+    Rows,
     Totals,
     change_ratio,
     cost_sum,
@@ -110,8 +123,23 @@ class Ranking:
     count: int  # values in the whole ranking
 
 
-# The one sum each order ranks by (phase one of `spend_ranking`).
-_RANK_BY = {"cost": "t_cost", "calls": "t_calls", "name": "t_calls"}
+# What each order ranks by (phase one of `spend_ranking`), and whether it
+# reads biggest first unless asked otherwise (names read A to Z).
+RANK_ORDERS = {"cost": True, "calls": True, "tokens": True, "avg_cost": True, "name": False}
+
+
+def _rank_expression(order: str) -> Any:
+    """The one aggregate `order` ranks by ("name": calls, only to group by)."""
+    if order == "cost":
+        return cost_sum()
+    if order == "tokens":
+        return Sum(F("input_tokens") + F("output_tokens"))
+    if order == "avg_cost":
+        calls = NullIf(Sum("calls"), 0)
+        if connection.vendor == "sqlite":  # scaled integers: divide as floats
+            return Cast(cost_sum(), FloatField()) / Cast(calls, FloatField())
+        return ExpressionWrapper(cost_sum() / calls, output_field=DecimalField())
+    return Sum("calls")
 
 
 def spend_ranking(
@@ -121,21 +149,25 @@ def spend_ranking(
     by: str,
     filters: UsageFilters | None = None,
     order: str = "cost",
+    descending: bool | None = None,
     limit: int,
     offset: int = 0,
     search: str = "",
     count: bool = True,
 ) -> Ranking:
     """One page of `spend_breakdown` and how many values there are in all
-    (0 unless `count`).
+    (0 unless `count`). `order` is one of RANK_ORDERS, in its own direction
+    unless `descending` says; ties go by value, ascending.
 
     Two queries: rank every value by the one sum the order needs (with the
     number of values as a window count over the same scan), then full totals
     for the page's values only. Summing ten counters for a page instead of for
     thousands of customers is most of the time a ranking takes. Customers by
-    cost (first pages) and by name, overall or of one model or feature, skip
-    the full ranking (analytics.selectors.top).
+    cost (first pages, biggest first) and by name, overall or of one model or
+    feature, skip the full ranking (analytics.selectors.top).
     """
+    if descending is None:
+        descending = RANK_ORDERS[order]
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
@@ -143,7 +175,7 @@ def spend_ranking(
     lookup = filters.lookup() if filters else {}
     if (
         by == "customer"
-        and order in ("cost", "name")
+        and (order, descending) in (("cost", True), ("name", False), ("name", True))
         and not search
         and rows.qs.model is CustomerRollup
         and len(lookup) <= 1
@@ -154,7 +186,12 @@ def spend_ranking(
         scope = {"dimension": dimension, "value": str(value)}
         if order == "name":
             keys = customers_by_name(
-                organization=organization, period=period, offset=offset, limit=limit, **scope
+                organization=organization,
+                period=period,
+                offset=offset,
+                limit=limit,
+                descending=descending,
+                **scope,
             )
         elif offset + limit <= TOP_MAX:
             top = top_customers_by_cost(
@@ -166,11 +203,16 @@ def spend_ranking(
                 customer_count(organization=organization, period=period, **scope) if count else 0
             )
     if keys is None:
-        keys, total = _ranked_keys(qs, column, order, limit=limit, offset=offset)
+        keys, total = _ranked_keys(qs, column, order, descending, limit=limit, offset=offset)
         if not keys and offset and count:
             total = qs.values(column).distinct().count()
+    return Ranking(rows=page_totals(rows, qs, column, keys), count=total)
+
+
+def page_totals(rows: Rows, qs: QuerySet, column: str, keys: list) -> list[Totals]:
+    """Full totals of a page's values, in the page's order (phase two of a ranking)."""
     if not keys:
-        return Ranking(rows=[], count=total)
+        return []
     totals = {
         row["key"]: totals_from_row(row, key=row["key"])
         for row in qs.filter(**{f"{column}__in": keys})
@@ -178,17 +220,23 @@ def spend_ranking(
         .annotate(**rows.annotations())
         .order_by()
     }
-    return Ranking(rows=[totals[key] for key in keys], count=total)
+    return [totals[key] for key in keys]
 
 
-def _ranked_keys(qs, column: str, order: str, *, limit: int, offset: int) -> tuple[list, int]:
+def _ranked_keys(
+    qs, column: str, order: str, descending: bool, *, limit: int, offset: int
+) -> tuple[list, int]:
     """One page of values ranked by the order's sum, and how many values there are."""
-    rank_sum = cost_sum() if order == "cost" else Sum("calls")
+    ordering: tuple[str, ...]
+    if order == "name":
+        ordering = ("-key",) if descending else ("key",)
+    else:
+        ordering = ("-rank" if descending else "rank", "key")
     ranked = (
         qs.values(key=F(column))
-        .annotate(**{_RANK_BY[order]: rank_sum})
+        .annotate(rank=_rank_expression(order))
         .annotate(n=Window(Count("*")))
-        .order_by(*BREAKDOWN_ORDERS[order])[offset : offset + limit]
+        .order_by(*ordering)[offset : offset + limit]
     )
     page = [(row["key"], row["n"]) for row in ranked]
     return [key for key, _ in page], (page[0][1] if page else 0)
@@ -289,16 +337,8 @@ def spend_daily(
     if by is None:
         return result
 
-    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by, daily=True)
-    column = rows.column(by)
-    split = rows.qs.values(d=rows.day, k=F(column)).annotate(c=cost_sum()).order_by()
-    index = {d: n for n, d in enumerate(period.dates())}
-    per_key: dict[str, list[Decimal]] = {}
-    for row in split:
-        if row["d"] not in index:
-            continue
-        values = per_key.setdefault(str(row["k"]), [ZERO] * len(index))
-        values[index[row["d"]]] += money(row["c"])
+    per_key = spend_daily_split(organization=organization, period=period, by=by, filters=filters)
+    index = period.dates()
     ranked = sorted(per_key, key=lambda k: (-sum(per_key[k]), k))
     for key in ranked[:top]:
         result.series[key] = per_key[key]
@@ -308,6 +348,30 @@ def spend_daily(
             other = [a + b for a, b in zip(other, per_key[key], strict=True)]
         result.series[OTHER] = other
     return result
+
+
+def spend_daily_split(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    filters: UsageFilters | None = None,
+    keys: list | None = None,
+) -> dict[str, list[Decimal]]:
+    """Cost per local day of the period (zero-filled) for each value of `by`
+    that spent in it, keyed by the value as text; `keys`: those values only."""
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by, daily=True)
+    column = rows.column(by)
+    qs = rows.qs if keys is None else rows.qs.filter(**{f"{column}__in": keys})
+    split = qs.values(d=rows.day, k=F(column)).annotate(c=cost_sum()).order_by()
+    index = {d: n for n, d in enumerate(period.dates())}
+    per_key: dict[str, list[Decimal]] = {}
+    for row in split:
+        if row["d"] not in index:
+            continue
+        values = per_key.setdefault(str(row["k"]), [ZERO] * len(index))
+        values[index[row["d"]]] += money(row["c"])
+    return per_key
 
 
 @dataclass(slots=True)

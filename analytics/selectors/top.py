@@ -104,10 +104,18 @@ def customer_count(*, organization, period: Period, dimension: str = "", value: 
 
 
 def customers_by_name(
-    *, organization, period: Period, offset: int, limit: int, dimension: str = "", value: str = ""
+    *,
+    organization,
+    period: Period,
+    offset: int,
+    limit: int,
+    dimension: str = "",
+    value: str = "",
+    descending: bool = False,
 ) -> list[str]:
-    """One page of the period's customer ids in name order."""
+    """One page of the period's customer ids in name order (Z to A if `descending`)."""
     customers = _customers_union(organization, period, dimension, value)
     if customers is None:
         return []
-    return list(customers.order_by("customer_id")[offset : offset + limit])
+    ordering = "-customer_id" if descending else "customer_id"
+    return list(customers.order_by(ordering)[offset : offset + limit])

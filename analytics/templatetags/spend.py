@@ -20,6 +20,7 @@ from analytics.formatting import (
     rate_text,
 )
 from analytics.params import untagged_label
+from analytics.sorting import first_click
 
 register = template.Library()
 
@@ -146,3 +147,69 @@ def preset_label(key: str) -> str:
     from analytics.periods import PRESETS
 
     return PRESETS.get(key, key)
+
+
+@register.simple_tag(takes_context=True)
+def sort_header(context, column: str, label: str, num: bool = False, key: str = "") -> str:
+    """A sortable table header: a link that sorts by `column` (its first-click
+    direction, or the other way if the table is sorted by it already), with
+    aria-sort on the sorted one. `key` names the link for tests (default the column)."""
+    sort = context["sort"]
+    active = sort.column == column and (not key or key == column)
+    target = sort.toggled() if active else first_click(column, context["columns"])
+    direction = "descending" if sort.descending else "ascending"
+    return format_html(
+        '<th{}{}><a href="{}" class="sort{}" data-sort-key="{}">{}</a></th>',
+        mark_safe(' class="num"') if num else "",  # noqa: S308 (a constant)
+        format_html(' aria-sort="{}"', direction) if active else "",
+        query_with(context, sort=target.param),
+        (" active desc" if sort.descending else " active asc") if active else "",
+        key or column,
+        label,
+    )
+
+
+SPARK_WIDTH = 100
+SPARK_HEIGHT = 20
+
+
+def sparkline_points(values) -> str:
+    """Polyline points of daily values on a SPARK_WIDTH × SPARK_HEIGHT box:
+    x spreads the days evenly, y = 0 is the biggest day (1 px margin), the
+    bottom line is zero."""
+    values = [Decimal(v) for v in values] or [Decimal(0)]
+    if len(values) == 1:
+        values = values * 2
+    top = max(values)
+    span = SPARK_HEIGHT - 2
+    step = Decimal(SPARK_WIDTH) / (len(values) - 1)
+    points = []
+    for n, value in enumerate(values):
+        y = SPARK_HEIGHT - 1 - (span * value / top if top > 0 else Decimal(0))
+        points.append(f"{_coordinate(step * n)},{_coordinate(y)}")
+    return " ".join(points)
+
+
+def _coordinate(value: Decimal) -> str:
+    return f"{value.quantize(Decimal('0.1')).normalize():f}"
+
+
+@register.simple_tag
+def sparkline(values) -> str:
+    """Daily cost as a small inline SVG line (server-rendered, no script: CSP-safe)."""
+    peak = max(values, default=0)
+    return format_html(
+        '<svg class="sparkline" viewBox="0 0 {w} {h}" width="{w}" height="{h}" '
+        'preserveAspectRatio="none" role="img" aria-label="Daily cost, peak {}">'
+        '<polyline points="{}" vector-effect="non-scaling-stroke"/></svg>',
+        money_text(peak),
+        sparkline_points(values),
+        w=SPARK_WIDTH,
+        h=SPARK_HEIGHT,
+    )
+
+
+@register.filter
+def get_item(mapping, key):
+    """mapping[key] in a template (None when absent)."""
+    return None if mapping is None else mapping.get(key)

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.shortcuts import render
-
-from analytics import selectors
-from analytics.params import ParamError, parse_choice, parse_int
 from analytics.periods import Period
 from analytics.selectors import Totals
 from analytics.selectors.revenue import (
-    MARGIN_SORTS,
-    PROFIT_FILTERS,
     customer_forecast,
     customer_margin,
     customer_margin_page,
@@ -20,7 +14,8 @@ from analytics.selectors.revenue import (
     margins_for,
     revenue_settings_get,
 )
-from analytics.views.common import _num, bad_request, page_period, range_context
+from analytics.sorting import Sort
+from analytics.views.common import _num
 
 PER_PAGE = 50
 
@@ -35,49 +30,33 @@ def margin_context(request, period: Period, rows: list[Totals]) -> dict[str, Any
     }
 
 
-def customers_by_margin(request):
+def customers_by_margin(
+    request, period: Period, sort: Sort, profit: str | None, search: str, page: int
+) -> dict[str, Any]:
     """The customers table sorted by margin / margin % / revenue, or filtered to
-    unprofitable or thin customers: one full ranking by margin, then a page."""
+    unprofitable or thin customers (then sorted by any column): one full
+    ranking with margins, then a page. The table's rows, margins and paging."""
     org = request.organization
-    try:
-        period = page_period(request)
-        sort = parse_choice(request.GET, "sort", (*MARGIN_SORTS, "cost"), default="margin")
-        profit = request.GET.get("profit") or None
-        if profit is not None:
-            profit = parse_choice(request.GET, "profit", PROFIT_FILTERS, default="unprofitable")
-        page = parse_int(request.GET, "page", default=1, minimum=1, maximum=100_000)
-    except ParamError as error:
-        return bad_request(request, error)
-    search = (request.GET.get("q") or "").strip()
     rows, count = customer_margin_page(
         organization=org,
         period=period,
-        sort="margin" if sort == "cost" else sort,
+        sort=sort.column,
+        descending=sort.descending,
         profit=profit,
         search=search,
         limit=PER_PAGE,
         offset=(page - 1) * PER_PAGE,
     )
-    pages = max(1, -(-count // PER_PAGE))
     settings = revenue_settings_get(organization=org)
-    context = {
-        **range_context(request, period),
-        "title": "Customers",
-        "noun": "customer",
-        "url_name": "customers",
-        "by": "customer",
+    return {
         "rows": [row.totals for row in rows],
         "margins": {row.totals.key: row.margin for row in rows},
         "thin_percent": settings.thin_margin_percent,
         "profit": profit or "",
-        "total": selectors.spend_totals(organization=org, period=period),
-        "sort": sort,
-        "search": search,
         "count": count,
         "page": page,
-        "pages": pages,
+        "pages": max(1, -(-count // PER_PAGE)),
     }
-    return render(request, "analytics/table.html", context)
 
 
 def pnl_chart(request, customer_id: str) -> dict[str, Any]:

@@ -1,65 +1,110 @@
-"""Models, Customers and Features tables: sortable, searchable, paginated, from rollups."""
+"""Models, Customers and Features tables: every column sorts (?sort=col / -col),
+searchable, paginated, from rollups; customers and features add a daily
+sparkline and the change against the previous equal period."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from django.shortcuts import render
 
 from analytics import selectors
 from analytics.params import ParamError, parse_choice, parse_int
-from analytics.selectors.revenue import MARGIN_SORTS
+from analytics.periods import Period
+from analytics.selectors import Totals
+from analytics.selectors._common import change_ratio
+from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
+from analytics.selectors.tables import change_ranking, previous_costs, sparklines
+from analytics.sorting import parse_sort
 from analytics.views.common import bad_request, page_period, range_context, spend_page
 from analytics.views.margin import customers_by_margin, margin_context
 
 PER_PAGE = 50
-TABLES = {
-    "model": {"title": "Models", "noun": "model", "url_name": "models"},
-    "customer": {"title": "Customers", "noun": "customer", "url_name": "customers"},
-    "feature": {"title": "Features", "noun": "feature", "url_name": "features"},
+# Each table's sortable columns and the direction a first click sorts them in
+# (True: biggest first). Share sorts as cost.
+COLUMNS = {"name": False, "calls": True, "tokens": True, "avg_cost": True, "cost": True}
+TREND_COLUMNS = {**COLUMNS, "change": True}
+TABLES: dict[str, dict[str, Any]] = {
+    "model": {"title": "Models", "noun": "model", "url_name": "models", "columns": COLUMNS},
+    "customer": {
+        "title": "Customers",
+        "noun": "customer",
+        "url_name": "customers",
+        "columns": {**TREND_COLUMNS, "revenue": True, "margin": False, "margin_percent": False},
+    },
+    "feature": {
+        "title": "Features",
+        "noun": "feature",
+        "url_name": "features",
+        "columns": TREND_COLUMNS,
+    },
 }
+
+
+def _ranking(request, by: str, period: Period, sort, search: str, page: int):
+    """One page of the table's values in the asked order."""
+    scope = {
+        "organization": request.organization,
+        "period": period,
+        "by": by,
+        "descending": sort.descending,
+        "search": search,
+        "limit": PER_PAGE,
+        "offset": (page - 1) * PER_PAGE,
+    }
+    if sort.column == "change":
+        return change_ranking(**scope)
+    return selectors.spend_ranking(order=sort.column, **scope)
+
+
+def trend_context(request, by: str, period: Period, rows: list[Totals]) -> dict[str, Any]:
+    """Each row's sparkline (daily cost) and change against the previous period."""
+    org = request.organization
+    previous = previous_costs(organization=org, period=period, by=by, rows=rows)
+    return {
+        "sparklines": sparklines(organization=org, period=period, by=by, rows=rows),
+        "changes": {row.key: change_ratio(row.cost, previous[row.key]) for row in rows},
+    }
 
 
 def _table(request, by: str):
     org = request.organization
+    table = TABLES[by]
     try:
         period = page_period(request)
-        sort = parse_choice(request.GET, "sort", ("cost", "calls", "name"), default="cost")
+        sort = parse_sort(request.GET, table["columns"], default="-cost")
         page = parse_int(request.GET, "page", default=1, minimum=1, maximum=100_000)
+        profit = None
+        if by == "customer" and request.GET.get("profit"):
+            profit = parse_choice(request.GET, "profit", PROFIT_FILTERS, default="")
     except ParamError as error:
         return bad_request(request, error)
     search = (request.GET.get("q") or "").strip()
-
-    def ranking_page(number: int):
-        return selectors.spend_ranking(
-            organization=org,
-            period=period,
-            by=by,
-            order=sort,
-            search=search,
-            limit=PER_PAGE,
-            offset=(number - 1) * PER_PAGE,
-        )
-
-    ranking = ranking_page(page)
-    count = ranking.count
-    pages = max(1, -(-count // PER_PAGE))
-    if page > pages:  # past the end: show the last page
-        page = pages
-        ranking = ranking_page(page)
-    rows = ranking.rows
-    context = {
-        **range_context(request, period),
-        **TABLES[by],
-        "by": by,
-        "rows": rows,
-        "total": selectors.spend_totals(organization=org, period=period),
-        "sort": sort,
-        "search": search,
-        "count": count,
-        "page": page,
-        "pages": pages,
-    }
-    if by == "customer":  # revenue and margin of the rows shown (issue 13)
-        context.update(margin_context(request, period, rows))
+    if by == "customer" and (sort.column in MARGIN_SORTS or profit):
+        # a full ranking by margin (analytics.views.margin)
+        context = customers_by_margin(request, period, sort, profit, search, page)
+    else:
+        ranking = _ranking(request, by, period, sort, search, page)
+        pages = max(1, -(-ranking.count // PER_PAGE))
+        if page > pages:  # past the end: show the last page
+            page = pages
+            ranking = _ranking(request, by, period, sort, search, page)
+        context = {"rows": ranking.rows, "count": ranking.count, "page": page, "pages": pages}
+        if by == "customer":  # revenue and margin of the rows shown (issue 13)
+            context.update(margin_context(request, period, ranking.rows))
+    rows = context["rows"]
+    context.update(
+        {
+            **range_context(request, period),
+            **table,
+            "by": by,
+            "total": selectors.spend_totals(organization=org, period=period),
+            "sort": sort,
+            "search": search,
+        }
+    )
+    if "change" in table["columns"]:
+        context.update(trend_context(request, by, period, rows))
     return render(request, "analytics/table.html", context)
 
 
@@ -70,8 +115,6 @@ def models_table(request):
 
 @spend_page
 def customers_table(request):
-    if request.GET.get("sort") in MARGIN_SORTS or request.GET.get("profit"):
-        return customers_by_margin(request)  # a full ranking by margin (analytics.views.margin)
     return _table(request, "customer")
 
 

@@ -72,13 +72,13 @@ def test_overview(owner_client, spend):
 
 
 def test_tables_sort_search_and_page(owner_client, spend):
-    by_cost = owner_client.get("/customers/?sort=cost").content.decode()
+    by_cost = owner_client.get("/customers/?sort=-cost").content.decode()
     assert by_cost.index("big-co") < by_cost.index("cust/ä 1") < by_cost.index("(untagged)")
     by_name = owner_client.get("/customers/?sort=name").content.decode()
     assert by_name.index("(untagged)") < by_name.index("big-co") < by_name.index("cust/ä 1")
     searched = owner_client.get("/customers/?q=BIG").content.decode()
     assert "big-co" in searched and "cust/ä 1" not in searched
-    models = owner_client.get("/models/?sort=calls").content.decode()
+    models = owner_client.get("/models/?sort=-calls").content.decode()
     assert models.index("gpt-4o") < models.index("claude-opus-4")
     assert owner_client.get("/features/").status_code == 200
     assert owner_client.get("/customers/?page=99").status_code == 200  # clamps to the last page

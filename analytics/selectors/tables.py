@@ -1,0 +1,92 @@
+"""What the customers and features tables add to a ranking: each row's change
+against the previous period, its daily sparkline, and ranking by that change.
+
+All from rollups (`rollup_rows`), for the rows of one page except the change
+ranking, which needs every value's cost in both periods (two grouped sums).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db.models import F
+
+from analytics.periods import Period
+from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows
+from analytics.selectors.spend import Ranking, page_totals, spend_daily_split
+from analytics.sorting import sort_rows
+
+# A change ranks above every ratio when nothing was spent before ("new").
+NEW = Decimal("Infinity")
+
+
+def change_value(current: Decimal, previous: Decimal) -> Decimal | None:
+    """What the change column sorts by: the exact ratio (current - previous) /
+    previous, NEW when only the current period spent, None when neither did."""
+    if previous:
+        return (current - previous) / previous
+    return NEW if current else None
+
+
+def costs_by_value(
+    *, organization, period: Period, by: str, keys: list | None = None, search: str = ""
+) -> dict:
+    """Cost per value of `by` over the period (only values with calls in it);
+    `keys`: those values only; `search`: values containing it."""
+    rows = rollup_rows(organization=organization, period=period, by=by)
+    column = rows.column(by)
+    qs = rows.qs
+    if keys is not None:
+        qs = qs.filter(**{f"{column}__in": keys})
+    if search:
+        qs = qs.filter(**{f"{column}__icontains": search})
+    grouped = qs.values(key=F(column)).annotate(c=cost_sum()).order_by()
+    return {row["key"]: money(row["c"]) for row in grouped}
+
+
+def previous_costs(*, organization, period: Period, by: str, rows: list[Totals]) -> dict:
+    """The cost of each row's value over the equal period before (ZERO if none)."""
+    if not rows:
+        return {}
+    keys = [row.key for row in rows]
+    found = costs_by_value(organization=organization, period=period.previous(), by=by, keys=keys)
+    return {key: found.get(key, ZERO) for key in keys}
+
+
+def sparklines(*, organization, period: Period, by: str, rows: list[Totals]) -> dict:
+    """Each row's cost per local day of the period, zero-filled (one query)."""
+    if not rows:
+        return {}
+    keys = [row.key for row in rows]
+    split = spend_daily_split(organization=organization, period=period, by=by, keys=keys)
+    zeros = [ZERO] * period.days
+    return {key: split.get(str(key), zeros) for key in keys}
+
+
+def change_ranking(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    descending: bool = True,
+    limit: int,
+    offset: int = 0,
+    search: str = "",
+) -> Ranking:
+    """One page of the values with calls in the period ranked by their cost's
+    change against the previous equal period (biggest rise first unless not
+    `descending`; "new" above every ratio; no spend either time last)."""
+    scope = {"organization": organization, "by": by, "search": search}
+    current = costs_by_value(period=period, **scope)
+    previous = costs_by_value(period=period.previous(), **scope)
+    ranked = sort_rows(
+        current,
+        value=lambda key: change_value(current[key], previous.get(key, ZERO)),
+        key=lambda key: key,
+        descending=descending,
+    )
+    keys = ranked[offset : offset + limit]
+    rows = rollup_rows(organization=organization, period=period, by=by)
+    column = rows.column(by)
+    qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
+    return Ranking(rows=page_totals(rows, qs, column, keys), count=len(current))
