@@ -1,6 +1,7 @@
 from django.urls import path
 
 from analytics import views
+from analytics.views import matrix as matrix_views
 from analytics.views import revenue as revenue_views
 
 urlpatterns = [
@@ -15,6 +16,8 @@ urlpatterns = [
     path("customers/<path:value>/", views.customer_detail, name="customer_detail"),
     path("features/", views.features_table, name="features"),
     path("features/<path:value>/", views.feature_detail, name="feature_detail"),
+    path("matrix/", matrix_views.matrix_page, name="matrix"),
+    path("matrix/export.csv", matrix_views.matrix_export, name="matrix_export"),
     path("keys/<int:value>/", views.key_detail, name="key_detail"),
     path("settings/revenue/", revenue_views.revenue_settings, name="revenue_settings"),
     path("settings/revenue/template.csv", revenue_views.revenue_template, name="revenue_template"),

@@ -21,6 +21,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
 from analytics.api.base import DATE_DOCS, FILTER_DOCS, TRACE_DOC, OrgAPIView, record_json
+from analytics.csv_cells import csv_cell as _cell
 from analytics.params import DATE_PARAMS, FILTER_PARAMS, UsageFilters, parse_choice
 from analytics.periods import Period
 from analytics.selectors import RECORD_FIELDS, usage_events_page
@@ -87,22 +88,6 @@ class _Pages:
             row["properties"] = json.dumps(row["properties"], separators=(",", ":"))
             writer.writerow([_cell(row[name]) for name in RECORD_FIELDS])
         return buffer.getvalue().encode()
-
-
-# OWASP's CSV injection rule: a spreadsheet runs a cell starting with one of
-# these as a formula, so such text cells get a leading single quote. Only text
-# is touched (numbers stay numbers); the JSON export is unchanged.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value) -> object:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
-        return "'" + value
-    return value
 
 
 def _sync_stream(pages: _Pages) -> Iterator[bytes]:

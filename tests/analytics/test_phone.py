@@ -91,6 +91,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
         "features": "/features/",
         "feature_detail": "/features/summarise-long-documents-for-the-legal-team/",
         "key_detail": f"/keys/{api_key.row.pk}/",
+        "matrix": "/matrix/",
         "traces": "/traces/",
         "trace_detail": "/traces/trace-with-a-long-name-42/",
         "api_keys": "/settings/api-keys/",
