@@ -66,7 +66,13 @@ class UsageEvent(models.Model):
         indexes = [
             # Record lists, newest first, per organization (and the retention purge).
             models.Index(fields=["organization", "-created_at"], name="ue_org_created"),
-            models.Index(fields=["organization", "trace_id"], name="ue_org_trace"),
+            # One trace's calls, and the traces page's search by id prefix
+            # (LIKE 'p%'; pattern ops make that an index range in any collation).
+            models.Index(
+                fields=["organization", "trace_id"],
+                name="ue_org_trace",
+                opclasses=["int8_ops", "varchar_pattern_ops"],
+            ),
             models.Index(fields=["organization", "customer_id", "-created_at"], name="ue_org_cust"),
             # "Most expensive requests" of a period: walk costs downwards, stop at N.
             models.Index(fields=["organization", "-cost"], name="ue_org_cost"),

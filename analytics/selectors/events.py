@@ -283,20 +283,35 @@ def trace_detail(*, organization, trace_id: str) -> TraceDetail:
 
 
 TRACE_SCAN_LIMIT = 5000
+# What each column of the traces table sorts by (ties: the trace id).
+TRACE_ORDERS = {
+    "trace": "trace_id",
+    "calls": "n",
+    "tokens": "tokens",
+    "started": "started_at",
+    "duration": "duration",
+    "cost": "c",
+}
 
 
 def traces_list(
-    *, organization, period: Period, filters: UsageFilters | None = None, limit: int = 50
+    *,
+    organization,
+    period: Period,
+    filters: UsageFilters | None = None,
+    prefix: str = "",
+    order: str = "cost",
+    descending: bool = True,
+    limit: int = 50,
 ) -> list[TraceSummary]:
     """Cost and calls per trace_id, among the most recent TRACE_SCAN_LIMIT traced
     calls of the period (rollups carry no trace_id, so this bounds the scan),
-    most expensive first."""
-    recent = (
-        events_in(organization=organization, period=period, filters=filters)
-        .exclude(trace_id="")
-        .order_by("-created_at")
-        .values("pk")[:TRACE_SCAN_LIMIT]
-    )
+    most expensive first unless `order` (TRACE_ORDERS) says. `prefix`: trace
+    ids starting with it (index ue_org_trace's pattern ops)."""
+    traced = events_in(organization=organization, period=period, filters=filters)
+    traced = traced.filter(trace_id__startswith=prefix) if prefix else traced.exclude(trace_id="")
+    recent = traced.order_by("-created_at").values("pk")[:TRACE_SCAN_LIMIT]
+    column = TRACE_ORDERS[order]
     rows = (
         UsageEvent.objects.filter(organization=organization, pk__in=recent)
         .values("trace_id")
@@ -306,8 +321,9 @@ def traces_list(
             tokens=Sum(F("input_tokens") + F("output_tokens")),
             started_at=Min("created_at"),
             ended_at=Max("created_at"),
+            duration=F("ended_at") - F("started_at"),
         )
-        .order_by("-c", "trace_id")[:limit]
+        .order_by(f"-{column}" if descending else column, "trace_id")[:limit]
     )
     return [
         TraceSummary(

@@ -7,7 +7,8 @@ from datetime import timedelta
 from django.shortcuts import render
 
 from analytics import selectors
-from analytics.params import ParamError, untagged_value
+from analytics.params import ParamError, parse_filters, untagged_value
+from analytics.sorting import parse_sort
 from analytics.views.common import bad_request, page_period, range_context, spend_page, trend_chart
 from analytics.views.margin import customer_margin_context
 from pricing.engine import applied_price
@@ -74,14 +75,45 @@ def request_detail(request, request_id: str):
     return render(request, "analytics/request_detail.html", {"record": record, "price": price})
 
 
+# The traces table's columns and the direction a first click sorts them in.
+TRACE_COLUMNS = {
+    "trace": False,
+    "calls": True,
+    "tokens": True,
+    "started": True,
+    "duration": True,
+    "cost": True,
+}
+TRACE_SEARCH = ("customer_id", "feature")
+
+
 @spend_page
 def traces(request):
+    """The period's most expensive traces, searchable by id prefix (`q`),
+    customer and feature, sortable by every column."""
     try:
         period = page_period(request)
+        sort = parse_sort(request.GET, TRACE_COLUMNS, default="-cost")
+        filters = parse_filters(request.GET, allowed=TRACE_SEARCH)
     except ParamError as error:
         return bad_request(request, error)
-    rows = selectors.traces_list(organization=request.organization, period=period)
-    context = {**range_context(request, period), "traces": rows}
+    prefix = (request.GET.get("q") or "").strip()
+    rows = selectors.traces_list(
+        organization=request.organization,
+        period=period,
+        filters=filters,
+        prefix=prefix,
+        order=sort.column,
+        descending=sort.descending,
+    )
+    context = {
+        **range_context(request, period),
+        "traces": rows,
+        "sort": sort,
+        "columns": TRACE_COLUMNS,
+        "search": prefix,
+        "filters": filters,
+    }
     return render(request, "analytics/traces.html", context)
 
 
