@@ -11,6 +11,7 @@ Each table's key and counters are read off these declarations
 from __future__ import annotations
 
 from django.db import models
+from django.db.models import F
 
 from accounts.models import ApiKey, Organization
 
@@ -76,6 +77,17 @@ class UsageEvent(models.Model):
             models.Index(fields=["organization", "customer_id", "-created_at"], name="ue_org_cust"),
             # "Most expensive requests" of a period: walk costs downwards, stop at N.
             models.Index(fields=["organization", "-cost"], name="ue_org_cost"),
+            # The requests table sorted by a column (analytics.selectors.events
+            # REQUEST_SORTS): each order and its reverse is one scan of these.
+            models.Index(fields=["organization", "model", "-created_at"], name="ue_org_model"),
+            models.Index(fields=["organization", "feature", "-created_at"], name="ue_org_feature"),
+            models.Index(fields=["organization", "status", "-created_at"], name="ue_org_status"),
+            models.Index(
+                F("organization"),
+                F("input_tokens") + F("output_tokens"),
+                F("created_at").desc(),
+                name="ue_org_tokens",
+            ),
             # Re-pricing finds unpriced events by model.
             models.Index(fields=["priced", "model"], name="ue_priced_model"),
         ]

@@ -7,12 +7,41 @@ from django.shortcuts import render
 from analytics import selectors
 from analytics.models import Status
 from analytics.params import FILTER_PARAMS, ParamError, parse_filters
+from analytics.periods import Period
+from analytics.selectors.events import usage_events_sorted_page
+from analytics.sorting import Sort, parse_sort
 from analytics.views.common import bad_request, page_period, range_context, spend_page
 
 PER_PAGE = 50
-
-
 SUGGESTIONS = 200
+# The table's columns and the direction a first click sorts them in.
+COLUMNS = {
+    "time": True,
+    "model": False,
+    "customer": False,
+    "feature": False,
+    "status": False,
+    "tokens": True,
+    "latency": True,
+    "cost": True,
+}
+
+
+def _records(org, period: Period, filters, sort: Sort, cursor: str | None):
+    """A page newest first (the live, API-shaped default), or in a column's order."""
+    if sort.param == "-time":
+        return selectors.usage_events_page(
+            organization=org, period=period, filters=filters, limit=PER_PAGE, cursor=cursor
+        )
+    return usage_events_sorted_page(
+        organization=org,
+        period=period,
+        filters=filters,
+        order=sort.column,
+        descending=sort.descending,
+        limit=PER_PAGE,
+        cursor=cursor,
+    )
 
 
 def _values(org, period, by: str) -> list[str]:
@@ -26,7 +55,7 @@ def export_query(request, period) -> str:
     """The export of exactly what is on screen: the page's filters and its date
     range spelled out (a preset or the default range included), never all time."""
     params = request.GET.copy()
-    for name in ("cursor", "range", "start_date", "end_date"):
+    for name in ("cursor", "sort", "range", "start_date", "end_date"):
         params.pop(name, None)
     params["start_date"] = period.start.isoformat()
     params["end_date"] = period.end.isoformat()
@@ -39,16 +68,8 @@ def requests_log(request):
     try:
         period = page_period(request)
         filters = parse_filters(request.GET, allowed=FILTER_PARAMS)
-    except ParamError as error:
-        return bad_request(request, error)
-    try:
-        page = selectors.usage_events_page(
-            organization=org,
-            period=period,
-            filters=filters,
-            limit=PER_PAGE,
-            cursor=request.GET.get("cursor") or None,
-        )
+        sort = parse_sort(request.GET, COLUMNS, default="-time")
+        page = _records(org, period, filters, sort, request.GET.get("cursor") or None)
     except ParamError as error:
         return bad_request(request, error)
     context = {
@@ -71,6 +92,8 @@ def requests_log(request):
             )
         ],
         "export_query": export_query(request, period),
+        "sort": sort,
+        "columns": COLUMNS,
         # autocomplete from the organization's own values (first 200 by name)
         "customer_values": _values(org, period, "customer"),
         "feature_values": _values(org, period, "feature"),
