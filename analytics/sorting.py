@@ -62,3 +62,13 @@ def sort_rows(
     # list.sort is stable even with reverse=True: ties keep their key order.
     known.sort(key=value, reverse=descending)
     return known + unknown
+
+
+def totals_sort_value(totals, column: str, name: Any) -> Any:
+    """A breakdown row's cell as it sorts (analytics.selectors.Totals): `name`
+    for the name column, the exact average cost per call (None without calls)."""
+    if column == "name":
+        return name
+    if column == "avg_cost":
+        return totals.cost / totals.calls if totals.calls else None
+    return getattr(totals, column)  # calls, tokens, cost

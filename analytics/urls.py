@@ -18,6 +18,7 @@ urlpatterns = [
     path("features/<path:value>/", views.feature_detail, name="feature_detail"),
     path("matrix/", matrix_views.matrix_page, name="matrix"),
     path("matrix/export.csv", matrix_views.matrix_export, name="matrix_export"),
+    path("keys/", views.keys_table, name="keys"),
     path("keys/<int:value>/", views.key_detail, name="key_detail"),
     path("settings/revenue/", revenue_views.revenue_settings, name="revenue_settings"),
     path("settings/revenue/template.csv", revenue_views.revenue_template, name="revenue_template"),

@@ -24,7 +24,7 @@ from analytics.periods import Period, org_today, org_zone
 from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
 from analytics.selectors.spend import spend_breakdown, spend_forecast, spend_totals
 from analytics.selectors.tables import change_value, costs_by_value
-from analytics.sorting import sort_rows
+from analytics.sorting import sort_rows, totals_sort_value
 
 PERCENT = Decimal("0.01")
 DEFAULT_THIN_PERCENT = Decimal(20)
@@ -243,16 +243,11 @@ def customer_margin_page(
 def margin_sort_value(row: CustomerMargin, column: str, previous_cost: Decimal) -> Any:
     """A customers-table cell as it sorts: exact values (average cost per call
     unrounded), None for unknown (no revenue, no spend either period)."""
-    totals = row.totals
-    if column == "name":
-        return totals.key
     if column in MARGIN_SORTS:
         return getattr(row.margin, column)
-    if column == "avg_cost":
-        return totals.cost / totals.calls if totals.calls else None
     if column == "change":
-        return change_value(totals.cost, previous_cost)
-    return getattr(totals, column)  # calls, tokens, cost
+        return change_value(row.totals.cost, previous_cost)
+    return totals_sort_value(row.totals, column, row.totals.key)
 
 
 @dataclass(slots=True)

@@ -12,7 +12,7 @@ from analytics.views.details import (
 from analytics.views.overview import dashboard, first_call, live
 from analytics.views.requests import requests_log
 from analytics.views.simulate import simulate_features_page, simulate_page
-from analytics.views.tables import customers_table, features_table, models_table
+from analytics.views.tables import customers_table, features_table, keys_table, models_table
 
 __all__ = [
     "customer_detail",
@@ -22,6 +22,7 @@ __all__ = [
     "features_table",
     "first_call",
     "key_detail",
+    "keys_table",
     "live",
     "model_detail",
     "models_table",

@@ -14,7 +14,7 @@ from analytics.views.margin import customer_margin_context
 from pricing.engine import applied_price
 
 TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key": "API key"}
-LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "dashboard"}
+LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "keys"}
 
 
 def _detail(request, by: str, value):

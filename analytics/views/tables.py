@@ -14,8 +14,9 @@ from analytics.periods import Period
 from analytics.selectors import Totals
 from analytics.selectors._common import change_ratio
 from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
+from analytics.selectors.spend import Ranking
 from analytics.selectors.tables import change_ranking, previous_costs, sparklines
-from analytics.sorting import parse_sort
+from analytics.sorting import Sort, parse_sort, sort_rows, totals_sort_value
 from analytics.views.common import bad_request, page_period, range_context, spend_page
 from analytics.views.margin import customers_by_margin, margin_context
 
@@ -38,11 +39,31 @@ TABLES: dict[str, dict[str, Any]] = {
         "url_name": "features",
         "columns": TREND_COLUMNS,
     },
+    "key": {"title": "Spend by API key", "noun": "key", "url_name": "keys", "columns": COLUMNS},
 }
 
 
-def _ranking(request, by: str, period: Period, sort, search: str, page: int):
+def _key_ranking(request, period: Period, sort: Sort, search: str, page: int) -> Ranking:
+    """Keys by any column, sorted in Python: an organization has a handful of
+    keys, and their names (not their ids) are what the name column sorts by."""
+    labels = selectors.api_key_labels(organization=request.organization)
+    rows = selectors.spend_breakdown(organization=request.organization, period=period, by="key")
+    if search:
+        rows = [row for row in rows if search.lower() in labels.get(row.key, "").lower()]
+    ranked = sort_rows(
+        rows,
+        value=lambda row: totals_sort_value(row, sort.column, labels.get(row.key, "")),
+        key=lambda row: row.key,
+        descending=sort.descending,
+    )
+    offset = (page - 1) * PER_PAGE
+    return Ranking(rows=ranked[offset : offset + PER_PAGE], count=len(ranked))
+
+
+def _ranking(request, by: str, period: Period, sort: Sort, search: str, page: int):
     """One page of the table's values in the asked order."""
+    if by == "key":
+        return _key_ranking(request, period, sort, search, page)
     scope = {
         "organization": request.organization,
         "period": period,
@@ -90,6 +111,8 @@ def _table(request, by: str):
             page = pages
             ranking = _ranking(request, by, period, sort, search, page)
         context = {"rows": ranking.rows, "count": ranking.count, "page": page, "pages": pages}
+        if by == "key":
+            context["key_labels"] = selectors.api_key_labels(organization=org)
         if by == "customer":  # revenue and margin of the rows shown (issue 13)
             context.update(margin_context(request, period, ranking.rows))
     rows = context["rows"]
@@ -121,3 +144,8 @@ def customers_table(request):
 @spend_page
 def features_table(request):
     return _table(request, "feature")
+
+
+@spend_page
+def keys_table(request):
+    return _table(request, "key")

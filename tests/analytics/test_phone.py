@@ -90,6 +90,7 @@ def test_every_page_fits_a_phone(live_server, browser_page, org, owner, api_key)
         "customer_detail": f"/customers/{LONG_CUSTOMER}/",
         "features": "/features/",
         "feature_detail": "/features/summarise-long-documents-for-the-legal-team/",
+        "keys": "/keys/",
         "key_detail": f"/keys/{api_key.row.pk}/",
         "matrix": "/matrix/",
         "traces": "/traces/",

@@ -13,6 +13,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from accounts.services import api_key_issue
 from analytics.periods import org_today
 from analytics.templatetags.spend import sparkline_points
 from analytics.views import tables
@@ -213,3 +214,25 @@ def test_models_sort_by_tokens_and_average(owner_client, org, ingest, period):
     assert html.index("/models/small/") < html.index("/models/big/")
     html = owner_client.get("/models/", {**period, "sort": "avg_cost"}).content.decode()
     assert html.index("/models/big/") < html.index("/models/small/")  # $0.05 < $0.10 a call
+
+
+def test_keys_table_sorts_by_name_and_spend(owner_client, org, api_key, ingest, period):
+    other = api_key_issue(organization=org, name="Zed batch", scopes=["proxy"], created_by=None)[0]
+    at = timezone.now() - timedelta(days=1)
+    ingest(
+        call(org, at, cost="0.50", api_key_id=other.pk),
+        call(org, at, cost="0.10", api_key_id=api_key.row.pk),
+        call(org, at, cost="0.10", api_key_id=api_key.row.pk),
+    )
+    names = {api_key.row.pk: api_key.row.name, other.pk: "Zed batch"}
+
+    def keys(sort: str) -> list[int]:
+        html = owner_client.get("/keys/", {**period, "sort": sort}).content.decode()
+        return [int(pk) for pk in re.findall(r'<td><a href="/keys/(\d+)/', html)]
+
+    by_name = sorted(names, key=lambda pk: names[pk])
+    assert keys("name") == by_name and keys("-name") == by_name[::-1]
+    assert keys("-cost") == [other.pk, api_key.row.pk]
+    assert keys("-calls") == [api_key.row.pk, other.pk]
+    assert "Zed batch" in owner_client.get("/keys/", {**period, "q": "zed"}).content.decode()
+    assert 'id="keys-spend-link"' in owner_client.get("/settings/api-keys/").content.decode()
