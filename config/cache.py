@@ -20,10 +20,11 @@ from django.core.cache.backends.base import DEFAULT_TIMEOUT
 from django.core.cache.backends.redis import RedisCache
 from redis.exceptions import RedisError
 
+from config.throttle import Every
+
 logger = logging.getLogger("aispendtrack.cache")
 
 RETRY_SECONDS = 1.0
-WARN_EVERY_SECONDS = 60.0
 
 
 class _Breaker:
@@ -32,8 +33,7 @@ class _Breaker:
 
     def __init__(self) -> None:
         self.down_until = 0.0
-        self.warned_at = -WARN_EVERY_SECONDS
-        self.lock = threading.Lock()
+        self.warning = Every()
 
 
 _breakers: dict[str, _Breaker] = {}
@@ -61,14 +61,8 @@ class ResilientRedisCache(RedisCache):
         return True
 
     def _failed(self, error: Exception) -> None:
-        breaker = self._breaker
-        now = time.monotonic()
-        with breaker.lock:
-            breaker.down_until = now + RETRY_SECONDS
-            warn = now - breaker.warned_at >= WARN_EVERY_SECONDS
-            if warn:
-                breaker.warned_at = now
-        if warn:
+        self._breaker.down_until = time.monotonic() + RETRY_SECONDS
+        if self._breaker.warning.due():
             logger.warning(
                 "Redis cache unreachable (%s: %s); serving without it (API keys from the "
                 "database, limits per process) until it answers again",

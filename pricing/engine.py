@@ -86,11 +86,20 @@ def usage_prices(
     input at `at` (org override, else the global price and its context tier),
     or None when no price matches. No I/O. The cost simulator prices the
     usage it re-prices with this same function."""
-    snapshot = _state.snapshot
+    override, rate = _price_sources(organization, provider, model, at)
+    if override is not None:
+        return override
+    return None if rate is None else tier_prices(rate, input_tokens)
+
+
+def _price_sources(
+    organization: Any, provider: str, model: str, at: datetime
+) -> tuple[Prices | None, Rate | None]:
+    """(the organization's override prices, or None; else the list rate at
+    `at`, or None): the one lookup `usage_prices` and `applied_price` share."""
+    snapshot = _state.snapshot or _first_load()
     if snapshot is None:
-        snapshot = _first_load()
-        if snapshot is None:
-            return None
+        return None, None
     entry = snapshot.memo.get((provider, model), MISS)
     if entry is MISS:
         entry = snapshot.resolve(provider, model)
@@ -100,13 +109,8 @@ def usage_prices(
     if org_id in snapshot.overrides:
         prices = snapshot.override_prices(org_id, provider, model, entry, at)
         if prices is not None:
-            return prices
-    if entry is None:
-        return None
-    rate = entry.rate_at(at)
-    if rate is None:
-        return None
-    return tier_prices(rate, input_tokens)
+            return prices, None
+    return None, (None if entry is None else entry.rate_at(at))
 
 
 # The order of a `Prices` tuple (pricing.snapshot), as people read it.
@@ -134,20 +138,9 @@ def applied_price(
     *, organization: Any, provider: str, model: str, input_tokens: int, at: datetime
 ) -> AppliedPrice | None:
     """The price `usage_prices` applies, with where it came from. No I/O."""
-    snapshot = _state.snapshot or _first_load()
-    if snapshot is None:
-        return None
-    entry = snapshot.memo.get((provider, model), MISS)
-    if entry is MISS:
-        entry = snapshot.resolve(provider, model)
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=UTC)
-    org_id = organization if isinstance(organization, int) else getattr(organization, "pk", None)
-    if org_id in snapshot.overrides:
-        prices = snapshot.override_prices(org_id, provider, model, entry, at)
-        if prices is not None:
-            return AppliedPrice(override=True, tier_above=None, rates=_rates(prices))
-    rate = None if entry is None else entry.rate_at(at)
+    override, rate = _price_sources(organization, provider, model, at)
+    if override is not None:
+        return AppliedPrice(override=True, tier_above=None, rates=_rates(override))
     if rate is None:
         return None
     tier_above = next((above for above, _ in rate.tiers if input_tokens > above), None)

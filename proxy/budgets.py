@@ -51,6 +51,7 @@ from redis.exceptions import RedisError
 
 from alerts.periods import budget_period
 from alerts.selectors import CapSpec, block_budgets_all_orgs, budget_ledger_spend
+from config.throttle import Every
 from proxy.gates import Refusal
 
 logger = logging.getLogger("aispendtrack.budgets")
@@ -61,7 +62,6 @@ LEDGER_LAG = 60.0
 NEAR_FRACTION = 0.9  # observe() spells it as integer arithmetic
 KEY_PREFIX = "aispendtrack:budget:"
 KEY_SLACK_SECONDS = 86400  # a hash outlives its period by a day, then expires
-WARN_EVERY_SECONDS = 60.0
 
 
 def to_units(amount: Decimal) -> int:
@@ -315,7 +315,7 @@ class BudgetGate:
         self.store_down = False
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._last_warning = -math.inf
+        self._warning = Every()
         self._refusals: dict[int, tuple[tuple[int, int], Refusal]] = {}
 
     # --- the hot path -----------------------------------------------------------
@@ -539,9 +539,7 @@ class BudgetGate:
 
     def _store_failed(self) -> None:
         self.store_down = True
-        now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_SECONDS:
-            self._last_warning = now
+        if self._warning.due():
             logger.warning(
                 "Redis unreachable: budgets are enforced on this worker's own view "
                 "(the ledger and its own calls) until it returns"

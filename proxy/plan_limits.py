@@ -38,6 +38,7 @@ from redis.exceptions import RedisError
 
 from billing import windows
 from billing.selectors import OrgLimits, calls_this_month_all_orgs, plan_limits_all_orgs
+from config.throttle import Every
 from proxy.gates import Refusal
 
 logger = logging.getLogger("aispendtrack.plan_limits")
@@ -49,7 +50,6 @@ SYNC_SECONDS = 0.1
 LIMITS_SECONDS = 2.0
 FULL_LIMITS_SECONDS = 60.0
 DB_COUNTS_SECONDS = 15.0
-WARN_EVERY_SECONDS = 60.0
 # Sync at once (not at the next tick) when an organization is this close to a limit.
 NEAR_FRACTION = 0.9
 HOUR_TTL, MONTH_TTL = 2 * 3600, 40 * 86400
@@ -103,7 +103,7 @@ class PlanLimitGate:
         self._redis: aioredis.Redis | None = None
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._last_warning = -math.inf
+        self._warning = Every()
         self._limits_read_at: datetime | None = None
         self._refusals: dict[tuple[int, str], tuple[int, int, Refusal]] = {}
 
@@ -280,9 +280,7 @@ class PlanLimitGate:
 
     def _redis_failed(self) -> None:
         self.redis_down = True
-        now = time.monotonic()
-        if now - self._last_warning >= WARN_EVERY_SECONDS:
-            self._last_warning = now
+        if self._warning.due():
             logger.warning(
                 "Redis unreachable: plan limits are not enforced (calls pass) until it returns"
             )

@@ -7,9 +7,6 @@ shared one), kills it under load, and starts it again on the same port.
 from __future__ import annotations
 
 import logging
-import shutil
-import socket
-import subprocess
 import threading
 import time
 
@@ -22,59 +19,16 @@ from accounts.services import api_key_issue
 from analytics.models import UsageEvent
 from tests.conftest import PASSWORD
 from tests.proxy.conftest import ProxyServer, proxy_settings
+from tests.redis_server import RedisServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server")
-        assert binary, "redis-server is needed (CI installs it)"
-        self.process = subprocess.Popen(  # noqa: S603 - fixed argv
-            [
-                binary,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
-            except OSError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.02)
-
-    def kill(self) -> None:
-        if self.process is not None:
-            self.process.kill()
-            self.process.wait(5)
-            self.process = None
 
 
 @pytest.fixture
 def redis_server():
     server = RedisServer().start()
     yield server
-    server.kill()
+    server.stop()
 
 
 def test_redis_dies_mid_load_and_every_call_is_served(
@@ -132,7 +86,7 @@ def _scenario(server, redis_server, api_key, cold_key, client, caplog) -> None:
         thread.start()
     try:
         wait_for_calls(30)
-        redis_server.kill()
+        redis_server.stop()
         wait_for_calls(60)  # well past the keys' local TTL: served from the database
 
         cold = httpx.post(
