@@ -1,4 +1,5 @@
-"""REST API authentication: `Authorization: Bearer ask_…` (a key with `read` scope)."""
+"""REST API authentication: `Authorization: Bearer ask_…` (a key with the `read`
+or the `manage` scope; accounts.permissions decides what each may do)."""
 
 from __future__ import annotations
 
@@ -44,10 +45,10 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed(
                 "This API key is unknown or revoked; create one in Settings → API keys."
             )
-        if not identity.has_scope(Scope.READ):
+        if not (identity.has_scope(Scope.READ) or identity.has_scope(Scope.MANAGE)):
             raise exceptions.PermissionDenied(
-                "This API key lacks the `read` scope; create a key with `read` in "
-                "Settings → API keys."
+                "This API key lacks the `read` scope (and `manage`, for writes); create a "
+                "key with `read` in Settings → API keys."
             )
         request._request.organization = Organization.objects.get(pk=identity.organization_id)
         _touch(identity.key_id)

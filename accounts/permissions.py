@@ -1,21 +1,30 @@
-from rest_framework.permissions import BasePermission
+from rest_framework.permissions import SAFE_METHODS, BasePermission
 
 from accounts.models import Scope
 from accounts.selectors import KeyIdentity
 
 
 class HasOrganization(BasePermission):
-    """Authenticated by key or session, and resolved to an organization."""
+    """Authenticated by key or session, and resolved to an organization. A key
+    reads with the `read` scope; a write needs `read` or `manage` here, and
+    CanManage, which every write view carries, then asks for `manage`: so a
+    manage-only key can write (revenue, budgets) but not read."""
 
     message = "Log in or send `Authorization: Bearer ask_…` with a key that has `read` scope."
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(
+        if not (
             user
             and user.is_authenticated
             and getattr(request._request, "organization", None) is not None
-        )
+        ):
+            return False
+        if not isinstance(request.auth, KeyIdentity):
+            return True
+        if request.auth.has_scope(Scope.READ):
+            return True
+        return request.method not in SAFE_METHODS and request.auth.has_scope(Scope.MANAGE)
 
 
 class CanManage(BasePermission):

@@ -6,6 +6,7 @@ import factory
 from django.contrib.auth import get_user_model
 
 from accounts.models import Membership, Organization, Role
+from analytics.models import RevenueEntry
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -34,3 +35,13 @@ class MembershipFactory(factory.django.DjangoModelFactory):
     user = factory.SubFactory(UserFactory)
     organization = factory.SubFactory(OrganizationFactory)
     role = Role.MEMBER
+
+
+class RevenueEntryFactory(factory.django.DjangoModelFactory):
+    """Revenue of one customer; tests pass organization, customer_id, amount and dates."""
+
+    class Meta:
+        model = RevenueEntry
+
+    source = "api"
+    external_id = factory.LazyAttribute(lambda o: o.customer_id)

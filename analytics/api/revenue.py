@@ -11,7 +11,7 @@ from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 
-from accounts.permissions import CanManage, HasOrganization
+from accounts.permissions import CanManage
 from analytics.api.base import OrgAPIView, money_str
 from analytics.models import RevenueEntry, RevenueSource
 from analytics.params import parse_int
@@ -33,10 +33,14 @@ def entry_json(entry: RevenueEntry) -> dict[str, Any]:
 
 
 class _ManageWrites(OrgAPIView):
+    """Reads: a `read` key or a session; writes: a `manage` key (no `read`
+    needed) or an owner/admin session. The plan must include the REST API."""
+
     def get_permissions(self):
-        if self.request.method in SAFE_METHODS:
-            return [HasOrganization()]
-        return [HasOrganization(), CanManage()]
+        permissions = list(super().get_permissions())  # the REST API's defaults
+        if self.request.method not in SAFE_METHODS:
+            permissions.append(CanManage())
+        return permissions
 
 
 class RevenueEntryInSchema(serializers.Serializer):

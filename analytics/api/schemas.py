@@ -24,29 +24,27 @@ class TotalsSchema(serializers.Serializer):
 
 
 class MarginFields(serializers.Serializer):
-    """Customers only (issue 13): null where no revenue is known, never 0."""
+    """Customers only (issue 13): always present, null where no revenue is known, never 0."""
 
     revenue = serializers.DecimalField(
         max_digits=20,
         decimal_places=10,
         allow_null=True,
-        required=False,
-        help_text="customers only: USD revenue over the period (spread over its days); "
+        help_text="USD revenue over the period (each entry spread over its days); "
         "null if none is known",
     )
     margin = serializers.DecimalField(
         max_digits=20,
         decimal_places=10,
         allow_null=True,
-        required=False,
-        help_text="customers only: revenue − cost; null if no revenue is known",
+        help_text="revenue − cost; null if no revenue is known",
     )
+    # A margin % can be huge (a cent of revenue against dollars of cost): no digit cap.
     margin_percent = serializers.DecimalField(
-        max_digits=12,
+        max_digits=None,
         decimal_places=2,
         allow_null=True,
-        required=False,
-        help_text="customers only: margin / revenue × 100; null if revenue is unknown or 0",
+        help_text="margin / revenue × 100, 2 decimals; null if revenue is unknown or 0",
     )
 
 
@@ -142,7 +140,11 @@ class RecordPageSchema(serializers.Serializer):
     limit = serializers.IntegerField(required=False, help_text="only with ?page=")
 
 
-class DetailSchema(PeriodSchema, TotalsSchema, MarginFields):
+class DetailSchema(PeriodSchema, TotalsSchema):
+    # A field named like Field.label: DRF's metaclass moves it off the class.
+    label = serializers.CharField(  # type: ignore[assignment]
+        help_text="how the pages name it (a key: its name and prefix)"
+    )
     previous_cost = serializers.DecimalField(max_digits=20, decimal_places=10)
     change = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
     daily = DayTotals(many=True)
@@ -155,6 +157,30 @@ class ListPageSchema(PeriodSchema):
     count = serializers.IntegerField()
     page = serializers.IntegerField()
     pages = serializers.IntegerField()
+
+
+def _list_page(row: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    name = row.__name__.removesuffix("Totals").removesuffix("Row")
+    return type(f"{name}ListPage", (ListPageSchema,), {"results": row(many=True)})
+
+
+def _detail(keyed: type[serializers.Serializer], *extra: type) -> type[serializers.Serializer]:
+    """A detail page: DetailSchema plus the dimension's key field (from its Totals)."""
+    return type(f"{keyed.__name__.removesuffix('Totals')}Detail", (DetailSchema, keyed, *extra), {})
+
+
+CustomerRow = type(
+    "CustomerRow",
+    (CustomerTotals, MarginFields),
+    {"__doc__": "A customer's spend, and its revenue and margin (null where unknown, never 0)."},
+)
+CustomerListPage = _list_page(CustomerRow)
+FeatureListPage = _list_page(FeatureTotals)
+ModelListPage = _list_page(ModelTotals)
+ModelDetail = _detail(ModelTotals)
+CustomerDetail = _detail(CustomerTotals, MarginFields)
+FeatureDetail = _detail(FeatureTotals)
+KeyDetail = _detail(KeyTotals)
 
 
 class TraceSchema(serializers.Serializer):

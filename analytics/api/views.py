@@ -36,7 +36,15 @@ from analytics.params import (
     parse_int,
     untagged_value,
 )
-from analytics.selectors.revenue import Margin, margin_of, margins_for, revenue_by_customer
+from analytics.selectors.revenue import (
+    MARGIN_SORTS,
+    PROFIT_FILTERS,
+    Margin,
+    customer_margin_page,
+    margin_of,
+    margins_for,
+    revenue_by_customer,
+)
 
 
 def margin_json(margin: Margin) -> dict[str, str | None]:
@@ -273,14 +281,14 @@ class _DetailView(OrgAPIView):
         )
 
 
-def _detail_schema(summary: str):
-    return extend_schema(summary=summary, parameters=DATE_DOCS, responses=schemas.DetailSchema)
+def _detail_schema(summary: str, response):
+    return extend_schema(summary=summary, parameters=DATE_DOCS, responses=response)
 
 
 class ModelDetailView(_DetailView):
     by, key_name = "model", "model"
 
-    @_detail_schema("Spend on one model")
+    @_detail_schema("Spend on one model", schemas.ModelDetail)
     def get(self, request, value):
         return super().get(request, value)
 
@@ -291,7 +299,7 @@ class CustomerDetailView(_DetailView):
     def value(self, raw):
         return untagged_value(raw)
 
-    @_detail_schema("Spend of one customer ((untagged): calls without one)")
+    @_detail_schema("Spend of one customer ((untagged): calls without one)", schemas.CustomerDetail)
     def get(self, request, value):
         return super().get(request, value)
 
@@ -302,7 +310,7 @@ class FeatureDetailView(_DetailView):
     def value(self, raw):
         return untagged_value(raw)
 
-    @_detail_schema("Spend of one feature ((untagged): calls without one)")
+    @_detail_schema("Spend of one feature ((untagged): calls without one)", schemas.FeatureDetail)
     def get(self, request, value):
         return super().get(request, value)
 
@@ -310,7 +318,7 @@ class FeatureDetailView(_DetailView):
 class KeyDetailView(_DetailView):
     by, key_name = "key", "key_id"
 
-    @_detail_schema("Spend through one API key")
+    @_detail_schema("Spend through one API key", schemas.KeyDetail)
     def get(self, request, value):
         return super().get(request, value)
 
@@ -318,63 +326,120 @@ class KeyDetailView(_DetailView):
 class _ListView(OrgAPIView):
     """Customers or features of a period, from rollups: search, sort, page."""
 
-    allowed_params = (*DATE_PARAMS, "q", "sort", "page", "per_page")
+    allowed_params: tuple[str, ...] = (*DATE_PARAMS, "q", "sort", "page", "per_page")
+    sorts: tuple[str, ...] = ("cost", "calls", "name")
     by = ""
     key_name = ""
 
     def get(self, request):
         params = self.params
         period = self.period()
-        sort = parse_choice(params, "sort", ("cost", "calls", "name"), default="cost")
+        sort = parse_choice(params, "sort", self.sorts, default="cost")
         page = parse_int(params, "page", default=1, minimum=1, maximum=100_000)
         per_page = parse_int(params, "per_page", default=50, minimum=1, maximum=500)
         search = (params.get("q") or "").strip()
-        org = self.organization
-        ranking = selectors.spend_ranking(
-            organization=org,
-            period=period,
-            by=self.by,
-            order=sort,
-            search=search,
-            limit=per_page,
-            offset=(page - 1) * per_page,
-        )
-        results = [totals_json(row, key_name=self.key_name) for row in ranking.rows]
-        if self.by == "customer":  # revenue and margin (issue 13): null where unknown
-            margins = margins_for(organization=org, period=period, rows=ranking.rows)
-            for row, out in zip(ranking.rows, results, strict=True):
-                out.update(margin_json(margins[row.key]))
+        results, count = self.rows(period, sort, search, per_page, (page - 1) * per_page)
         return Response(
             {
                 **period_json(period),
                 "results": results,
-                "count": ranking.count,
+                "count": count,
                 "page": page,
-                "pages": max(1, -(-ranking.count // per_page)),
+                "pages": max(1, -(-count // per_page)),
             }
         )
 
+    def ranking(self, period, sort: str, search: str, limit: int, offset: int):
+        return selectors.spend_ranking(
+            organization=self.organization,
+            period=period,
+            by=self.by,
+            order=sort,
+            search=search,
+            limit=limit,
+            offset=offset,
+        )
 
-_list_schema = extend_schema(
-    parameters=[
-        *DATE_DOCS,
-        OpenApiParameter("q", TEXT_SCHEMA, description="substring, case-insensitive"),
-        OpenApiParameter("sort", OpenApiTypes.STR, enum=("cost", "calls", "name")),
-        OpenApiParameter("page", int_schema(1, 100_000), description="default 1"),
-        OpenApiParameter("per_page", int_schema(1, 500), description="1–500, default 50"),
-    ],
-    responses=schemas.ListPageSchema,
-)
+    def rows(self, period, sort: str, search: str, limit: int, offset: int):
+        """One page of JSON rows and how many there are in all."""
+        ranking = self.ranking(period, sort, search, limit, offset)
+        return [totals_json(row, key_name=self.key_name) for row in ranking.rows], ranking.count
+
+
+def _list_schema(response, *extra: OpenApiParameter, sorts=_ListView.sorts):
+    return extend_schema(
+        parameters=[
+            *DATE_DOCS,
+            OpenApiParameter("q", TEXT_SCHEMA, description="substring, case-insensitive"),
+            OpenApiParameter("sort", OpenApiTypes.STR, enum=sorts),
+            OpenApiParameter("page", int_schema(1, 100_000), description="default 1"),
+            OpenApiParameter("per_page", int_schema(1, 500), description="1–500, default 50"),
+            *extra,
+        ],
+        responses=response,
+    )
+
+
+# The API's sorts, each in one direction (descending?): biggest spend first,
+# lowest margin first (who loses money), highest revenue first.
+CUSTOMER_ORDERS = {
+    "cost": True,
+    "calls": True,
+    "name": False,
+    "margin": False,
+    "margin_percent": False,
+    "revenue": True,
+}
 
 
 class CustomerListView(_ListView):
-    """Customers by spend ("(untagged)": calls without a customer id)."""
+    """Customers by spend ("(untagged)": calls without a customer id), with
+    revenue and margin (issue 13); sortable and filterable by margin."""
 
     by, key_name = "customer", "customer_id"
+    allowed_params = (*_ListView.allowed_params, "profit")
+    sorts = tuple(CUSTOMER_ORDERS)
 
-    @_list_schema
+    @_list_schema(
+        schemas.CustomerListPage,
+        OpenApiParameter(
+            "profit",
+            OpenApiTypes.STR,
+            enum=PROFIT_FILTERS,
+            description="unprofitable: margin < 0; thin: margin % below the organization's "
+            "threshold (Settings → Revenue). Customers with revenue but no calls count too.",
+        ),
+        sorts=tuple(CUSTOMER_ORDERS),
+    )
     def get(self, request):
         return super().get(request)
+
+    def rows(self, period, sort: str, search: str, limit: int, offset: int):
+        profit = self.params.get("profit") or None
+        if profit is not None:
+            profit = parse_choice(self.params, "profit", PROFIT_FILTERS, default="")
+        if sort not in MARGIN_SORTS and profit is None:
+            # Ranked by spend as any list; revenue is read for the page's customers only.
+            ranking = self.ranking(period, sort, search, limit, offset)
+            margins = margins_for(organization=self.organization, period=period, rows=ranking.rows)
+            return [
+                {**totals_json(row, key_name=self.key_name), **margin_json(margins[row.key])}
+                for row in ranking.rows
+            ], ranking.count
+        page, count = customer_margin_page(
+            organization=self.organization,
+            period=period,
+            sort=sort,
+            descending=CUSTOMER_ORDERS[sort],
+            profit=profit,
+            search=search,
+            limit=limit,
+            offset=offset,
+        )
+        return [
+            {**totals_json(row.totals, key_name=self.key_name), **margin_json(row.margin)}
+            for row in page
+        ], count
 
 
 class FeatureListView(_ListView):
@@ -382,7 +447,7 @@ class FeatureListView(_ListView):
 
     by, key_name = "feature", "feature"
 
-    @_list_schema
+    @_list_schema(schemas.FeatureListPage)
     def get(self, request):
         return super().get(request)
 
@@ -392,7 +457,7 @@ class ModelListView(_ListView):
 
     by, key_name = "model", "model"
 
-    @_list_schema
+    @_list_schema(schemas.ModelListPage)
     def get(self, request):
         return super().get(request)
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from analytics.models import RevenueEntry, RevenueSettings
 from tests.analytics.conftest import call
+from tests.factories import RevenueEntryFactory
 
 HEADER = "customer_id,amount,period_start,period_end,external_id\n"
 
@@ -110,14 +111,12 @@ def margins(org, ingest, month):
     )
     for customer, amount in (("paying", 300), ("thin", 100), ("losing", 30)):
         # Revenue for exactly the days of this month so far: all of it counts.
-        RevenueEntry.objects.create(
+        RevenueEntryFactory(
             organization=org,
             customer_id=customer,
             amount=Decimal(amount),
             period_start=first,
             period_end=today,
-            source="api",
-            external_id=customer,
         )
     return first, today
 

@@ -101,6 +101,36 @@ def test_post_needs_the_manage_scope(client, api_key, member_client):
     assert RevenueEntry.objects.count() == 0
 
 
+def test_a_manage_only_key_writes_and_a_read_only_key_is_refused(client, org, owner):
+    """The issue asks for the `manage` scope: alone it writes (not reads); `read` alone
+    is refused with the API's 403 ({"detail": …}), nothing saved."""
+    from tests.conftest import IssuedKey
+
+    keys = {
+        scopes: IssuedKey(
+            *api_key_issue(organization=org, name="k", scopes=list(scopes), created_by=owner)
+        )
+        for scopes in ((Scope.MANAGE,), (Scope.READ,), (Scope.PROXY,))
+    }
+    manage, read, proxy = keys.values()
+    created = post(client, manage, [entry()])
+    assert created.status_code == 200 and created.json()["created"] == 1
+    (saved,) = RevenueEntry.objects.filter(organization=org)
+    for key in (read, proxy):
+        refused = post(client, key, [entry(ext="inv-9")])
+        assert refused.status_code == 403 and refused["Content-Type"] == "application/json"
+        assert "manage" in refused.json()["detail"]
+        gone = client.delete(f"/api/revenue/{saved.pk}", **bearer(key))
+        assert gone.status_code == 403 and "manage" in gone.json()["detail"]
+    # manage alone does not read: reads need `read`.
+    listed = client.get("/api/revenue", **bearer(manage))
+    assert listed.status_code == 403 and "read" in listed.json()["detail"]
+    assert client.get("/api/costs/summary", **bearer(manage)).status_code == 403
+    assert list(RevenueEntry.objects.filter(organization=org)) == [saved]
+    assert client.delete(f"/api/revenue/{saved.pk}", **bearer(manage)).status_code == 204
+    assert not RevenueEntry.objects.filter(organization=org).exists()
+
+
 def test_post_body_must_be_a_list(client, manage_key):
     response = client.post(
         "/api/revenue", {"customer_id": "x"}, content_type="application/json", **bearer(manage_key)
