@@ -40,6 +40,7 @@ def budget_json(status: BudgetStatus) -> dict[str, Any]:
         "is_active": budget.is_active,
         "spend": money_str(status.spend),
         "percent_used": money_str(status.percent_used),
+        "projected": None if status.projected is None else money_str(status.projected),
         "period_start": _iso(status.period_start),
         "period_end": _iso(status.period_end),
         "status": status.status,
@@ -69,6 +70,10 @@ def alert_json(event) -> dict[str, Any]:
     }
 
 
+def _status(organization, budget) -> BudgetStatus:
+    return selectors.budget_status(organization=organization, budget=budget, forecast=True)
+
+
 class BudgetSchema(serializers.Serializer):
     id = serializers.IntegerField(read_only=True)
     name = serializers.CharField(max_length=100)
@@ -82,6 +87,13 @@ class BudgetSchema(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
     spend = serializers.DecimalField(max_digits=20, decimal_places=10, read_only=True)
     percent_used = serializers.DecimalField(max_digits=20, decimal_places=2, read_only=True)
+    projected = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=10,
+        read_only=True,
+        help_text="spend at the period's end at the current run rate: spend so far + the "
+        "last 7 complete days' daily average × the days left (the overview's month-end rule)",
+    )
     period_start = serializers.DateTimeField(read_only=True)
     period_end = serializers.DateTimeField(read_only=True, help_text="exclusive")
     status = serializers.ChoiceField(choices=["ok", "warning", "exceeded"], read_only=True)
@@ -137,7 +149,7 @@ class BudgetListView(_ManageWrites):
         summary="Budgets with their current period's spend", responses=BudgetSchema(many=True)
     )
     def get(self, request):
-        statuses = selectors.budget_statuses(organization=self.organization)
+        statuses = selectors.budget_statuses(organization=self.organization, forecast=True)
         return Response([budget_json(status) for status in statuses])
 
     @extend_schema(
@@ -149,7 +161,7 @@ class BudgetListView(_ManageWrites):
         org = self.organization
         created_by = request.user if getattr(request.user, "pk", None) else None
         budget = services.budget_create(organization=org, created_by=created_by, data=self.body())
-        return Response(budget_json(selectors.budget_status(organization=org, budget=budget)), 201)
+        return Response(budget_json(_status(org, budget)), 201)
 
 
 class BudgetDetailView(_ManageWrites):
@@ -158,10 +170,7 @@ class BudgetDetailView(_ManageWrites):
 
     @extend_schema(summary="One budget", responses=BudgetSchema)
     def get(self, request, budget_id: int):
-        budget = self._get(budget_id)
-        return Response(
-            budget_json(selectors.budget_status(organization=self.organization, budget=budget))
-        )
+        return Response(budget_json(_status(self.organization, self._get(budget_id))))
 
     @extend_schema(
         summary="Change a budget (manage scope)",
@@ -173,7 +182,7 @@ class BudgetDetailView(_ManageWrites):
         budget = services.budget_update(
             organization=org, budget=self._get(budget_id), data=self.body()
         )
-        return Response(budget_json(selectors.budget_status(organization=org, budget=budget)))
+        return Response(budget_json(_status(org, budget)))
 
     @extend_schema(summary="Delete a budget (manage scope)", responses={204: None})
     def delete(self, request, budget_id: int):

@@ -17,7 +17,7 @@ from alerts.periods import budget_period
 from analytics.models import HourlyCoarseRollup, HourlyRollup, RefusalRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone
-from analytics.selectors import money, spend_totals
+from analytics.selectors import money, spend_forecast, spend_totals
 from analytics.selectors._common import cost_sum, hourly_coarse_cost_fresh
 
 HUNDRED = Decimal(100)
@@ -48,7 +48,14 @@ class BudgetStatus:
     spend: Decimal
     unpriced_calls: int
     calls: int
-    projected: Decimal | None  # end-of-period spend at the current run rate
+    projected: Decimal | None  # end-of-period spend at the current run rate, if asked
+
+    @property
+    def projected_over(self) -> Decimal | None:
+        """How far the projection passes the amount (None: it does not, or unknown)."""
+        if self.projected is None or self.projected <= self.budget.amount:
+            return None
+        return self.projected - self.budget.amount
 
     @property
     def period_start(self) -> datetime:
@@ -80,17 +87,25 @@ class BudgetStatus:
 
 
 def budget_status(
-    *, organization: Organization, budget: Budget, now: datetime | None = None
+    *,
+    organization: Organization,
+    budget: Budget,
+    now: datetime | None = None,
+    forecast: bool = False,
 ) -> BudgetStatus:
-    """Spend of the budget's current period (org zone) from the rollups."""
+    """Spend of the budget's current period (org zone) from the rollups; with
+    `forecast`, also its end-of-period spend by the overview's month-end rule
+    (spend so far + the last 7 complete days' daily average × the days left),
+    for the pages and the API (evaluation does without those queries)."""
     now = now or timezone.now()
     period = budget_period(budget.period, org_zone(organization), now)
-    totals = spend_totals(organization=organization, period=period, filters=budget_filters(budget))
-    elapsed = (now - period.start_utc).total_seconds()
-    length = (period.end_utc - period.start_utc).total_seconds()
+    filters = budget_filters(budget)
+    totals = spend_totals(organization=organization, period=period, filters=filters)
     projected = None
-    if elapsed >= 3600:  # under an hour the run rate says nothing
-        projected = (totals.cost * Decimal(length) / Decimal(elapsed)).quantize(Decimal("0.01"))
+    if forecast:
+        projected = spend_forecast(
+            organization=organization, now=now, filters=filters, period=period
+        ).projected
     return BudgetStatus(
         budget=budget,
         period=period,
@@ -106,10 +121,10 @@ def budget_list(*, organization: Organization) -> QuerySet[Budget]:
 
 
 def budget_statuses(
-    *, organization: Organization, now: datetime | None = None
+    *, organization: Organization, now: datetime | None = None, forecast: bool = False
 ) -> list[BudgetStatus]:
     return [
-        budget_status(organization=organization, budget=budget, now=now)
+        budget_status(organization=organization, budget=budget, now=now, forecast=forecast)
         for budget in budget_list(organization=organization)
     ]
 

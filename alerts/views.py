@@ -27,7 +27,7 @@ def budgets(request):
     return render(
         request,
         "alerts/budgets.html",
-        {"statuses": selectors.budget_statuses(organization=org)},
+        {"statuses": selectors.budget_statuses(organization=org, forecast=True)},
     )
 
 

@@ -376,9 +376,12 @@ def spend_daily_split(
 
 @dataclass(slots=True)
 class Forecast:
-    month_start: date
-    month_end: date
-    month_to_date: Decimal
+    """Spend of a period (the month, or a budget's day/week/month) at its end,
+    at the current run rate."""
+
+    month_start: date  # the period's first local day (the month, on the overview)
+    month_end: date  # its last
+    month_to_date: Decimal  # spent in it so far
     daily_average: Decimal
     basis_days: int
     days_left: Decimal
@@ -391,31 +394,35 @@ def spend_forecast(
     basis_days: int = 7,
     now: datetime | None = None,
     filters: UsageFilters | None = None,
+    period: Period | None = None,
 ) -> Forecast:
     """Month-end forecast: month-to-date + (average daily spend over the last
     `basis_days` complete local days) × the days left in the month (today's
     remaining hours counted as a fraction of a day). `filters`: of one
-    customer, feature, … only (the customer page's forecast)."""
+    customer, feature, … only (the customer page's forecast); `period`:
+    another period containing today than the month (a budget's day or week),
+    forecast by the same rule to its end."""
     now = now or timezone.now()
     zone = org_zone(organization)
     today = org_today(organization, now=now)
-    month_start = today.replace(day=1)
-    month_end = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-    month = Period(month_start, today, zone)
-    mtd = spend_totals(organization=organization, period=month, filters=filters).cost
+    if period is None:
+        last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+        period = Period(today.replace(day=1), last, zone)
+    to_date = Period(period.start, today, zone)
+    spent = spend_totals(organization=organization, period=to_date, filters=filters).cost
     basis = Period(today - timedelta(days=basis_days), today - timedelta(days=1), zone)
     basis_cost = spend_totals(organization=organization, period=basis, filters=filters).cost
     average = money(basis_cost / basis_days)
-    seconds_left = (local_midnight_utc(month_end + timedelta(days=1), zone) - now).total_seconds()
+    seconds_left = (local_midnight_utc(period.end + timedelta(days=1), zone) - now).total_seconds()
     days_left = Decimal(max(0.0, seconds_left) / 86400).quantize(Decimal("0.01"))
     return Forecast(
-        month_start=month_start,
-        month_end=month_end,
-        month_to_date=mtd,
+        month_start=period.start,
+        month_end=period.end,
+        month_to_date=spent,
         daily_average=average,
         basis_days=basis_days,
         days_left=days_left,
-        projected=money(mtd + average * days_left),
+        projected=money(spent + average * days_left),
     )
 
 

@@ -21,7 +21,8 @@ pytestmark = pytest.mark.django_db
 
 BUDGET_FIELDS = {
     "id", "name", "scope", "scope_value", "period", "amount", "thresholds", "action",
-    "channels", "is_active", "spend", "percent_used", "period_start", "period_end", "status",
+    "channels", "is_active", "spend", "percent_used", "projected", "period_start", "period_end",
+    "status",
 }  # fmt: skip
 
 

@@ -139,6 +139,9 @@ def test_customers_table_margin_columns_filters_and_sorting(owner_client, margin
     order = [by_margin.index(f"/customers/{c}/") for c in ("losing", "thin", "paying", "silent")]
     assert order == sorted(order)  # lowest margin first, unknown revenue last
     assert owner_client.get("/customers/", {"profit": "bogus"}).status_code == 400
+    # Every column header still sorts a filtered table (a 400 once).
+    by_name = _customers(owner_client, profit="thin", sort="name", **dates)
+    assert by_name.index("/customers/losing/") < by_name.index("/customers/thin/")
 
 
 def test_customer_detail_shows_margin_and_pnl(owner_client, margins):
@@ -155,6 +158,11 @@ def test_customer_detail_shows_margin_and_pnl(owner_client, margins):
     assert data["series"][2]["data"][-1] == -20.0  # margin
     assert data["series"][0]["data"][0] is None  # no revenue known a year ago: a gap, not 0
     assert "js/pnl.js" in html
+    # This month at the run rate: $50 so far + $0 a day over the 7 days before today.
+    forecast = html[html.index('id="customer-forecast"') :]
+    forecast = forecast[: forecast.index("</div></div>")]
+    assert ">$50.00<" in forecast and "vs" in forecast and ">$30.00<" in forecast
+    assert '<span class="bad"><span class="money" title="-$20">-$20.00<' in forecast
 
 
 def test_overview_card_counts_customers_that_cost_more_than_they_pay(owner_client, margins):

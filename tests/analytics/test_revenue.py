@@ -14,6 +14,7 @@ from analytics.models import RevenueEntry
 from analytics.periods import Period
 from analytics.revenue import CsvError, revenue_csv_check
 from analytics.selectors.revenue import (
+    customer_forecast,
     customer_pnl_monthly,
     customers_with_margin,
     margin_of,
@@ -22,6 +23,7 @@ from analytics.selectors.revenue import (
 )
 from tests.analytics.conftest import call
 from tests.analytics.test_api import bearer
+from tests.factories import RevenueEntryFactory
 
 UTCZ = ZoneInfo("UTC")
 NOV = Period(date(2026, 11, 1), date(2026, 11, 30), UTCZ)
@@ -307,3 +309,32 @@ def test_customers_api_gains_revenue_and_margin_null_where_unknown(client, org, 
     )
     other = client.get("/api/costs/by-customer/unknown", **bearer(api_key)).json()
     assert other["revenue"] is None and other["margin"] is None
+
+
+def test_customer_forecast_by_hand(org, ingest):
+    """acme: $10 a day on Nov 1–7, $3 on Nov 8; now Nov 8 noon (UTC org): 22.5 days
+    left, so $73 + $10 × 22.5 = $298 against November's $200: −$98."""
+    ingest(
+        *(call(org, datetime(2026, 11, d, 10, tzinfo=UTC), cost="10", customer_id="acme")
+          for d in range(1, 8)),
+        call(org, datetime(2026, 11, 8, 1, tzinfo=UTC), cost="3", customer_id="acme"),
+        call(org, datetime(2026, 11, 5, 1, tzinfo=UTC), cost="70", customer_id="other"),
+    )  # fmt: skip
+    RevenueEntryFactory(
+        organization=org,
+        customer_id="acme",
+        amount=Decimal(200),
+        period_start=date(2026, 11, 1),
+        period_end=date(2026, 11, 30),
+    )
+    now = datetime(2026, 11, 8, 12, tzinfo=UTC)
+    acme = customer_forecast(organization=org, customer_id="acme", now=now)
+    assert (acme.projected_cost, acme.projected_revenue, acme.projected_margin) == (
+        Decimal(298),
+        Decimal(200),
+        Decimal(-98),
+    )
+    other = customer_forecast(organization=org, customer_id="other", now=now)
+    # No revenue known: null, never 0. $70 so far + ($70 / 7) a day × 22.5 days.
+    assert other.projected_revenue is None and other.projected_margin is None
+    assert other.projected_cost == Decimal(295)
