@@ -8,6 +8,8 @@ forwards like any other:
 
     x-fake-status: 429       answer this status with the provider's error body
     x-fake-sleep: 0.2        seconds between streamed chunks
+    x-fake-step: NAME        send the first chunk, then each next one only when the
+                             test calls `release(NAME)` (event-driven streaming tests)
     x-fake-hang: 30          seconds before answering at all
     x-fake-hang-after: 1     stream this many chunks, then go silent
     x-fake-cut: 2            stream this many chunks, then drop the connection
@@ -97,6 +99,7 @@ class FakeProvider:
         self._runner: web.AppRunner | None = None
         self._ready = threading.Event()
         self._thread: threading.Thread | None = None
+        self._steps: dict[str, asyncio.Semaphore] = {}  # x-fake-step gates (loop thread only)
 
     @property
     def url(self) -> str:
@@ -136,6 +139,14 @@ class FakeProvider:
         asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+
+    def release(self, step: str) -> None:
+        """Let the stream started with `x-fake-step: step` send its next chunk."""
+        assert self._loop is not None
+        self._loop.call_soon_threadsafe(lambda: self._step(step).release())
+
+    def _step(self, name: str) -> asyncio.Semaphore:
+        return self._steps.setdefault(name, asyncio.Semaphore(0))
 
     # --- dispatch ---------------------------------------------------------------
 
@@ -245,6 +256,7 @@ class FakeProvider:
         sleep = float(request.headers.get("x-fake-sleep", "0"))
         hang_after = int(request.headers.get("x-fake-hang-after", "-1"))
         cut = int(request.headers.get("x-fake-cut", "-1"))
+        step = request.headers.get("x-fake-step")
         if not sse:  # Gemini without alt=sse streams one JSON array
             await response.write(b"[")
         try:
@@ -256,6 +268,8 @@ class FakeProvider:
                     return response
                 if number and sleep:
                     await asyncio.sleep(sleep)
+                if number and step:
+                    await self._step(step).acquire()
                 event = _with_usage(request, event)
                 frame = _frame(event, anthropic=anthropic, gemini=gemini, sse=sse)
                 await response.write(frame if sse or not number else b",\r\n" + frame)
