@@ -224,13 +224,20 @@ def sorted_cursor_decode(cursor: str, *, sort: str, order: str) -> list:
 
 
 def _typed(order: str, value: Any) -> Any:
+    """The cursor's sort value as the column holds it; ValueError if it cannot be."""
     if order == "cost":
-        return Decimal(value)
+        try:
+            amount = Decimal(value) if isinstance(value, str) else None
+        except ArithmeticError:  # decimal.InvalidOperation
+            amount = None
+        if amount is None or not amount.is_finite() or abs(amount) >= 10**10:
+            raise ValueError(value)
+        return amount
     if order in ("tokens", "latency"):
-        if not isinstance(value, int):
+        if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 2**62:
             raise ValueError(value)
         return value
-    if not isinstance(value, str):
+    if not isinstance(value, str) or "\x00" in value:
         raise ValueError(value)
     return value
 

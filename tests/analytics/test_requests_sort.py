@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.models import Status
+from analytics.selectors.events import sorted_cursor_encode
 from analytics.views import requests as requests_view
 from tests.analytics.conftest import call
 
@@ -116,6 +117,28 @@ def test_headers_link_each_column_and_keep_the_filters(owner_client, logged):
 def test_bad_sort_or_cursor_is_a_400(owner_client, logged, query):
     response = owner_client.get(f"/requests/?{query}")
     assert response.status_code == 400 and 'id="param-error"' in response.content.decode()
+
+
+@pytest.mark.parametrize(
+    "sort,values",
+    [
+        ("-cost", ["abc", "2026-01-01T00:00:00+00:00", 1]),
+        ("-cost", ["1e99", "2026-01-01T00:00:00+00:00", 1]),
+        ("-cost", ["NaN", "2026-01-01T00:00:00+00:00", 1]),
+        ("-latency", [2**70, "2026-01-01T00:00:00+00:00", 1]),
+        ("-latency", ["12", "2026-01-01T00:00:00+00:00", 1]),
+        ("model", ["a\x00b", "2026-01-01T00:00:00+00:00", 1]),
+        ("model", ["gpt", "2026-01-01T00:00:00", 1]),  # a naive time
+        ("model", ["gpt", "2026-01-01T00:00:00+00:00", 0]),
+        ("time", [{"x": 1}, 1]),
+    ],
+)
+def test_forged_cursors_are_a_400_never_a_500(owner_client, logged, sort, values):
+    cursor = sorted_cursor_encode(sort, values)
+    response = owner_client.get("/requests/", {"sort": sort, "cursor": cursor})
+    assert response.status_code == 400 and "cursor is not one this page issued" in (
+        response.content.decode()
+    )
 
 
 def test_a_cursor_of_another_sort_is_refused(owner_client, logged, monkeypatch):
