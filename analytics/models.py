@@ -497,3 +497,37 @@ class RevenueSettings(models.Model):
 
     def __str__(self) -> str:
         return f"revenue settings of {self.organization_id}"
+
+
+class RepriceStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RepriceRun(models.Model):
+    """One background re-pricing of an organization's unpriced calls, started by
+    saving a price (analytics.repricing.reprice_after_price_saved). The pages'
+    banner reads the newest one, so "re-pricing N calls…" and then "done"
+    survive a reload and show in every tab of the organization."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="reprice_runs"
+    )
+    label = models.CharField(max_length=200)  # what was saved: a model's name
+    model_names = models.JSONField(default=list)  # the event models it re-prices
+    calls = models.PositiveIntegerField(default=0)  # unpriced calls it expects to price
+    repriced = models.PositiveIntegerField(default=0)  # calls it changed
+    status = models.CharField(
+        max_length=8, choices=RepriceStatus.choices, default=RepriceStatus.QUEUED
+    )
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["organization", "-id"], name="rr_org_newest")]
+
+    def __str__(self) -> str:
+        return f"re-pricing {self.label} for {self.organization_id}: {self.status}"

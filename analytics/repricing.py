@@ -18,9 +18,11 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, Max, Q, Sum
+from django.utils import timezone
 
-from analytics.models import HourlyRollup, UsageEvent
+from accounts.models import Organization
+from analytics.models import HourlyRollup, RepriceRun, RepriceStatus, UsageEvent
 from analytics.rollups import DELTA, HOURLY, hourly_add, quantize_cost, zeros
 from analytics.services import bucket_key, rollup_buckets
 from pricing import engine
@@ -76,6 +78,88 @@ def usage_reprice_models(*, models: set[tuple[str, str]]) -> int:
             if name and engine.model_resolve(provider=provider, model=name) in models:
                 names.add(name)
     return sum(usage_reprice(model=name, include_priced=True) for name in sorted(names))
+
+
+# --- Background runs after a price is saved (issue 12: prices apply themselves) ---
+
+# Any usage will do: the question is only whether a price exists.
+_PROBE = Usage(input_tokens=1, output_tokens=1)
+
+
+def unpriced_priceable(*, organization) -> dict[str, int]:
+    """The organization's unpriced calls that the prices in force now would
+    price, counted per model name (as asked, else as answered). Unpriced events
+    are few and indexed (ue_priced_model); one engine look-up per distinct model."""
+    engine.ensure_fresh(force=True)
+    combos = (
+        UsageEvent.objects.filter(organization=organization, priced=False)
+        .exclude(input_tokens=0, output_tokens=0)  # never re-priced (see _reprice_chunk)
+        .values_list("provider", "model", "response_model")
+        .annotate(n=Count("pk"), newest=Max("created_at"))
+        .order_by()
+    )
+    counts: dict[str, int] = {}
+    for provider, model, response_model, n, newest in combos:
+        cost = engine.cost_for_call(
+            organization=getattr(organization, "pk", organization),
+            provider=provider,
+            model=model,
+            response_model=response_model,
+            usage=_PROBE,
+            at=newest,
+        )
+        if cost is not None:
+            name = model or response_model
+            counts[name] = counts.get(name, 0) + n
+    return counts
+
+
+def reprice_runs_create(*, label: str, organization=None) -> list[RepriceRun]:
+    """A queued RepriceRun for each organization (this one, or every one with
+    unpriced calls: a list price serves them all) whose unpriced calls the
+    prices now in force would price; none where there is nothing to do.
+    The caller enqueues them (analytics.tasks.reprice_runs_start)."""
+    if organization is not None:
+        organizations = [organization]
+    else:
+        ids = UsageEvent.objects.filter(priced=False).values("organization_id").distinct()
+        organizations = list(Organization.objects.filter(pk__in=ids).order_by("pk"))
+    runs = []
+    for org in organizations:
+        counts = unpriced_priceable(organization=org)
+        if counts:
+            runs.append(
+                RepriceRun.objects.create(
+                    organization=org,
+                    label=label[:200],
+                    model_names=sorted(counts),
+                    calls=sum(counts.values()),
+                )
+            )
+    return runs
+
+
+def reprice_run_execute(*, run_id: int) -> int:
+    """Re-price one queued run's models (unpriced calls only) and record how
+    many calls changed. Runs once: a redelivered task finds it taken."""
+    if not RepriceRun.objects.filter(pk=run_id, status=RepriceStatus.QUEUED).update(
+        status=RepriceStatus.RUNNING
+    ):
+        return 0
+    run = RepriceRun.objects.get(pk=run_id)
+    try:
+        changed = sum(
+            usage_reprice(organization=run.organization_id, model=name) for name in run.model_names
+        )
+    except Exception as exc:
+        RepriceRun.objects.filter(pk=run_id).update(
+            status=RepriceStatus.FAILED, error=str(exc)[:500], finished_at=timezone.now()
+        )
+        raise
+    RepriceRun.objects.filter(pk=run_id).update(
+        status=RepriceStatus.DONE, repriced=changed, finished_at=timezone.now()
+    )
+    return changed
 
 
 def event_cost(event: UsageEvent) -> Decimal | None:

@@ -1,5 +1,6 @@
 """Celery tasks for analytics: the fold (beat, every few seconds), re-keying
-the daily rollups after a zone change, re-pricing, syncing revenue from Stripe.
+the daily rollups after a zone change, re-pricing (and the background runs a
+saved price starts), syncing revenue from Stripe.
 
 `manage.py rollups_fold --loop` (started by `make run` and `make serve`) does
 the fold's work without Celery; several folders at once are safe (analytics.fold).
@@ -7,11 +8,20 @@ the fold's work without Celery; several folders at once are safe (analytics.fold
 
 from __future__ import annotations
 
+from functools import partial
+
 from celery import shared_task
+from django.db import transaction
 
 from accounts.models import Organization
 from analytics.fold import daily_rollups_rebuild_pending, rollups_fold_until_done
-from analytics.repricing import parse_since, usage_reprice
+from analytics.models import RepriceRun
+from analytics.repricing import (
+    parse_since,
+    reprice_run_execute,
+    reprice_runs_create,
+    usage_reprice,
+)
 from analytics.stripe_revenue import stripe_revenue_sync, stripe_revenue_sync_all
 
 
@@ -41,6 +51,22 @@ def usage_reprice_task(
         organization=organization_id,
         include_priced=include_priced,
     )
+
+
+@shared_task
+def reprice_run_task(run_id: int) -> int:
+    """One RepriceRun: the calls a just-saved price can now price."""
+    return reprice_run_execute(run_id=run_id)
+
+
+def reprice_runs_start(*, label: str, organization=None) -> list[RepriceRun]:
+    """After a price or an override is saved: queue a run per organization
+    whose unpriced calls it can now price (`organization` None: any, for a
+    list price), each handed to a worker once the save commits."""
+    runs = reprice_runs_create(label=label, organization=organization)
+    for run in runs:
+        transaction.on_commit(partial(reprice_run_task.delay, run.pk))
+    return runs
 
 
 @shared_task

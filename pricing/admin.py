@@ -8,11 +8,13 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import models
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
+from django.template.defaultfilters import pluralize
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from analytics.repricing import usage_reprice_models
+from analytics.tasks import reprice_runs_start
 from pricing import selectors, services
 from pricing.benchmarks import model_benchmarks_import
 from pricing.models import (
@@ -162,6 +164,17 @@ class ModelPriceAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         services.model_price_admin_save(price=obj)
+        # Calls recorded without a price that this one prices are re-priced by a
+        # worker once the save commits; the pages' banner follows each run.
+        runs = reprice_runs_start(label=obj.model_id)
+        if runs:
+            calls = sum(run.calls for run in runs)
+            self.message_user(
+                request,
+                f"Re-pricing {calls:,} call{pluralize(calls)} recorded without a price, of "
+                f"{len(runs)} organization{pluralize(len(runs))}, in the background.",
+                messages.INFO,
+            )
 
     def delete_model(self, request, obj):
         services.model_price_delete_many(prices=ModelPrice.objects.filter(pk=obj.pk))

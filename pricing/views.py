@@ -14,6 +14,7 @@ from django.views.decorators.http import require_http_methods
 
 from accounts.decorators import manager_required, organization_required
 from analytics.repricing import usage_reprice
+from analytics.tasks import reprice_runs_start
 from pricing import selectors, services
 from pricing.forms import PriceOverrideForm
 
@@ -56,6 +57,19 @@ def _settings_page(request, *, form, status=200):
     )
 
 
+def _repricing_note(request, override) -> str:
+    """Start re-pricing the calls this price can now price (a Celery worker
+    does it; the banner follows) and say so."""
+    runs = reprice_runs_start(label=override.model, organization=request.organization)
+    calls = sum(run.calls for run in runs)
+    if not calls:
+        return "New calls use it within seconds."
+    return (
+        f"New calls use it within seconds; re-pricing {calls:,} call{pluralize(calls)} "
+        "recorded without a price in the background."
+    )
+
+
 @organization_required
 @require_http_methods(["GET", "POST"])
 def pricing_settings(request):
@@ -81,9 +95,7 @@ def pricing_settings(request):
             form.add_error(None, str(exc))
             return _settings_page(request, form=form, status=400)
         messages.success(
-            request,
-            f"Saved your price for {override.model}. New calls use it within seconds; "
-            "Re-price below to apply it to calls already recorded.",
+            request, f"Saved your price for {override.model}. {_repricing_note(request, override)}"
         )
         return redirect("pricing_settings")
     # Prefill from "add a price" links next to unpriced models.
@@ -114,7 +126,11 @@ def price_override_edit(request, override_id: int):
             except services.PricingError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, f"Updated your price for {override.model}.")
+                messages.success(
+                    request,
+                    f"Updated your price for {override.model}. "
+                    + _repricing_note(request, override),
+                )
                 return redirect("pricing_settings")
         status = 400
     else:

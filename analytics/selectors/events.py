@@ -22,6 +22,7 @@ from analytics.models import RollupDelta, UsageEvent
 from analytics.params import ParamError, UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import cost_sum, money
+from analytics.selectors.reprice_runs import reprice_runs_marker
 
 # The read API's record fields (issue 3). `id` is the public request id the
 # proxy returned as x-aispendtrack-request-id; `api_key` is the key's prefix.
@@ -331,7 +332,8 @@ def latest_call_marker(*, organization) -> str:
     dashboards read: the newest event's id, plus "+" while the organization
     has unfolded deltas ("" before the first call). Polled by open pages every
     few seconds: a top-1 index scan on ue_org_created and one EXISTS on the
-    delta log's organization index."""
+    delta log's organization index; then, once there are calls, the
+    re-pricing runs' own token (a start or an end re-renders the banner)."""
     pk = (
         events_in(organization=organization)
         .order_by("-created_at", "-pk")
@@ -341,7 +343,8 @@ def latest_call_marker(*, organization) -> str:
     if pk is None:
         return ""
     pending = RollupDelta.objects.filter(organization=organization).exists()
-    return f"{pk}+" if pending else str(pk)
+    runs = reprice_runs_marker(organization=organization)
+    return f"{pk}{'+' if pending else ''}{runs}"
 
 
 def first_call_with_key(*, organization, api_key) -> dict[str, Any] | None:
