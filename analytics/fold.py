@@ -1,13 +1,14 @@
 """The fold: the one way the derived rollups change.
 
 Ingest (analytics.services) writes events and HourlyRollup, and appends what
-it added to the delta log (RollupDelta), all in the batch's transaction.
-Re-pricing (analytics.repricing) does the same with its changes. The fold,
-every few seconds (`manage.py rollups_fold --loop`, started by `make run` and
-`make serve`; also a Celery beat task), deletes pending deltas and adds them
-to HourlyCoarseRollup, DailyCoarseRollup, DailyModelRollup and CustomerRollup
-in ONE transaction: a crash anywhere rolls the whole step back, deltas
-included, so every delta is counted in the derived tables exactly once.
+it added to the delta log (RollupDelta, split by input band), all in the
+batch's transaction. Re-pricing (analytics.repricing) does the same with its
+changes. The fold, every few seconds (`manage.py rollups_fold --loop`,
+started by `make run` and `make serve`; also a Celery beat task), deletes
+pending deltas and adds them to HourlyCoarseRollup, DailyCoarseRollup,
+DailyModelRollup, CustomerRollup and (deltas with a band) UsageShapeRollup in
+ONE transaction: a crash anywhere rolls the whole step back, deltas included,
+so every delta is counted in the derived tables exactly once.
 
 Daily tables are keyed in `Organization.rollup_timezone`. When the
 organization's zone changes, `daily_rollups_rebuild` re-keys them from the
@@ -44,6 +45,7 @@ from analytics.rollups import (
     DERIVED,
     HOURLY,
     HOURLY_COARSE,
+    SHAPES,
     RollupTable,
     Row,
 )
@@ -130,6 +132,8 @@ def _derive_sql(table: RollupTable, source: str) -> str:
     subquery with the hourly key columns, `day` and the counters)."""
     if table is CUSTOMER:
         return CUSTOMER.derive_sql(_customer_source_sql(source))
+    if table is SHAPES:
+        return SHAPES.derive_sql(f"(SELECT * FROM {source} WHERE band IS NOT NULL) AS shaped")  # noqa: S608
     return table.derive_sql(source)
 
 
@@ -207,7 +211,12 @@ def with_days(rows: list[Row], zones: dict[int, ZoneInfo]) -> list[Row]:
 
 
 def derive_add(table: RollupTable, rows: list[Row]) -> None:
-    table.add(table.derive(_customer_rows(rows) if table is CUSTOMER else rows))
+    if table is CUSTOMER:
+        table.add(table.derive(_customer_rows(rows)))
+    elif table is SHAPES:
+        table.add(table.derive(row for row in rows if row["band"] is not None))
+    else:
+        table.add(table.derive(rows))
 
 
 def _customer_rows(rows: Iterable[Row]) -> Iterator[Row]:

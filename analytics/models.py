@@ -28,14 +28,22 @@ class Status(models.TextChoices):
     CANCELLED = "cancelled"
 
 
+# The constraint that makes a replayed batch harmless (analytics.services
+# tells a replay from other refusals by its name).
+REQUEST_ID_UNIQUE = "ue_request_id_unique"
+
+
 class UsageEvent(models.Model):
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    # Not indexed alone: every ue_org_* index below starts with it.
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     api_key = models.ForeignKey(
         ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     # Proxy-assigned id, returned to the client as x-aispendtrack-request-id;
-    # unique so a replayed spool file never inserts an event twice.
-    request_id = models.CharField(max_length=40, unique=True)
+    # unique (REQUEST_ID_UNIQUE) so a replayed batch never inserts an event twice.
+    request_id = models.CharField(max_length=40)
     created_at = models.DateTimeField()
     provider = models.CharField(max_length=64)
     endpoint = models.CharField(max_length=200)
@@ -64,6 +72,9 @@ class UsageEvent(models.Model):
     upstream_request_id = models.CharField(max_length=200, blank=True, default="")
 
     class Meta:
+        # A constraint rather than `unique=True`: no second, LIKE-only index
+        # (nothing searches request ids by prefix); every index costs ingest.
+        constraints = [models.UniqueConstraint(fields=["request_id"], name=REQUEST_ID_UNIQUE)]
         indexes = [
             # Record lists, newest first, per organization (and the retention purge).
             models.Index(fields=["organization", "-created_at"], name="ue_org_created"),
@@ -88,8 +99,9 @@ class UsageEvent(models.Model):
                 F("created_at").desc(),
                 name="ue_org_tokens",
             ),
-            # Re-pricing finds unpriced events by model.
-            models.Index(fields=["priced", "model"], name="ue_priced_model"),
+            # Re-pricing walks the unpriced events by id; priced ones (nearly
+            # all) cost this index nothing.
+            models.Index(fields=["id"], condition=models.Q(priced=False), name="ue_unpriced"),
         ]
 
     def __str__(self) -> str:
@@ -196,6 +208,14 @@ class RollupDelta(RollupCounters, CoarseDimensions):
 
     hour = models.DateTimeField()
     customer_id = models.CharField(max_length=256)
+    # What the batch added to UsageShapeRollup (the fold adds it there too):
+    # the calls' input band, the token kinds HourlyRollup does not keep and the
+    # largest input. NULL band: the delta changes no shape (re-pricing changes
+    # costs only; deltas written before the shapes moved to the fold).
+    band = models.PositiveSmallIntegerField(null=True)
+    input_audio_tokens = models.BigIntegerField(default=0)
+    output_audio_tokens = models.BigIntegerField(default=0)
+    max_input_tokens = models.BigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"delta {self.pk} {self.organization_id} {self.hour:%Y-%m-%d %H}h"

@@ -23,8 +23,8 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from analytics.models import HourlyRollup, RepriceRun, RepriceStatus, UsageEvent
-from analytics.rollups import DELTA, HOURLY, hourly_add, quantize_cost, zeros
-from analytics.services import bucket_key, rollup_buckets
+from analytics.rollups import DELTA, HOURLY, hourly_add, hourly_of, quantize_cost, unshaped, zeros
+from analytics.services import hourly_key, rollup_buckets, stored_row
 from pricing import engine
 from pricing.usage import Usage
 
@@ -199,7 +199,7 @@ def _reprice_chunk(chunk: list[UsageEvent]) -> int:
             continue
         event.cost, event.priced = new_cost, new_priced
         updated.append(event)
-        buckets.add(bucket_key(event))
+        buckets.add(hourly_key(stored_row(event)))
     if not updated:
         return 0
     UsageEvent.objects.bulk_update(updated, ["cost", "priced"], batch_size=500)
@@ -208,8 +208,9 @@ def _reprice_chunk(chunk: list[UsageEvent]) -> int:
         change = _rollup_recompute(key)
         if change is not None:
             changes[key] = change
-    # The derived tables follow through the fold, as for every other change.
-    DELTA.append(changes)
+    # The derived tables follow through the fold, as for every other change
+    # (costs only: the simulator's token shapes do not change).
+    DELTA.append(unshaped(changes))
     return len(updated)
 
 
@@ -229,7 +230,8 @@ def _rollup_recompute(key: tuple) -> dict[str, Any] | None:
     )
     if rollup is None:
         logger.warning("rollup bucket %s was missing; rebuilt from its events", key)
-        hourly_add(rollup_buckets(list(events)))
+        # Its events' shapes were added when they were recorded.
+        hourly_add(unshaped(hourly_of(rollup_buckets([stored_row(e) for e in events]))))
         return None
     if connection.vendor == "postgresql":
         sums = events.aggregate(cost=Sum("cost"), unpriced=Count("pk", filter=Q(priced=False)))

@@ -8,7 +8,8 @@ columns. Everything that writes a rollup derives from that:
   stores decimals as REAL, so adding in SQL would round);
 - `derive(rows)` / `derive_sql(source)`: the same table's rows from finer
   rows, in Python or as one `INSERT … SELECT … GROUP BY` (analytics.fold);
-- the ingest bucket key (analytics.services) is HOURLY's key.
+- the ingest bucket key (analytics.services) is the delta log's key: HOURLY's
+  key and the input band of UsageShapeRollup, which the fold derives too.
 
 Adding a dimension is one field in `CoarseDimensions` (and the event's column).
 """
@@ -16,11 +17,12 @@ Adding a dimension is one field in `CoarseDimensions` (and the event's column).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+import psycopg
 from django.db import connection, models
 
 from analytics.models import (
@@ -34,6 +36,7 @@ from analytics.models import (
     RefusalRollup,
     RollupDelta,
     Status,
+    UsageShapeRollup,
 )
 
 QUANTUM = Decimal(1).scaleb(-COST_PLACES)
@@ -47,6 +50,9 @@ COMPUTED_COUNTERS: dict[str, tuple[Callable[[Row], int], str]] = {
         f"CASE WHEN status <> '{Status.SUCCESS}' THEN calls ELSE 0 END",
     ),
 }
+# Counters that keep the largest value instead of a sum (a maximum adds with
+# max(), so folding each delta once keeps it exact like every sum).
+MAXIMA = ("max_input_tokens",)
 
 
 def quantize_cost(cost: Decimal | None) -> Decimal:
@@ -63,7 +69,10 @@ def sums_add(table: dict[tuple, Row], key: tuple, values: Row, counters: tuple[s
     if into is None:
         into = table[key] = zeros(counters)
     for name in counters:
-        into[name] += values[name]
+        if name in MAXIMA:
+            into[name] = max(into[name], values[name])
+        else:
+            into[name] += values[name]
     return into
 
 
@@ -75,14 +84,20 @@ class RollupTable:
     sql_types: dict[str, str] = field(repr=False, compare=False)
 
     @classmethod
-    def of(cls, model: type[models.Model], *, key_of: type[models.Model] | None = None):
+    def of(
+        cls,
+        model: type[models.Model],
+        *,
+        key_of: type[models.Model] | None = None,
+        extra_key: tuple[str, ...] = (),
+    ):
         """`key_of`: a table without a unique key of its own (the delta log)
-        takes another's."""
+        takes another's, then `extra_key`."""
         (constraint,) = [
             c for c in (key_of or model)._meta.constraints if isinstance(c, models.UniqueConstraint)
         ]
         fields = {f.name: f for f in model._meta.concrete_fields}
-        key = tuple(fields[name].column for name in constraint.fields)
+        key = tuple(fields[name].column for name in (*constraint.fields, *extra_key))
         counters = tuple(
             f.column
             for f in model._meta.concrete_fields
@@ -107,18 +122,21 @@ class RollupTable:
         if not rows:
             return
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(self.upsert_sql(), self.arrays(rows))
+            bulk_execute(self.upsert_sql(), self.arrays(rows))
         else:
             self._merge_python(rows)
 
+    @staticmethod
+    def sorted_items(rows: dict[tuple, Row]) -> list[tuple[tuple, Row]]:
+        """Rows sorted by key: one lock order for every writer of a table, so
+        two never deadlock."""
+        return sorted(rows.items(), key=lambda item: repr(item[0]))
+
     def arrays(self, rows: dict[tuple, Row]) -> list[list[Any]]:
-        """Column arrays for `unnest`, rows sorted by key: one lock order for
-        every writer of a table, so two never deadlock."""
-        items = sorted(rows.items(), key=lambda item: repr(item[0]))
+        """Column arrays for `unnest`, rows sorted by key (`sorted_items`)."""
         columns: list[list[Any]] = [[] for _ in self.columns]
         width = len(self.key)
-        for key, values in items:
+        for key, values in self.sorted_items(rows):
             for n, value in enumerate(key):
                 columns[n].append(value)
             for n, name in enumerate(self.counters, start=width):
@@ -132,7 +150,12 @@ class RollupTable:
         return f"unnest({', '.join(f'%s::{t}[]' for t in types)})"
 
     def conflict_sql(self) -> str:
-        updates = ", ".join(f"{c} = {self.db_table}.{c} + EXCLUDED.{c}" for c in self.counters)
+        updates = ", ".join(
+            f"{c} = GREATEST({self.db_table}.{c}, EXCLUDED.{c})"
+            if c in MAXIMA
+            else f"{c} = {self.db_table}.{c} + EXCLUDED.{c}"
+            for c in self.counters
+        )
         return f" ON CONFLICT ({', '.join(self.key)}) DO UPDATE SET {updates}"
 
     @functools.cache  # noqa: B019 (a handful of module-level tables, never freed)
@@ -147,8 +170,7 @@ class RollupTable:
         if not rows:
             return
         if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
-                cursor.execute(self.append_sql(), self.arrays(rows))
+            bulk_execute(self.append_sql(), self.arrays(rows))
             return
         fields = {f.column: f.attname for f in self.model._meta.concrete_fields}
         self.model._default_manager.bulk_create(
@@ -180,7 +202,8 @@ class RollupTable:
                 )
                 continue
             for name in self.counters:
-                setattr(row, name, getattr(row, name) + values[name])
+                old = getattr(row, name)
+                setattr(row, name, max(old, values[name]) if name in MAXIMA else old + values[name])
             if "cost" in self.counters:
                 row.cost = quantize_cost(row.cost)  # type: ignore[attr-defined]
             row.save(update_fields=list(self.counters))
@@ -204,10 +227,7 @@ class RollupTable:
     def derive_sql(self, source: str) -> str:
         """INSERT … SELECT … GROUP BY from `source`, a relation with this
         table's key columns and the fine counters, adding into existing rows."""
-        sums = ", ".join(
-            f"SUM({COMPUTED_COUNTERS[name][1]})" if name in COMPUTED_COUNTERS else f"SUM({name})"
-            for name in self.counters
-        )
+        sums = ", ".join(_aggregate_sql(name) for name in self.counters)
         keys = ", ".join(self.key)
         return (
             f"INSERT INTO {self.db_table} ({', '.join(self.columns)}) "  # noqa: S608 (identifiers)
@@ -216,42 +236,109 @@ class RollupTable:
 
 
 HOURLY = RollupTable.of(HourlyRollup)
-DELTA = RollupTable.of(RollupDelta, key_of=HourlyRollup)
+# The delta log: keyed like HourlyRollup plus the shape's input band (a
+# delta row is what one batch added to one hourly bucket and band).
+DELTA = RollupTable.of(RollupDelta, key_of=HourlyRollup, extra_key=("band",))
 HOURLY_COARSE = RollupTable.of(HourlyCoarseRollup)
 DAILY_COARSE = RollupTable.of(DailyCoarseRollup)
 DAILY_MODEL = RollupTable.of(DailyModelRollup)
 CUSTOMER = RollupTable.of(CustomerRollup)
+SHAPES = RollupTable.of(UsageShapeRollup)
 REFUSALS = RollupTable.of(RefusalRollup)
-# The tables folded from HourlyRollup's deltas (analytics.fold), coarsest last.
-DERIVED = (HOURLY_COARSE, DAILY_COARSE, DAILY_MODEL, CUSTOMER)
+# The tables folded from the delta log (analytics.fold), coarsest last, then
+# the simulator's shapes (from the deltas that carry a band).
+DERIVED = (HOURLY_COARSE, DAILY_COARSE, DAILY_MODEL, CUSTOMER, SHAPES)
 # The tables keyed in local days, re-keyed when the organization's zone changes.
 DAILY = (DAILY_COARSE, DAILY_MODEL, CUSTOMER)
+# Delta counters HourlyRollup does not keep (the shapes' extra sums).
+SHAPE_EXTRAS = tuple(name for name in DELTA.counters if name not in HOURLY.counters)
+
+
+def bulk_execute(sql: str, params: Sequence[Any]) -> None:
+    """Run one statement with server-side parameters (PostgreSQL).
+
+    Django's psycopg cursor renders every parameter into the SQL text
+    (ClientCursor); for a batch's column arrays that costs more than running
+    the statement. A plain psycopg cursor sends them apart, and prepares a
+    statement it sees repeatedly. Errors come out as Django's."""
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+        cursor.execute(sql, params)
+
+
+def hourly_of(rows: dict[tuple, Row]) -> dict[tuple, Row]:
+    """Delta rows (DELTA key) summed per HourlyRollup bucket."""
+    width = len(HOURLY.key)
+    out: dict[tuple, Row] = {}
+    for key, values in rows.items():
+        sums_add(out, key[:width], values, HOURLY.counters)
+    return out
+
+
+def unshaped(rows: dict[tuple, Row]) -> dict[tuple, Row]:
+    """HourlyRollup changes as delta rows that change no shape (band NULL):
+    re-pricing changes costs, never the tokens the shapes keep."""
+    extras = zeros(SHAPE_EXTRAS)
+    return {(*key, None): {**values, **extras} for key, values in rows.items()}
 
 
 def hourly_add(rows: dict[tuple, Row]) -> None:
-    """Add bucket sums (or changes to them) into HourlyRollup and append the
-    same rows to the delta log, which the fold adds to every derived table.
+    """Add delta rows (DELTA key and counters: bucket sums, or changes to them)
+    into HourlyRollup, and append them to the delta log, which the fold adds
+    to every derived table and UsageShapeRollup. Inside the caller's
+    transaction (PostgreSQL: the rows travel through a temporary table that
+    empties at commit).
 
-    PostgreSQL: one statement, the column arrays sent once."""
+    PostgreSQL: the rows are COPY'd (psycopg's array parameters are dumped
+    in Python, element by element: slower than the statement they feed),
+    then one statement upserts HourlyRollup and appends to the log.
+    HourlyRollup rows are locked in the rows' order (sorted by key, as every
+    writer does), so concurrent writers never deadlock."""
     if not rows:
         return
     if connection.vendor != "postgresql":
-        HOURLY.add(rows)
+        HOURLY.add(hourly_of(rows))
         DELTA.append(rows)
         return
-    with connection.cursor() as cursor:
-        cursor.execute(_hourly_add_sql(), HOURLY.arrays(rows))
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.execute(_STAGE_SQL)
+        with cursor.copy(_STAGE_COPY_SQL) as copy:
+            for n, (key, values) in enumerate(DELTA.sorted_items(rows)):
+                copy.write_row((*key, *[values[name] for name in DELTA.counters], n))
+        cursor.execute(_hourly_add_sql())
+
+
+_STAGE = "ledger_deltas"
+_STAGE_SQL = (
+    f"CREATE TEMP TABLE IF NOT EXISTS {_STAGE} ON COMMIT DELETE ROWS AS "  # noqa: S608
+    f"SELECT {', '.join(DELTA.columns)}, 0 AS n FROM {DELTA.db_table} WITH NO DATA"
+)
+_STAGE_COPY_SQL = f"COPY {_STAGE} ({', '.join(DELTA.columns)}, n) FROM STDIN"
 
 
 @functools.cache
 def _hourly_add_sql() -> str:
-    columns = ", ".join(HOURLY.columns)
+    columns = ", ".join(DELTA.columns)
+    sums = ", ".join(f"SUM({name})" for name in HOURLY.counters)
+    keys = ", ".join(HOURLY.key)
+    # The staged rows are deleted as they are read: a second call in the same
+    # transaction (the table empties only at commit) sees only its own rows.
     return (
-        f"WITH src ({columns}) AS (SELECT * FROM {HOURLY.unnest_sql()}), "  # noqa: S608
-        f"up AS (INSERT INTO {HOURLY.db_table} ({columns}) SELECT * FROM src"
+        f"WITH staged AS (DELETE FROM {_STAGE} RETURNING *), "  # noqa: S608
+        f"up AS (INSERT INTO {HOURLY.db_table} ({', '.join(HOURLY.columns)}) "
+        f"SELECT {keys}, {sums} FROM staged GROUP BY {keys} ORDER BY MIN(n)"
         f"{HOURLY.conflict_sql()}) "
-        f"INSERT INTO {DELTA.db_table} ({columns}) SELECT * FROM src"
+        f"INSERT INTO {DELTA.db_table} ({columns}) SELECT {columns} FROM staged"
     )
 
 
+def _aggregate_sql(name: str) -> str:
+    """How a derived table's counter is computed from finer rows in SQL."""
+    if name in COMPUTED_COUNTERS:
+        return f"SUM({COMPUTED_COUNTERS[name][1]})"
+    return f"MAX({name})" if name in MAXIMA else f"SUM({name})"
+
+
 assert HOURLY.counters == ROLLUP_COUNTERS, "HourlyRollup keeps every ROLLUP_COUNTER"  # noqa: S101
+assert DELTA.key[: len(HOURLY.key)] == HOURLY.key, "a delta is keyed by its hourly bucket"  # noqa: S101

@@ -1,40 +1,78 @@
 """Writes to the ledger: a batch of usage records becomes events + hourly rollups.
 
-One transaction per batch inserts the events, upserts their HourlyRollup
-buckets and appends the same sums to the delta log; the derived tables
-(coarse, daily, per customer) are folded from that log within seconds
-(analytics.fold), outside this transaction. Replaying a batch (the proxy's
-disk spool after an outage) is safe: events are unique by `request_id` and
-only newly inserted ones are added to rollups.
+One transaction per batch inserts the events (PostgreSQL: COPY), upserts
+their HourlyRollup buckets and appends the same sums, split by input band, to
+the delta log, in one statement; the derived tables (coarse, daily, per
+customer, the simulator's shapes) are folded from that log within seconds
+(analytics.fold), outside this transaction. Replaying a batch (a writer
+re-sending after a crash, the disk spool after an outage) is safe: events are
+unique by `request_id` and only newly inserted ones reach the rollups.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from operator import attrgetter
-from types import SimpleNamespace
+from operator import itemgetter
 from typing import Any
 
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.types.json import JsonbDumper
 
 from accounts.models import Organization
 from accounts.services import api_key_touch_many
-from analytics.models import UsageEvent
+from analytics.models import REQUEST_ID_UNIQUE, UsageEvent
 from analytics.records import UsageRecord
-from analytics.rollups import HOURLY, REFUSALS, hourly_add, quantize_cost, zeros
-from analytics.shapes import shape_sums, usage_shapes_add
+from analytics.rollups import DELTA, HOURLY, MAXIMA, REFUSALS, hourly_add, quantize_cost, zeros
+from analytics.shapes import input_band
 
 __all__ = [
+    "EVENT_COLUMNS",
+    "event_row",
     "event_values",
     "hour_of",
+    "hourly_key",
     "quantize_cost",
     "refusal_counts_add",
     "rollup_buckets",
     "usage_record_batch",
 ]
+
+# UsageEvent's columns (attnames) in the order `event_row` lists them: the
+# COPY's column list, and what the rollups read events by.
+EVENT_COLUMNS = (
+    "organization_id",
+    "api_key_id",
+    "request_id",
+    "created_at",
+    "provider",
+    "endpoint",
+    "model",
+    "response_model",
+    "customer_id",
+    "feature",
+    "trace_id",
+    "environment",
+    "properties",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cache_write_tokens",
+    "cache_write_1h_tokens",
+    "reasoning_tokens",
+    "input_audio_tokens",
+    "output_audio_tokens",
+    "cost",
+    "priced",
+    "status",
+    "http_status",
+    "latency_ms",
+    "ttfb_ms",
+    "streamed",
+    "upstream_request_id",
+)
+Row = tuple  # one event's values in EVENT_COLUMNS order
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -42,143 +80,204 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def event_values(record: UsageRecord) -> dict[str, Any]:
-    """A record as UsageEvent field values (attnames), lengths clipped to the columns."""
+def event_row(record: UsageRecord) -> Row:
+    """A record as UsageEvent values (EVENT_COLUMNS order), lengths clipped to the columns."""
     usage = record.usage
-    return {
-        "organization_id": record.organization_id,
-        "api_key_id": record.api_key_id,
-        "request_id": record.request_id,
-        "created_at": record.created_at,
-        "provider": record.provider,
-        "endpoint": record.endpoint[:200],
-        "model": record.model[:200],
-        "response_model": record.response_model[:200],
-        "customer_id": record.customer_id,
-        "feature": record.feature,
-        "trace_id": record.trace_id,
-        "environment": record.environment,
-        "properties": record.properties,
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_write_tokens": usage.cache_write_tokens,
-        "cache_write_1h_tokens": usage.cache_write_1h_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "input_audio_tokens": usage.input_audio_tokens,
-        "output_audio_tokens": usage.output_audio_tokens,
-        "cost": quantize_cost(record.cost),
-        "priced": record.cost is not None,
-        "status": record.status,
-        "http_status": record.http_status,
-        "latency_ms": max(0, record.latency_ms),
-        "ttfb_ms": record.ttfb_ms,
-        "streamed": record.streamed,
-        "upstream_request_id": record.upstream_request_id[:200],
-    }
+    return (
+        record.organization_id,
+        record.api_key_id,
+        record.request_id,
+        record.created_at,
+        record.provider,
+        record.endpoint[:200],
+        record.model[:200],
+        record.response_model[:200],
+        record.customer_id,
+        record.feature,
+        record.trace_id,
+        record.environment,
+        record.properties,
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cached_input_tokens,
+        usage.cache_write_tokens,
+        usage.cache_write_1h_tokens,
+        usage.reasoning_tokens,
+        usage.input_audio_tokens,
+        usage.output_audio_tokens,
+        quantize_cost(record.cost),
+        record.cost is not None,
+        record.status,
+        record.http_status,
+        max(0, record.latency_ms),
+        record.ttfb_ms,
+        record.streamed,
+        record.upstream_request_id[:200],
+    )
 
 
-def event_from_record(record: UsageRecord) -> UsageEvent:
-    return UsageEvent(**event_values(record))
+def event_values(record: UsageRecord) -> dict[str, Any]:
+    """A record as UsageEvent field values (attnames)."""
+    return dict(zip(EVENT_COLUMNS, event_row(record), strict=True))
 
 
-# A UsageEvent, or anything with its attributes (the ingest path passes
-# SimpleNamespaces of `event_values`, which are 40× cheaper to build).
-EventLike = UsageEvent | SimpleNamespace
+def stored_row(event: UsageEvent) -> Row:
+    """A stored event as a row (re-pricing re-buckets events it loaded)."""
+    return tuple(getattr(event, name) for name in EVENT_COLUMNS)
 
-# How one event counts in a rollup bucket, counter by counter (HOURLY.counters).
-_TOKENS = (
-    "input_tokens",
-    "output_tokens",
-    "cached_input_tokens",
-    "cache_write_tokens",
-    "cache_write_1h_tokens",
-    "reasoning_tokens",
+
+# --- Rollup buckets: one pass over the rows ------------------------------------
+
+_AT = EVENT_COLUMNS.index
+_created, _input, _api_key = _AT("created_at"), _AT("input_tokens"), _AT("api_key_id")
+# Key parts an event does not carry as a column, appended to its row (in
+# this order) before the key is picked out of it in DELTA.key order.
+_COMPUTED_KEY = ("hour", "api_key_id", "band")
+_key_of = itemgetter(
+    *[
+        len(EVENT_COLUMNS) + _COMPUTED_KEY.index(name) if name in _COMPUTED_KEY else _AT(name)
+        for name in DELTA.key
+    ]
 )
-_EVENT_KEY = {  # key columns whose value is not the event's same-named attribute
-    "hour": lambda event: hour_of(event.created_at),
-    "api_key_id": lambda event: event.api_key_id or 0,
-}
-_KEY_PARTS = [_EVENT_KEY.get(name, attrgetter(name)) for name in HOURLY.key]
+_HOURLY_WIDTH = len(HOURLY.key)
+# Counters that sum the same-named event column, and the others' rules.
+_SUMMED = tuple((name, _AT(name)) for name in DELTA.counters if name in EVENT_COLUMNS)
+_priced, _streamed, _latency = _AT("priced"), _AT("streamed"), _AT("latency_ms")
+_COUNTED = ("calls", "unpriced_calls", "streamed_calls", "latency_ms_sum", *MAXIMA)
+assert {name for name, _ in _SUMMED} | set(_COUNTED) == set(DELTA.counters)  # noqa: S101
 
 
-def bucket_key(event: EventLike) -> tuple:
+def bucket_key(row: Row) -> tuple:
+    """The delta log key of an event: its HourlyRollup bucket (no key: 0),
+    then its input band."""
+    return _key_of((*row, hour_of(row[_created]), row[_api_key] or 0, input_band(row[_input])))
+
+
+def hourly_key(row: Row) -> tuple:
     """The HourlyRollup key of an event (HOURLY.key order)."""
-    return tuple(part(event) for part in _KEY_PARTS)
+    return bucket_key(row)[:_HOURLY_WIDTH]
 
 
-def _bucket_add(into: dict[str, Any], event: EventLike) -> None:
-    into["calls"] += 1
-    into["unpriced_calls"] += 0 if event.priced else 1
-    into["streamed_calls"] += 1 if event.streamed else 0
-    for name in _TOKENS:
-        into[name] += getattr(event, name)
-    into["cost"] += event.cost
-    into["latency_ms_sum"] += event.latency_ms
-
-
-def rollup_buckets(events: Sequence[EventLike]) -> dict[tuple, dict[str, Any]]:
-    """Events summed per HourlyRollup bucket."""
+def rollup_buckets(rows: Sequence[Row]) -> dict[tuple, dict[str, Any]]:
+    """Events summed per delta log key (DELTA.counters)."""
     buckets: dict[tuple, dict[str, Any]] = {}
-    for event in events:
-        key = bucket_key(event)
+    for row in rows:
+        key = bucket_key(row)
         into = buckets.get(key)
         if into is None:
-            into = buckets[key] = zeros(HOURLY.counters)
-        _bucket_add(into, event)
+            into = buckets[key] = zeros(DELTA.counters)
+        into["calls"] += 1
+        into["unpriced_calls"] += 0 if row[_priced] else 1
+        into["streamed_calls"] += 1 if row[_streamed] else 0
+        into["latency_ms_sum"] += row[_latency]
+        if row[_input] > into["max_input_tokens"]:
+            into["max_input_tokens"] = row[_input]
+        for name, at in _SUMMED:
+            into[name] += row[at]
     return buckets
+
+
+# --- The batch -------------------------------------------------------------------
 
 
 def usage_record_batch(records: Sequence[UsageRecord]) -> int:
     """Write a batch to the ledger; returns how many events were new.
 
     Invariants: one transaction; each `request_id` is stored once however
-    often the batch is replayed; HourlyRollup equals the sums of its events,
-    and the derived tables equal it once the fold has run (within seconds).
-    Raises the database's error when it is unreachable (the caller spools).
+    often the batch is replayed (or raced by another writer), and only the
+    events this call stored reach the rollups; HourlyRollup equals the sums
+    of its events, and the derived tables equal it once the fold has run
+    (within seconds). Raises the database's error when it is unreachable (the
+    caller spools) or refuses a record (the caller bisects).
     """
     if not records:
         return 0
-    with transaction.atomic():
-        seen = set(
-            UsageEvent.objects.filter(request_id__in=[r.request_id for r in records]).values_list(
-                "request_id", flat=True
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            rows = [event_row(record) for record in _unseen(records)]
+            UsageEvent.objects.bulk_create(
+                [UsageEvent(**dict(zip(EVENT_COLUMNS, row, strict=True))) for row in rows],
+                batch_size=500,
             )
-        )
-        fresh = {r.request_id: r for r in records if r.request_id not in seen}
-        if not fresh:
-            return 0
-        rows = [event_values(record) for record in fresh.values()]
-        if connection.vendor == "postgresql":
+            return _rollups_add(rows)
+    rows = [event_row(record) for record in records]
+    try:
+        # The usual batch is all new: COPY it straight in. The unique index on
+        # request_id refuses a replayed one, which takes the careful path.
+        with transaction.atomic():
             _events_copy(rows)
-        else:
-            UsageEvent.objects.bulk_create([UsageEvent(**row) for row in rows], batch_size=500)
-        # Rollups need only attributes, not model instances (2 µs vs 90 µs apiece).
-        attributes = [SimpleNamespace(**row) for row in rows]
-        hourly_add(rollup_buckets(attributes))
-        usage_shapes_add(shape_sums(attributes, hour_of))  # the cost simulator's sums
-        key_ids = {row["api_key_id"] for row in rows if row["api_key_id"]}
-        api_key_touch_many(key_ids=key_ids, at=timezone.now())
+            return _rollups_add(rows)
+    except IntegrityError as error:
+        if not _is_replay(error):
+            raise
+    with transaction.atomic():
+        return _rollups_add(_events_insert_new(rows))
+
+
+def _rollups_add(rows: Sequence[Row]) -> int:
+    """The stored events' hourly buckets and deltas; their keys' last use."""
+    if not rows:
+        return 0
+    hourly_add(rollup_buckets(rows))
+    key_ids = {row[_api_key] for row in rows} - {None}
+    api_key_touch_many(key_ids=key_ids, at=timezone.now())
     return len(rows)
 
 
-_EVENT_FIELDS = [f for f in UsageEvent._meta.concrete_fields if not f.primary_key]
-_EVENT_COPY_SQL = (
-    f"COPY {UsageEvent._meta.db_table} ({', '.join(f.column for f in _EVENT_FIELDS)}) FROM STDIN"
-)
+def _unseen(records: Sequence[UsageRecord]) -> list[UsageRecord]:
+    """The records whose request_id is not stored yet (one per request_id)."""
+    seen = set(
+        UsageEvent.objects.filter(request_id__in=[r.request_id for r in records]).values_list(
+            "request_id", flat=True
+        )
+    )
+    return list({r.request_id: r for r in records if r.request_id not in seen}.values())
 
 
-def _events_copy(rows: Sequence[dict[str, Any]]) -> None:
+def _is_replay(error: IntegrityError) -> bool:
+    """The COPY met a request_id already stored (or twice in the batch)."""
+    diag = getattr(error.__cause__, "diag", None)
+    return getattr(diag, "constraint_name", None) == REQUEST_ID_UNIQUE
+
+
+_COLUMN_OF = {f.attname: f.column for f in UsageEvent._meta.concrete_fields}
+_COPY_COLUMNS = ", ".join(_COLUMN_OF[name] for name in EVENT_COLUMNS)
+_EVENT_COPY_SQL = f"COPY {UsageEvent._meta.db_table} ({_COPY_COLUMNS}) FROM STDIN"
+
+
+def _events_copy(rows: Sequence[Row], *, into: str = _EVENT_COPY_SQL) -> None:
     """Insert events with PostgreSQL's COPY: the ORM's bulk INSERT spends most
     of its time compiling SQL and adapting parameters (bench: ingest)."""
-    with connection.cursor() as cursor, cursor.cursor.copy(_EVENT_COPY_SQL) as copy:
-        for row in rows:
-            copy.write_row(
-                [
-                    json.dumps(row[f.attname]) if f.attname == "properties" else row[f.attname]
-                    for f in _EVENT_FIELDS
-                ]
-            )
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor:
+        cursor.adapters.register_dumper(dict, JsonbDumper)  # `properties`
+        with cursor.copy(into) as copy:
+            for row in rows:
+                copy.write_row(row)
+
+
+def _events_insert_new(rows: Sequence[Row]) -> list[Row]:
+    """Insert the rows whose request_id is not stored yet; returns the rows
+    stored, as stored.
+
+    COPY into a temporary table, then one INSERT … ON CONFLICT DO NOTHING:
+    a request_id stored before (this batch's duplicates included), or by a
+    writer racing this statement, is skipped, never counted twice."""
+    table = UsageEvent._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE IF NOT EXISTS ledger_replay ON COMMIT DELETE ROWS AS "  # noqa: S608
+            f"SELECT {_COPY_COLUMNS} FROM {table} WITH NO DATA"
+        )
+        cursor.execute("TRUNCATE ledger_replay")
+    _events_copy(rows, into=f"COPY ledger_replay ({_COPY_COLUMNS}) FROM STDIN")
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {table} ({_COPY_COLUMNS}) "  # noqa: S608
+            f"SELECT {_COPY_COLUMNS} FROM ledger_replay "
+            f"ON CONFLICT (request_id) DO NOTHING RETURNING {_COPY_COLUMNS}"
+        )
+        return cursor.fetchall()
 
 
 @transaction.atomic

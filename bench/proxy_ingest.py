@@ -42,7 +42,7 @@ def main() -> None:
         RollupDelta,
         UsageEvent,
     )
-    from analytics.services import _events_copy, event_values, usage_record_batch
+    from analytics.services import _events_copy, event_row, usage_record_batch
 
     tables = (
         UsageEvent,
@@ -68,7 +68,7 @@ def main() -> None:
         began = time.perf_counter()
         for first in range(0, EVENTS, BATCH):
             with transaction.atomic():
-                _events_copy([event_values(r) for r in records[first : first + BATCH]])
+                _events_copy([event_row(r) for r in records[first : first + BATCH]])
         floor.append(EVENTS / (time.perf_counter() - began))
         clean()
         records = _records(org.pk)
