@@ -206,6 +206,12 @@ class RollupDelta(RollupCounters, CoarseDimensions):
     transaction, so each delta is counted there exactly once whatever crashes
     when."""
 
+    # No database constraint: checking it costs each batch a lookup per delta
+    # row, and the log is transient (the ORM still cascades an organization's
+    # deletion; the fold drops a deleted organization's deltas).
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
     hour = models.DateTimeField()
     customer_id = models.CharField(max_length=256)
     # What the batch added to UsageShapeRollup (the fold adds it there too):

@@ -18,6 +18,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
+from psycopg.abc import Buffer
 from psycopg.types.json import JsonbDumper
 
 from accounts.models import Organization
@@ -245,12 +246,19 @@ _COPY_COLUMNS = ", ".join(_COLUMN_OF[name] for name in EVENT_COLUMNS)
 _EVENT_COPY_SQL = f"COPY {UsageEvent._meta.db_table} ({_COPY_COLUMNS}) FROM STDIN"
 
 
+class _PropertiesDumper(JsonbDumper):
+    """`properties` as jsonb; most calls have none, and `{}` needs no encoder."""
+
+    def dump(self, obj: Any) -> Buffer | None:
+        return b"{}" if not obj else super().dump(obj)
+
+
 def _events_copy(rows: Sequence[Row], *, into: str = _EVENT_COPY_SQL) -> None:
     """Insert events with PostgreSQL's COPY: the ORM's bulk INSERT spends most
     of its time compiling SQL and adapting parameters (bench: ingest)."""
     connection.ensure_connection()
     with connection.wrap_database_errors, connection.connection.cursor() as cursor:
-        cursor.adapters.register_dumper(dict, JsonbDumper)  # `properties`
+        cursor.adapters.register_dumper(dict, _PropertiesDumper)
         with cursor.copy(into) as copy:
             for row in rows:
                 copy.write_row(row)

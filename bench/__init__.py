@@ -19,6 +19,7 @@ BENCHMARKS: tuple[str, ...] = (
     "pricing_engine",
     "simulator",
     "proxy",
+    "proxy_ingest",
     "plan_limits",
     "purge",
     "budgets",

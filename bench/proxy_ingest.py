@@ -1,10 +1,19 @@
-"""Ledger ingest rate: `usage_record_batch` on realistic batches, in its own process
-(the database of DATABASE_URL, the benchmark's PostgreSQL). Prints `INGEST <events/s>`
-(events + HourlyRollup + delta log, the median of ROUNDS), `FOLD <events/s>` (how
-fast the fold turns those deltas into the derived tables, serially, same run),
-and `FOLD_LAG <s>` (with `manage.py rollups_fold --loop` running beside the
-ingest, as `make serve` runs it: how long after the last batch the derived tables
-have caught up). `python -m bench.proxy_ingest` runs it alone.
+"""Ledger ingest rate and fold lag (`python -m bench proxy_ingest`, PostgreSQL).
+
+`usage_record_batch` on realistic batches (50 customers × 3 model/feature
+pairs, 2 hours), in this process, against the database of DATABASE_URL.
+Alternating rounds, medians:
+- EVENTS_ONLY, the same-run baseline: the same events COPY'd alone, one
+  transaction a batch, no rollups, no delta log;
+- INGEST: the ledger's write (events + HourlyRollup + delta log), as events/s
+  and as CPU µs per event (this process + its PostgreSQL backend, read from
+  /proc when the server is local: a figure a busy machine barely moves);
+- FOLD: how fast the fold turns those deltas into the derived tables;
+- FOLD_LAG: `manage.py rollups_fold --loop` beside a sustained ingest (as
+  `make serve` runs it): every second a marker notes the newest delta, and
+  its lag is the time until the fold has consumed it; the largest lag.
+`python -m bench.proxy_ingest` prints the figures (bench.proxy reads INGEST).
+BENCH_INGEST_BATCH sets the batch size (default 500).
 """
 
 from __future__ import annotations
@@ -13,26 +22,175 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
+from bench import Result
+
 EVENTS = 20_000
-BATCH = 500
+BATCH = int(os.environ.get("BENCH_INGEST_BATCH", "500"))
 ROUNDS = 3
+SUSTAINED_ROUNDS = 4  # rounds of EVENTS ingested back to back beside the fold loop
+TARGET_PER_S = 10_000
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def main() -> None:
+def run() -> list[Result]:
+    figures, _ = measure()
+    return [
+        Result(
+            "ledger ingest: µs per event (baseline: events alone)",
+            1e6 / figures["ingest"],
+            baseline_us=1e6 / figures["events_only"],
+            limit_us=1e6 / TARGET_PER_S,
+            note=(
+                f"{figures['ingest']:,.0f} events/s vs {figures['events_only']:,.0f} COPY alone; "
+                f"CPU {figures['ingest_cpu']:.0f} µs/event vs {figures['events_only_cpu']:.0f}"
+            ),
+        ),
+        Result(
+            "fold: µs per event folded (baseline: ingest)",
+            1e6 / figures["fold"],
+            baseline_us=1e6 / figures["ingest"],
+            note=f"fold lag under sustained ingest: max {figures['fold_lag']:.2f} s",
+        ),
+    ]
+
+
+def measure() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
+    """The medians, and each round's (events/s, CPU µs per event)."""
     import django
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    from django.db import transaction
+    from django.db import connection, transaction
 
     from accounts.models import Organization
     from analytics.fold import rollups_fold_until_done
+    from analytics.models import DailyCoarseRollup, UsageEvent
+    from analytics.services import _events_copy, event_row, usage_record_batch
+
+    org, _ = Organization.objects.get_or_create(slug="bench-ingest", defaults={"name": "Ingest"})
+    backend = _backend_cpu_reader(connection)
+
+    def events_only(batch) -> None:
+        with transaction.atomic():
+            _events_copy([event_row(r) for r in batch])
+
+    rates: dict[str, list[tuple[float, float]]] = {"events_only": [], "ingest": []}
+    fold = []
+    for _ in range(ROUNDS):
+        for name, write in (("events_only", events_only), ("ingest", usage_record_batch)):
+            _clean(org)
+            rates[name].append(_timed(_records(org.pk), write, backend))
+        assert UsageEvent.objects.filter(organization=org).count() == EVENTS  # noqa: S101
+        began = time.perf_counter()
+        rollups_fold_until_done()
+        fold.append(EVENTS / (time.perf_counter() - began))
+        assert DailyCoarseRollup.objects.filter(organization=org).exists()  # noqa: S101
+    _clean(org)
+    lag = _fold_lag(org)
+    _clean(org)
+    figures = {
+        "ingest": statistics.median(rate for rate, _ in rates["ingest"]),
+        "ingest_cpu": statistics.median(cpu for _, cpu in rates["ingest"]),
+        "events_only": statistics.median(rate for rate, _ in rates["events_only"]),
+        "events_only_cpu": statistics.median(cpu for _, cpu in rates["events_only"]),
+        "fold": statistics.median(fold),
+        "fold_lag": lag,
+    }
+    return figures, rates
+
+
+def _timed(records: list, write: Callable, backend: Callable[[], float]) -> tuple[float, float]:
+    """(events/s, CPU µs per event of this process and its database backend)."""
+    wall, cpu, server = time.perf_counter(), time.process_time(), backend()
+    for first in range(0, len(records), BATCH):
+        write(records[first : first + BATCH])
+    wall = time.perf_counter() - wall
+    cpu = time.process_time() - cpu + backend() - server
+    return len(records) / wall, cpu / len(records) * 1e6
+
+
+def _backend_cpu_reader(connection) -> Callable[[], float]:
+    """Seconds of CPU the connection's PostgreSQL backend has used (0 when
+    the server is not on this machine)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        stat = Path(f"/proc/{cursor.fetchone()[0]}/stat")
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def read() -> float:
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / tick
+
+    return read
+
+
+def _fold_lag(org) -> float:
+    """The largest time from a delta's commit to its fold, with the fold loop
+    running beside SUSTAINED_ROUNDS × EVENTS events ingested back to back."""
+    from django.db import connections
+
+    from analytics.models import RollupDelta
+    from analytics.services import usage_record_batch
+
+    loop = subprocess.Popen(  # noqa: S603
+        [sys.executable, "manage.py", "rollups_fold", "--loop"], cwd=ROOT, env=os.environ
+    )
+    lags: list[float] = []
+    done = threading.Event()
+    patience = 120.0  # after the last batch, for the fold to catch up
+
+    deadline = float("inf")
+
+    def watch() -> None:
+        # Markers: (when noted, newest delta id then); one is folded once no
+        # pending delta of the organization has an id at or below it.
+        markers: list[tuple[float, int]] = []
+        try:
+            while True:
+                deltas = RollupDelta.objects.filter(organization=org)
+                oldest = deltas.order_by("pk").values_list("pk", flat=True).first()
+                now = time.perf_counter()
+                while markers and (oldest is None or oldest > markers[0][1]):
+                    lags.append(now - markers.pop(0)[0])
+                if done.is_set() and (not markers and oldest is None or now > deadline):
+                    lags.extend(now - noted for noted, _ in markers)  # never folded: at least
+                    return
+                newest = deltas.order_by("-pk").values_list("pk", flat=True).first()
+                if not done.is_set() and newest is not None:
+                    markers.append((now, newest))
+                time.sleep(1 if not done.is_set() else 0.05)
+        finally:
+            connections.close_all()
+
+    try:
+        time.sleep(3)  # the loop started and idle
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        for _ in range(SUSTAINED_ROUNDS):
+            records = _records(org.pk)
+            for first in range(0, EVENTS, BATCH):
+                usage_record_batch(records[first : first + BATCH])
+        deadline = time.perf_counter() + patience
+        done.set()
+        watcher.join(patience + 5)
+    finally:
+        done.set()
+        loop.terminate()
+        loop.wait(30)
+    return max(lags, default=0.0)
+
+
+def _clean(org) -> None:
     from analytics.models import (
         CustomerRollup,
         DailyCoarseRollup,
@@ -41,10 +199,10 @@ def main() -> None:
         HourlyRollup,
         RollupDelta,
         UsageEvent,
+        UsageShapeRollup,
     )
-    from analytics.services import _events_copy, event_row, usage_record_batch
 
-    tables = (
+    for model in (
         UsageEvent,
         HourlyRollup,
         RollupDelta,
@@ -52,62 +210,9 @@ def main() -> None:
         DailyCoarseRollup,
         DailyModelRollup,
         CustomerRollup,
-    )
-    org, _ = Organization.objects.get_or_create(slug="bench-ingest", defaults={"name": "Ingest"})
-
-    def clean() -> None:
-        for model in tables:
-            model.objects.filter(organization=org).delete()
-
-    ingest, fold, floor = [], [], []
-    for _ in range(ROUNDS):
-        # Same-run baseline: the events alone (COPY in one transaction a batch),
-        # no rollups, no delta log: what the machine can do right now.
-        clean()
-        records = _records(org.pk)
-        began = time.perf_counter()
-        for first in range(0, EVENTS, BATCH):
-            with transaction.atomic():
-                _events_copy([event_row(r) for r in records[first : first + BATCH]])
-        floor.append(EVENTS / (time.perf_counter() - began))
-        clean()
-        records = _records(org.pk)
-        began = time.perf_counter()
-        for first in range(0, EVENTS, BATCH):
-            usage_record_batch(records[first : first + BATCH])
-        ingest.append(EVENTS / (time.perf_counter() - began))
-        assert UsageEvent.objects.filter(organization=org).count() == EVENTS
-        began = time.perf_counter()
-        rollups_fold_until_done()
-        fold.append(EVENTS / (time.perf_counter() - began))
-        assert DailyCoarseRollup.objects.filter(organization=org).exists()
-
-    # The fold loop beside the ingest, as make serve runs it.
-    clean()
-    records = _records(org.pk)
-    loop = subprocess.Popen(  # noqa: S603
-        [sys.executable, "manage.py", "rollups_fold", "--loop"], cwd=ROOT, env=os.environ
-    )
-    try:
-        time.sleep(3)  # started and idle
-        for first in range(0, EVENTS, BATCH):
-            usage_record_batch(records[first : first + BATCH])
-        done = time.perf_counter()
-        while RollupDelta.objects.filter(organization=org).exists():
-            time.sleep(0.05)
-        lag = time.perf_counter() - done
-    finally:
-        loop.terminate()
-        loop.wait(30)
-    clean()
-    print(f"INGEST {statistics.median(ingest):.1f}")
-    print(f"EVENTS_ONLY {statistics.median(floor):.1f}")
-    print(f"FOLD {statistics.median(fold):.1f}")
-    print(f"FOLD_LAG {lag:.2f}")
-    print(
-        f"rounds: ingest {[round(x) for x in ingest]}, fold {[round(x) for x in fold]}, "
-        f"events only {[round(x) for x in floor]}"
-    )
+        UsageShapeRollup,
+    ):
+        model.objects.filter(organization=org).delete()
 
 
 def _records(org_id: int) -> list:
@@ -135,6 +240,24 @@ def _records(org_id: int) -> list:
         )
         for n in range(EVENTS)
     ]
+
+
+def main() -> None:
+    figures, rounds = measure()
+    print(f"INGEST {figures['ingest']:.1f}")
+    print(f"INGEST_CPU_US {figures['ingest_cpu']:.1f}")
+    print(f"EVENTS_ONLY {figures['events_only']:.1f}")
+    print(f"EVENTS_ONLY_CPU_US {figures['events_only_cpu']:.1f}")
+    print(f"RATIO {figures['ingest'] / figures['events_only']:.2f}")
+    print(f"FOLD {figures['fold']:.1f}")
+    print(f"FOLD_LAG {figures['fold_lag']:.2f}")
+    print(
+        "rounds (events/s, CPU µs/event): "
+        + "; ".join(
+            f"{name} {[(round(r), round(c, 1)) for r, c in values]}"
+            for name, values in rounds.items()
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -6,9 +6,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.db import IntegrityError, transaction
 from django.db.models import Sum
 
-from analytics.models import HourlyRollup, Status, UsageEvent
+from analytics.models import HourlyRollup, RollupDelta, Status, UsageEvent
 from analytics.records import UsageRecord
 from analytics.services import usage_record_batch
 from pricing.usage import Usage
@@ -159,3 +160,60 @@ def test_every_field_is_stored_as_given(org, api_key):
     assert (event.cost, event.priced) == (Decimal("0.1234567891"), True)
     stored = Usage(**{name: getattr(event, name) for name in Usage.__slots__})
     assert stored == record.usage
+
+
+def _hourly_totals(org) -> dict:
+    return HourlyRollup.objects.filter(organization=org).aggregate(
+        calls=Sum("calls"), cost=Sum("cost"), inp=Sum("input_tokens")
+    )
+
+
+def _event_totals(org) -> dict:
+    """The oracle: a plain aggregate over the stored events."""
+    sums = UsageEvent.objects.filter(organization=org).aggregate(
+        cost=Sum("cost"), inp=Sum("input_tokens")
+    )
+    return {"calls": UsageEvent.objects.filter(organization=org).count(), **sums}
+
+
+@pytest.mark.django_db
+def test_two_batches_in_one_transaction_are_each_counted_once(org):
+    # The caller's transaction stays open: nothing a batch stages may leak
+    # into the next batch's rollups or deltas.
+    with transaction.atomic():
+        usage_record_batch([make_record(org, n) for n in range(3)])
+        usage_record_batch([make_record(org, n) for n in range(3, 5)])
+    assert _hourly_totals(org) == _event_totals(org)
+    assert _event_totals(org)["calls"] == 5
+    assert RollupDelta.objects.filter(organization=org).aggregate(c=Sum("calls"))["c"] == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_request_id_twice_in_one_batch_is_stored_and_counted_once(org):
+    first = make_record(org, 1)
+    assert usage_record_batch([first, make_record(org, 2), first]) == 2
+    assert UsageEvent.objects.filter(organization=org).count() == 2
+    assert _hourly_totals(org) == _event_totals(org)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_replay_mixed_with_new_records_adds_only_the_new_ones_to_every_log(org):
+    old = [make_record(org, n) for n in range(4)]
+    usage_record_batch(old)
+    deltas_before = RollupDelta.objects.filter(organization=org).aggregate(c=Sum("calls"))["c"]
+
+    assert usage_record_batch([*old, make_record(org, 9)]) == 1
+
+    assert _hourly_totals(org) == _event_totals(org)
+    deltas = RollupDelta.objects.filter(organization=org).aggregate(c=Sum("calls"))["c"]
+    assert (deltas_before, deltas) == (4, 5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_naming_a_missing_organization_is_refused_not_taken_for_a_replay(org):
+    # The caller (proxy.ledger) bisects a refused batch; a replay is not refused.
+    ghost = make_record(org, 1, organization_id=org.pk + 10_000)
+    with pytest.raises(IntegrityError):
+        usage_record_batch([make_record(org, 2), ghost])
+    assert not UsageEvent.objects.filter(organization=org).exists()
+    assert not HourlyRollup.objects.exists()
