@@ -1,11 +1,11 @@
 """The ledger: one row per proxied call, plus the rollups that dashboards read.
 
 HourlyRollup is upserted in the same transaction as each batch of events
-(analytics.services.usage_record_batch), with a RollupDelta row per bucket;
-the derived tables (coarse, daily, per customer) are folded from those deltas
-every few seconds (analytics.fold), so no dashboard scans raw events.
-Each table's key and counters are read off these declarations
-(analytics.rollups), never listed again elsewhere.
+(analytics.services.usage_record_batch), with a RollupDelta row per bucket and
+input band; the derived tables (coarse, daily, per customer, the simulator's
+shapes) are folded from those deltas every few seconds (analytics.fold), so
+no dashboard scans raw events. Each table's key and counters are read off
+these declarations (analytics.rollups), never listed again elsewhere.
 """
 
 from __future__ import annotations

@@ -30,13 +30,14 @@ from analytics.shapes import input_band
 
 __all__ = [
     "EVENT_COLUMNS",
+    "bucket_key",
     "event_row",
-    "event_values",
     "hour_of",
     "hourly_key",
     "quantize_cost",
     "refusal_counts_add",
     "rollup_buckets",
+    "stored_row",
     "usage_record_batch",
 ]
 
@@ -74,6 +75,9 @@ EVENT_COLUMNS = (
     "upstream_request_id",
 )
 Row = tuple  # one event's values in EVENT_COLUMNS order
+assert set(EVENT_COLUMNS) == {  # noqa: S101 (a new column must be written too)
+    field.attname for field in UsageEvent._meta.concrete_fields if not field.primary_key
+}
 
 
 def hour_of(moment: datetime) -> datetime:
@@ -115,11 +119,6 @@ def event_row(record: UsageRecord) -> Row:
         record.streamed,
         record.upstream_request_id[:200],
     )
-
-
-def event_values(record: UsageRecord) -> dict[str, Any]:
-    """A record as UsageEvent field values (attnames)."""
-    return dict(zip(EVENT_COLUMNS, event_row(record), strict=True))
 
 
 def stored_row(event: UsageEvent) -> Row:
