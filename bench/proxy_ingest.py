@@ -40,6 +40,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run() -> list[Result]:
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return [Result("ledger ingest: skipped (needs PostgreSQL: set DATABASE_URL)", 0.0)]
     figures, _ = measure()
     return [
         Result(
