@@ -22,7 +22,7 @@ from analytics.models import RevenueEntry, RevenueSettings
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today, org_zone
 from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
-from analytics.selectors.spend import spend_breakdown, spend_forecast, spend_totals
+from analytics.selectors.spend import page_totals, spend_breakdown, spend_forecast, spend_totals
 from analytics.selectors.tables import change_value, costs_by_value
 from analytics.sorting import sort_rows, totals_sort_value
 
@@ -112,6 +112,11 @@ def customers_with_margin(
     """Every customer with calls or revenue in the period, with its margin
     (for sorting and filtering by margin: a full ranking, costliest first)."""
     rows = spend_breakdown(organization=organization, period=period, by="customer", search=search)
+    return _with_revenue(organization, period, rows, search)
+
+
+def _with_revenue(organization, period: Period, rows: Iterable[Totals], search: str):
+    """Each row with its margin, then the customers with revenue but no calls."""
     revenue = revenue_by_customer(organization=organization, period=period)
     out = [CustomerMargin(row, margin_of(revenue.pop(row.key, None), row.cost)) for row in rows]
     for customer_id, amount in sorted(revenue.items()):
@@ -202,6 +207,7 @@ def revenue_settings_get(*, organization) -> RevenueSettings:
 
 
 MARGIN_SORTS = ("margin", "margin_percent", "revenue")
+ONE_SUM_SORTS = (*MARGIN_SORTS, "cost", "name")
 PROFIT_FILTERS = ("unprofitable", "thin")
 
 
@@ -220,7 +226,20 @@ def customer_margin_page(
     unknown values last, ties by id); `profit` keeps only the unprofitable
     ones (margin < 0) or the thin ones (margin % below the organization's
     threshold). Returns a page and the count."""
-    rows = customers_with_margin(organization=organization, period=period, search=search)
+    # Margin, revenue, cost and name need one sum per customer (its cost): rank
+    # on that, then sum every counter for the page's customers only (as
+    # spend_ranking does); the other columns need every customer's totals.
+    one_sum = sort in ONE_SUM_SORTS
+    costs: dict = {}
+    if one_sum:
+        costs = costs_by_value(
+            organization=organization, period=period, by="customer", search=search
+        )
+        rows = _with_revenue(
+            organization, period, (Totals(key=k, cost=c) for k, c in costs.items()), search
+        )
+    else:
+        rows = customers_with_margin(organization=organization, period=period, search=search)
     if profit == "unprofitable":
         rows = [r for r in rows if r.margin.unprofitable]
     elif profit == "thin":
@@ -237,7 +256,19 @@ def customer_margin_page(
         key=lambda r: r.totals.key,
         descending=descending,
     )
-    return rows[offset : offset + limit], len(rows)
+    page = rows[offset : offset + limit]
+    if one_sum:
+        page = _full_totals(organization, period, page, called=costs)
+    return page, len(rows)
+
+
+def _full_totals(organization, period: Period, page: list[CustomerMargin], called) -> list:
+    """The page's rows with every counter summed (customers without calls keep zeros)."""
+    rows = rollup_rows(organization=organization, period=period, by="customer")
+    column = rows.column("customer")
+    keys = [row.totals.key for row in page if row.totals.key in called]
+    totals = dict(zip(keys, page_totals(rows, rows.qs, column, keys), strict=True))
+    return [CustomerMargin(totals.get(row.totals.key, row.totals), row.margin) for row in page]
 
 
 def margin_sort_value(row: CustomerMargin, column: str, previous_cost: Decimal) -> Any:

@@ -114,6 +114,12 @@ def test_customers_list_carries_margin_and_matches_its_schema(get, more_margins)
 def test_customers_sorted_by_margin(get, more_margins, sort, expected):
     body = get("/api/customers", sort=sort, **more_margins)
     assert _ids(body) == expected and body["count"] == 6
+    # Ranked on cost alone, then every counter summed for the page: one call of
+    # 100 + 10 tokens each (tests.analytics.conftest.call), none for no-calls.
+    counters = {r["customer_id"]: (r["calls"], r["tokens"], r["cost"]) for r in body["results"]}
+    assert counters["no-calls"] == (0, 0, "0.0000000000")
+    assert counters["thin"] == (1, 110, "85.0000000000")
+    assert {c[:2] for k, c in counters.items() if k != "no-calls"} == {(1, 110)}
     page_2 = get("/api/customers", sort=sort, per_page=4, page=2, **more_margins)
     assert _ids(page_2) == expected[4:] and page_2["pages"] == 2
 
