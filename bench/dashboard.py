@@ -139,6 +139,11 @@ def _targets(organization) -> list[tuple[str, str]]:
         ("api: costs (records, 100)", "/api/costs?limit=100"),
         ("api: costs (records, 1000)", "/api/costs?limit=1000"),
         ("api: customers", f"/api/customers?start_date={period.start}"),
+        ("api: customers by margin", f"/api/customers?start_date={period.start}&sort=margin"),
+        (
+            "api: customers, unprofitable",
+            f"/api/customers?start_date={period.start}&profit=unprofitable",
+        ),
         ("api: features", f"/api/features?start_date={period.start}"),
         ("api: by-model", f"/api/costs/by-model/{q(model)}"),
         ("api: by-customer", f"/api/costs/by-customer/{q(customer)}"),
