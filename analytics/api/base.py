@@ -7,19 +7,25 @@ nothing here queries a model directly.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from analytics.params import (
+    ALL_FILTER_PARAMS,
     DATE_PARAMS,
+    EVENT_FILTER_PARAMS,
     FILTER_PARAMS,
     MAX_DATE,
+    MAX_LATENCY_MS,
+    MAX_PROPERTY_FILTERS,
+    MAX_PROPERTY_NAME,
     MIN_DATE,
     ParamError,
     UsageFilters,
@@ -32,17 +38,20 @@ from analytics.periods import Period
 from analytics.selectors import Totals
 
 ROLLUP_FILTERS = tuple(name for name in FILTER_PARAMS if name != "trace_id")
+# Aggregates take every filter but the trace (the filter bar's set, issue 12).
+AGGREGATE_FILTERS = (*ROLLUP_FILTERS, *EVENT_FILTER_PARAMS)
 # The cost API our users migrate from spells dates in camelCase; both spellings work.
 PARAM_ALIASES = {"startDate": "start_date", "endDate": "end_date"}
 
 
-def canonical_params(params: Mapping[str, str]) -> dict[str, str]:
-    """Query parameters with aliases renamed; both spellings at once must agree."""
-    out = {name: params.get(name) or "" for name in params}
+def canonical_params(params: QueryDict) -> QueryDict:
+    """Query parameters with aliases renamed; both spellings at once must agree.
+    A QueryDict still: `property` may repeat."""
+    out = params.copy()
     for alias, name in PARAM_ALIASES.items():
         if alias not in out:
             continue
-        value = out.pop(alias)
+        value = out.pop(alias)[-1]
         if name in out and out[name] != value:
             raise ParamError(f"{alias} and {name} are the same parameter; send one of them.")
         out[name] = value
@@ -124,7 +133,7 @@ class OrgAPIView(APIView):
             return self.period()
         return None
 
-    def filters(self, allowed: Iterable[str] = ROLLUP_FILTERS) -> UsageFilters:
+    def filters(self, allowed: Iterable[str] = AGGREGATE_FILTERS) -> UsageFilters:
         return parse_filters(self.params, allowed=allowed)
 
 
@@ -174,3 +183,45 @@ FILTER_DOCS = [
     for name in ROLLUP_FILTERS
 ]
 TRACE_DOC = OpenApiParameter("trace_id", TEXT_SCHEMA, description="Exact match.")
+COST_SCHEMA = {"type": "string", "pattern": r"^[0-9]{1,10}(\.[0-9]{1,10})?$"}
+PROPERTY_SCHEMA = {
+    "type": "array",
+    "maxItems": MAX_PROPERTY_FILTERS,
+    "items": {
+        "type": "string",
+        "maxLength": 256,
+        "pattern": rf"^[^\x00-\x1f\x7f:]{{1,{MAX_PROPERTY_NAME}}}:[^\x00-\x1f\x7f]*$",
+    },
+}
+_BOUND = {"min": "at least", "max": "at most"}
+EVENT_FILTER_DOCS = [
+    OpenApiParameter(
+        "property",
+        PROPERTY_SCHEMA,
+        explode=True,
+        description="name:value of an x-property-<name> header the call carried, like "
+        "plan:pro; repeat it and every one must match. Read from the calls, not rollups.",
+    ),
+    *(
+        OpenApiParameter(
+            f"cost_{end}",
+            COST_SCHEMA,
+            description=f"Calls that cost {_BOUND[end]} this many USD (inclusive, a decimal "
+            "string). Read from the calls, not rollups.",
+        )
+        for end in ("min", "max")
+    ),
+    *(
+        OpenApiParameter(
+            f"latency_{end}",
+            int_schema(0, MAX_LATENCY_MS),
+            description=f"Calls that took {_BOUND[end]} this many milliseconds (inclusive). "
+            "Read from the calls, not rollups.",
+        )
+        for end in ("min", "max")
+    ),
+]
+# What every aggregate endpoint documents (and `AGGREGATE_FILTERS` accepts).
+AGGREGATE_FILTER_DOCS = [*FILTER_DOCS, *EVENT_FILTER_DOCS]
+assert [doc.name for doc in AGGREGATE_FILTER_DOCS] == list(AGGREGATE_FILTERS)  # noqa: S101
+assert set(AGGREGATE_FILTERS) | {"trace_id"} == set(ALL_FILTER_PARAMS)  # noqa: S101

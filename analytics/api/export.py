@@ -20,9 +20,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 
-from analytics.api.base import DATE_DOCS, FILTER_DOCS, TRACE_DOC, OrgAPIView, record_json
+from analytics.api.base import (
+    AGGREGATE_FILTER_DOCS,
+    DATE_DOCS,
+    TRACE_DOC,
+    OrgAPIView,
+    record_json,
+)
 from analytics.csv_cells import csv_cell as _cell
-from analytics.params import DATE_PARAMS, FILTER_PARAMS, UsageFilters, parse_choice
+from analytics.params import ALL_FILTER_PARAMS, DATE_PARAMS, UsageFilters, parse_choice
 from analytics.periods import Period
 from analytics.selectors import RECORD_FIELDS, usage_events_page
 from billing.selectors import plan_effective
@@ -106,7 +112,7 @@ async def _async_stream(pages: _Pages) -> AsyncIterator[bytes]:
 
 
 class ExportView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *FILTER_PARAMS)
+    allowed_params = (*DATE_PARAMS, *ALL_FILTER_PARAMS)
     plan_feature = "export"  # billing.permissions.PlanFeature
     renderer_classes = [JSONRenderer, CSVRenderer]
 
@@ -119,7 +125,7 @@ class ExportView(OrgAPIView):
         parameters=[
             OpenApiParameter("format", OpenApiTypes.STR, enum=("csv", "json")),
             *DATE_DOCS,
-            *FILTER_DOCS,
+            *AGGREGATE_FILTER_DOCS,
             TRACE_DOC,
         ],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.BINARY)},
@@ -130,7 +136,7 @@ class ExportView(OrgAPIView):
             fmt=fmt,
             organization=self.organization,
             period=self.optional_period(),
-            filters=self.filters(FILTER_PARAMS),
+            filters=self.filters(ALL_FILTER_PARAMS),
         )
         stream = _async_stream(pages) if isinstance(request._request, ASGIRequest) else None
         response = StreamingHttpResponse(

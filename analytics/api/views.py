@@ -7,8 +7,6 @@ a session; the organization comes from either, never from a parameter.
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
-
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -16,9 +14,9 @@ from rest_framework.response import Response
 from analytics import selectors
 from analytics.api import schemas
 from analytics.api.base import (
+    AGGREGATE_FILTER_DOCS,
+    AGGREGATE_FILTERS,
     DATE_DOCS,
-    FILTER_DOCS,
-    ROLLUP_FILTERS,
     TEXT_SCHEMA,
     TRACE_DOC,
     OrgAPIView,
@@ -29,8 +27,8 @@ from analytics.api.base import (
     totals_json,
 )
 from analytics.params import (
+    ALL_FILTER_PARAMS,
     DATE_PARAMS,
-    FILTER_PARAMS,
     ParamError,
     parse_choice,
     parse_int,
@@ -105,13 +103,13 @@ def _sliced(items: list, paging: tuple[int, int] | None) -> list:
 
 
 class SummaryView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "page", "limit")
+    allowed_params = (*DATE_PARAMS, *AGGREGATE_FILTERS, "page", "limit")
 
     @extend_schema(
         summary="Spend for a period, its change and its breakdowns",
         description="Default period: this calendar month to date. `page`/`limit` page "
         "every breakdown list alike.",
-        parameters=[*DATE_DOCS, *FILTER_DOCS, *SLICE_DOCS],
+        parameters=[*DATE_DOCS, *AGGREGATE_FILTER_DOCS, *SLICE_DOCS],
         responses=schemas.SummarySchema,
     )
     def get(self, request):
@@ -155,13 +153,13 @@ class SummaryView(OrgAPIView):
 
 
 class DailyView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *ROLLUP_FILTERS, "group_by", "page", "limit")
+    allowed_params = (*DATE_PARAMS, *AGGREGATE_FILTERS, "group_by", "page", "limit")
 
     @extend_schema(
         summary="Spend per local day, zero-filled",
         parameters=[
             *DATE_DOCS,
-            *FILTER_DOCS,
+            *AGGREGATE_FILTER_DOCS,
             OpenApiParameter("group_by", OpenApiTypes.STR, enum=GROUP_BY_CHOICES),
             *SLICE_DOCS,
         ],
@@ -192,13 +190,13 @@ class DailyView(OrgAPIView):
 
 
 class RecordsView(OrgAPIView):
-    allowed_params = (*DATE_PARAMS, *FILTER_PARAMS, "limit", "cursor", "page")
+    allowed_params = (*DATE_PARAMS, *ALL_FILTER_PARAMS, "limit", "cursor", "page")
 
     @extend_schema(
         summary="Ledger records, newest first (keyset or page-number pagination)",
         parameters=[
             *DATE_DOCS,
-            *FILTER_DOCS,
+            *AGGREGATE_FILTER_DOCS,
             TRACE_DOC,
             LIMIT_DOC,
             OpenApiParameter("cursor", TEXT_SCHEMA, description="from `next`"),
@@ -216,32 +214,43 @@ class RecordsView(OrgAPIView):
         page = selectors.usage_events_page(
             organization=self.organization,
             period=self.optional_period(),
-            filters=self.filters(FILTER_PARAMS),
+            filters=self.filters(ALL_FILTER_PARAMS),
             limit=limit,
             cursor=cursor,
             offset=(page_number - 1) * limit if page_number else 0,
         )
         next_url = None
         if page.next_cursor:
-            query = {k: v for k, v in request.query_params.items() if k not in ("cursor", "page")}
+            query = request.query_params.copy()  # `property` may repeat
+            for name in ("cursor", "page"):
+                query.pop(name, None)
             if page_number:
                 query["page"] = str(page_number + 1)
             else:
                 query["cursor"] = page.next_cursor
-            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(query)}")
+            next_url = request.build_absolute_uri(f"{request.path}?{query.urlencode()}")
         data = {"results": [record_json(r) for r in page.records], "next": next_url}
         if page_number:
             data.update(page=page_number, limit=limit)
         return Response(data)
 
 
-class _DetailView(OrgAPIView):
-    """Spend of one customer / feature / model / key over a period (default 30 days)."""
+def _filters_but(name: str) -> tuple[str, ...]:
+    """The aggregate filters a detail endpoint takes: all but its own dimension."""
+    return tuple(param for param in AGGREGATE_FILTERS if param != name)
 
-    allowed_params = DATE_PARAMS
+
+class _DetailView(OrgAPIView):
+    """Spend of one customer / feature / model / key over a period (default 30 days),
+    narrowed by any other filter."""
+
     default_range = "30d"
     by = ""
     key_name = ""
+
+    @property
+    def allowed_params(self):  # type: ignore[override]
+        return (*DATE_PARAMS, *_filters_but(self.key_name))
 
     def value(self, raw):
         return raw
@@ -252,6 +261,7 @@ class _DetailView(OrgAPIView):
             by=self.by,
             value=self.value(value),
             period=self.period(),
+            filters=self.filters(_filters_but(self.key_name)),
         )
         names = {"customer": "customer_id", "key": "key_id"}
         extra = {}
@@ -281,14 +291,15 @@ class _DetailView(OrgAPIView):
         )
 
 
-def _detail_schema(summary: str, response):
-    return extend_schema(summary=summary, parameters=DATE_DOCS, responses=response)
+def _detail_schema(summary: str, response, own: str):
+    docs = [doc for doc in AGGREGATE_FILTER_DOCS if doc.name != own]
+    return extend_schema(summary=summary, parameters=[*DATE_DOCS, *docs], responses=response)
 
 
 class ModelDetailView(_DetailView):
     by, key_name = "model", "model"
 
-    @_detail_schema("Spend on one model", schemas.ModelDetail)
+    @_detail_schema("Spend on one model", schemas.ModelDetail, "model")
     def get(self, request, value):
         return super().get(request, value)
 
@@ -299,7 +310,11 @@ class CustomerDetailView(_DetailView):
     def value(self, raw):
         return untagged_value(raw)
 
-    @_detail_schema("Spend of one customer ((untagged): calls without one)", schemas.CustomerDetail)
+    @_detail_schema(
+        "Spend of one customer ((untagged): calls without one)",
+        schemas.CustomerDetail,
+        "customer_id",
+    )
     def get(self, request, value):
         return super().get(request, value)
 
@@ -310,7 +325,9 @@ class FeatureDetailView(_DetailView):
     def value(self, raw):
         return untagged_value(raw)
 
-    @_detail_schema("Spend of one feature ((untagged): calls without one)", schemas.FeatureDetail)
+    @_detail_schema(
+        "Spend of one feature ((untagged): calls without one)", schemas.FeatureDetail, "feature"
+    )
     def get(self, request, value):
         return super().get(request, value)
 
@@ -318,7 +335,7 @@ class FeatureDetailView(_DetailView):
 class KeyDetailView(_DetailView):
     by, key_name = "key", "key_id"
 
-    @_detail_schema("Spend through one API key", schemas.KeyDetail)
+    @_detail_schema("Spend through one API key", schemas.KeyDetail, "key_id")
     def get(self, request, value):
         return super().get(request, value)
 
@@ -326,7 +343,14 @@ class KeyDetailView(_DetailView):
 class _ListView(OrgAPIView):
     """Customers or features of a period, from rollups: search, sort, page."""
 
-    allowed_params: tuple[str, ...] = (*DATE_PARAMS, "q", "sort", "page", "per_page")
+    allowed_params: tuple[str, ...] = (
+        *DATE_PARAMS,
+        *AGGREGATE_FILTERS,
+        "q",
+        "sort",
+        "page",
+        "per_page",
+    )
     sorts: tuple[str, ...] = ("cost", "calls", "name")
     by = ""
     key_name = ""
@@ -354,6 +378,7 @@ class _ListView(OrgAPIView):
             organization=self.organization,
             period=period,
             by=self.by,
+            filters=self.filters(),
             order=sort,
             search=search,
             limit=limit,
@@ -370,6 +395,7 @@ def _list_schema(response, *extra: OpenApiParameter, sorts=_ListView.sorts):
     return extend_schema(
         parameters=[
             *DATE_DOCS,
+            *AGGREGATE_FILTER_DOCS,
             OpenApiParameter("q", TEXT_SCHEMA, description="substring, case-insensitive"),
             OpenApiParameter("sort", OpenApiTypes.STR, enum=sorts),
             OpenApiParameter("page", int_schema(1, 100_000), description="default 1"),
@@ -426,6 +452,12 @@ class CustomerListView(_ListView):
                 {**totals_json(row, key_name=self.key_name), **margin_json(margins[row.key])}
                 for row in ranking.rows
             ], ranking.count
+        if self.filters().active:
+            raise ParamError(
+                "sort by margin, margin_percent or revenue and profit rank whole customers "
+                "(all their revenue against all their cost), so filters cannot apply; drop "
+                "the filters or sort by cost, calls or name."
+            )
         page, count = customer_margin_page(
             organization=self.organization,
             period=period,

@@ -9,8 +9,10 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import BigIntegerField, F, Func, Q, QuerySet, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import BigIntegerField, Count, F, Func, Q, QuerySet, Sum
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.lookups import Exact
 
 from analytics.intervals import daily_ready, period_spans
 from analytics.models import (
@@ -23,6 +25,7 @@ from analytics.models import (
     HourlyRollup,
     RollupDelta,
     Span,
+    UsageEvent,
 )
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today
@@ -135,21 +138,99 @@ def counted_errors_annotations() -> dict[str, Any]:
     return out
 
 
+# Each Totals counter summed over raw events (the rollups keep these sums per bucket).
+EVENT_SUMS: dict[str, Callable[[], Any]] = {
+    "calls": lambda: Count("pk"),
+    "unpriced_calls": lambda: Count("pk", filter=Q(priced=False)),
+    "streamed_calls": lambda: Count("pk", filter=Q(streamed=True)),
+    "input_tokens": lambda: Sum("input_tokens"),
+    "output_tokens": lambda: Sum("output_tokens"),
+    "cached_input_tokens": lambda: Sum("cached_input_tokens"),
+    "reasoning_tokens": lambda: Sum("reasoning_tokens"),
+    "latency_ms_sum": lambda: Sum("latency_ms"),
+}
+assert set(EVENT_SUMS) == set(TOTAL_FIELDS)  # noqa: S101 (a new counter needs its event sum)
+
+
+def event_totals_annotations() -> dict[str, Any]:
+    """`totals_annotations` over UsageEvent rows."""
+    out = {f"t_{name}": aggregate() for name, aggregate in EVENT_SUMS.items()}
+    out["t_error_calls"] = Count("pk", filter=~Q(status="success"))
+    out["t_cost"] = cost_sum()
+    return out
+
+
 @dataclass(slots=True)
 class Rows:
-    """Rollup rows that answer one query: the table chosen, how to read them.
+    """Rollup rows (or events) that answer one query: the table chosen, how to read them.
 
     `day` is the expression giving a row's local date (daily series);
-    `columns` maps each dimension the rows can be grouped by to its column.
+    `columns` maps each dimension the rows can be grouped by to its column;
+    `calls` sums calls; `instant` is the time column (hour-of-day questions).
     """
 
     qs: QuerySet
     day: Any
     columns: dict[str, str]
     annotations: Callable[[], dict[str, Any]]
+    calls: Callable[[], Any] = lambda: Sum("calls")
+    instant: str = "hour"
 
     def column(self, by: str) -> str:
         return self.columns[by]
+
+
+def event_q(filters: UsageFilters) -> Q:
+    """The filters no rollup can answer, on UsageEvent: every property equal
+    (a JSON containment on PostgreSQL, served by the GIN index
+    ue_properties; a key lookup on SQLite), cost and latency within their
+    inclusive bounds (indexes ue_org_cost, ue_org_latency)."""
+    q = Q()
+    if filters.properties:
+        if connection.vendor == "postgresql":
+            q &= Q(properties__contains=dict(filters.properties))
+        else:
+            for name, value in filters.properties:
+                q &= Q(Exact(KeyTextTransform(name, "properties"), value))
+    bounds = {
+        "cost__gte": filters.cost_min,
+        "cost__lte": filters.cost_max,
+        "latency_ms__gte": filters.latency_min,
+        "latency_ms__lte": filters.latency_max,
+    }
+    return q & Q(**{lookup: value for lookup, value in bounds.items() if value is not None})
+
+
+def events_in(
+    *, organization, period: Period | None = None, filters: UsageFilters | None = None
+) -> QuerySet[UsageEvent]:
+    """One organization's events, optionally inside a period (exact UTC instants)."""
+    qs = UsageEvent.objects.filter(organization=organization)
+    if period is not None:
+        qs = qs.filter(created_at__gte=period.start_utc, created_at__lt=period.end_utc)
+    if filters is not None:
+        qs = qs.filter(event_q(filters), **filters.lookup())
+    return qs
+
+
+# Events keep "no key" as NULL; rollups and pages say 0.
+EVENT_DIMENSIONS = {**DIMENSIONS, "key": "key_or_zero"}
+
+
+def event_rows(*, organization, period: Period, filters: UsageFilters) -> Rows:
+    """The period's events that pass `filters`, read as rollup rows are: for
+    filters no rollup can answer (`UsageFilters.needs_events`). Days are the
+    local dates of the calls themselves."""
+    qs = events_in(organization=organization, period=period, filters=filters)
+    qs = qs.alias(key_or_zero=Coalesce("api_key_id", 0))
+    return Rows(
+        qs,
+        TruncDate("created_at", tzinfo=period.zone),
+        EVENT_DIMENSIONS,
+        event_totals_annotations,
+        calls=lambda: Count("pk"),
+        instant="created_at",
+    )
 
 
 def rollup_rows(
@@ -161,7 +242,8 @@ def rollup_rows(
     daily: bool = False,
     hourly: bool = False,
 ) -> Rows:
-    """The smallest rollup rows that hold exactly the period (org-local days).
+    """The smallest rollup rows that hold exactly the period (org-local days),
+    or the events themselves when a filter needs them (`event_rows`).
 
     In order of preference: CustomerRollup intervals for questions about
     customers it can answer (`customer_scope`); DailyModelRollup for questions
@@ -171,7 +253,7 @@ def rollup_rows(
     (hour-of-day questions) is asked. `daily` asks for rows per local day.
     """
     if filters is not None and filters.needs_events:
-        raise ValueError("rollups have no trace_id; read events for trace filters")
+        return event_rows(organization=organization, period=period, filters=filters)
     lookup = filters.lookup() if filters is not None else {}
     ready = not hourly and daily_ready(organization, period)
     scope = customer_scope(lookup, by) if ready else None

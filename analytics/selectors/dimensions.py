@@ -7,7 +7,7 @@ organization's value (the query never looks outside the organization).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.http import Http404
@@ -74,6 +74,7 @@ def dimension_detail(
     by: str,
     value: Any,
     period: Period,
+    filters: UsageFilters | None = None,
     top: int = 10,
     recent: int = 20,
 ) -> DimensionDetail:
@@ -81,10 +82,12 @@ def dimension_detail(
 
     Totals compare with the previous equal period; the trend is zero-filled in
     the org zone; breakdowns are the `top` values of the other dimensions.
+    `filters` narrow it further (the page's own dimension always wins).
     """
     if not dimension_value_exists(organization=organization, by=by, value=value):
         raise Http404(f"No such {by}.")
-    filters = UsageFilters(**{("key_id" if by == "key" else DIMENSIONS[by]): value})
+    own = {("key_id" if by == "key" else DIMENSIONS[by]): value}
+    filters = replace(filters, **own) if filters is not None else UsageFilters(**own)
     label = str(value)
     if by == "key":
         key = ApiKey.objects.get(organization=organization, pk=value)

@@ -21,7 +21,7 @@ from django.http import Http404
 from analytics.models import RollupDelta, UsageEvent
 from analytics.params import ParamError, UsageFilters
 from analytics.periods import Period
-from analytics.selectors._common import cost_sum, money
+from analytics.selectors._common import cost_sum, events_in, money
 from analytics.selectors.reprice_runs import reprice_runs_marker
 
 # The read API's record fields (issue 3). `id` is the public request id the
@@ -68,18 +68,6 @@ def _to_record(row: dict[str, Any]) -> dict[str, Any]:
     record["api_key"] = row["api_key_prefix"]
     record["_pk"] = row["pk"]
     return {name: record[name] for name in (*RECORD_FIELDS, "_pk")}
-
-
-def events_in(
-    *, organization, period: Period | None = None, filters: UsageFilters | None = None
-) -> QuerySet[UsageEvent]:
-    """One organization's events, optionally inside a period (exact UTC instants)."""
-    qs = UsageEvent.objects.filter(organization=organization)
-    if period is not None:
-        qs = qs.filter(created_at__gte=period.start_utc, created_at__lt=period.end_utc)
-    if filters is not None:
-        qs = qs.filter(**filters.lookup())
-    return qs
 
 
 # --- Keyset pagination --------------------------------------------------------

@@ -128,18 +128,18 @@ class Ranking:
 RANK_ORDERS = {"cost": True, "calls": True, "tokens": True, "avg_cost": True, "name": False}
 
 
-def _rank_expression(order: str) -> Any:
+def _rank_expression(order: str, rows: Rows) -> Any:
     """The one aggregate `order` ranks by ("name": calls, only to group by)."""
     if order == "cost":
         return cost_sum()
     if order == "tokens":
         return Sum(F("input_tokens") + F("output_tokens"))
     if order == "avg_cost":
-        calls = NullIf(Sum("calls"), 0)
+        calls = NullIf(rows.calls(), 0)
         if connection.vendor == "sqlite":  # scaled integers: divide as floats
             return Cast(cost_sum(), FloatField()) / Cast(calls, FloatField())
         return ExpressionWrapper(cost_sum() / calls, output_field=DecimalField())
-    return Sum("calls")
+    return rows.calls()
 
 
 def spend_ranking(
@@ -203,7 +203,7 @@ def spend_ranking(
                 customer_count(organization=organization, period=period, **scope) if count else 0
             )
     if keys is None:
-        keys, total = _ranked_keys(qs, column, order, descending, limit=limit, offset=offset)
+        keys, total = _ranked_keys(rows, qs, column, order, descending, limit=limit, offset=offset)
         if not keys and offset and count:
             total = qs.values(column).distinct().count()
     return Ranking(rows=page_totals(rows, qs, column, keys), count=total)
@@ -224,7 +224,7 @@ def page_totals(rows: Rows, qs: QuerySet, column: str, keys: list) -> list[Total
 
 
 def _ranked_keys(
-    qs, column: str, order: str, descending: bool, *, limit: int, offset: int
+    rows: Rows, qs, column: str, order: str, descending: bool, *, limit: int, offset: int
 ) -> tuple[list, int]:
     """One page of values ranked by the order's sum, and how many values there are."""
     ordering: tuple[str, ...]
@@ -234,7 +234,7 @@ def _ranked_keys(
         ordering = ("-rank" if descending else "rank", "key")
     ranked = (
         qs.values(key=F(column))
-        .annotate(rank=_rank_expression(order))
+        .annotate(rank=_rank_expression(order, rows))
         .annotate(n=Window(Count("*")))
         .order_by(*ordering)[offset : offset + limit]
     )
@@ -438,12 +438,13 @@ class Peaks:
 def usage_peaks(*, organization, period: Period, filters: UsageFilters | None = None) -> Peaks:
     """Calls and cost per (local weekday, local hour of day) over the period."""
     zone = org_zone(organization)
+    hours = rollup_rows(organization=organization, period=period, filters=filters, hourly=True)
     rows = (
-        rollup_rows(organization=organization, period=period, filters=filters, hourly=True)
-        .qs.values(
-            weekday=ExtractIsoWeekDay("hour", tzinfo=zone), hod=ExtractHour("hour", tzinfo=zone)
+        hours.qs.values(
+            weekday=ExtractIsoWeekDay(hours.instant, tzinfo=zone),
+            hod=ExtractHour(hours.instant, tzinfo=zone),
         )
-        .annotate(n=Sum("calls"), c=cost_sum())
+        .annotate(n=hours.calls(), c=cost_sum())
         .order_by()
     )
     calls = [[0] * 24 for _ in range(7)]
