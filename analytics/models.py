@@ -10,6 +10,7 @@ these declarations (analytics.rollups), never listed again elsewhere.
 
 from __future__ import annotations
 
+from django.contrib.postgres.indexes import GinIndex
 from django.db import models
 from django.db.models import F
 
@@ -102,6 +103,11 @@ class UsageEvent(models.Model):
             # Re-pricing walks the unpriced events by id; priced ones (nearly
             # all) cost this index nothing.
             models.Index(fields=["id"], condition=models.Q(priced=False), name="ue_unpriced"),
+            # The filter bar's latency range (issue 12): slow calls of a period.
+            models.Index(fields=["organization", "latency_ms"], name="ue_org_latency"),
+            # The filter bar's x-property-* filters: JSON containment (@>), PostgreSQL
+            # only (migration 0018 skips it elsewhere); ANDed with ue_org_created.
+            GinIndex(fields=["properties"], opclasses=["jsonb_path_ops"], name="ue_properties"),
         ]
 
     def __str__(self) -> str:

@@ -88,6 +88,7 @@ def _targets(organization) -> list[tuple[str, str]]:
         .values_list("trace_id", flat=True)
         .first()
     )
+    filtered = _filtered_targets(organization, period, customer=customer, feature=feature)
     q = quote
     return [
         ("page: overview (30 days)", "/dashboard/"),
@@ -148,6 +149,57 @@ def _targets(organization) -> list[tuple[str, str]]:
         ("api: by-model", f"/api/costs/by-model/{q(model)}"),
         ("api: by-customer", f"/api/costs/by-customer/{q(customer)}"),
         ("api: by-feature", f"/api/costs/by-feature/{q(feature or '(untagged)')}"),
+        *filtered,
+    ]
+
+
+def _rare_bound(organization, column: str, share: int = 1000) -> str:
+    """The value of `column` above which 1/share of the organization's calls lie
+    (a walk down ue_org_cost / ue_org_latency): a selective range filter."""
+    from analytics.models import UsageEvent
+
+    calls = UsageEvent.objects.filter(organization=organization)
+    rank = max(calls.count() // share, 1)
+    value = calls.order_by(f"-{column}").values_list(column, flat=True)[rank - 1 : rank].first()
+    return str(value or 0)
+
+
+def _filtered_targets(organization, period, *, customer: str, feature: str) -> list:
+    """The filter bar's pages (issue 12): rollup-answered filters, then those read
+    from the events (a broad property, the costliest and slowest 0.1 % of calls)."""
+    q = quote
+    cost = _rare_bound(organization, "cost")
+    latency = _rare_bound(organization, "latency_ms")
+    broad = "property=plan%3Aenterprise"
+    start = f"start_date={period.start}"
+    return [
+        ("filter (rollups): overview, customer", f"/dashboard/?customer_id={q(customer)}"),
+        ("filter (rollups): overview, status", "/dashboard/?status=upstream_error"),
+        ("filter (rollups): customers, feature", f"/customers/?feature={q(feature)}"),
+        ("filter (rollups): features, environment", "/features/?environment=production"),
+        ("filter (rollups): requests, status", "/requests/?status=rate_limited"),
+        ("filter (events): overview, cost ≥ top 0.1 %", f"/dashboard/?cost_min={cost}"),
+        ("filter (events): overview, latency ≥ top 0.1 %", f"/dashboard/?latency_min={latency}"),
+        ("filter (events): requests, cost ≥ top 0.1 %", f"/requests/?cost_min={cost}"),
+        ("filter (events): requests, latency ≥ top 0.1 %", f"/requests/?latency_min={latency}"),
+        ("filter (events): requests, property (broad)", f"/requests/?{broad}"),
+        ("filter (events): customers, cost ≥ top 0.1 %", f"/customers/?cost_min={cost}"),
+        ("filter (events): traces, latency ≥ top 0.1 %", f"/traces/?latency_min={latency}"),
+        (
+            "filter (events): customer detail, property",
+            f"/customers/{q(customer)}/?{broad}",
+        ),
+        ("filter (events): overview, property (broad)", f"/dashboard/?{broad}"),
+        ("filter (events): customers, property (broad)", f"/customers/?{broad}"),
+        (
+            "filter (events): api summary, cost ≥ top 0.1 %",
+            f"/api/costs/summary?{start}&cost_min={cost}",
+        ),
+        ("filter (events): api summary, property (broad)", f"/api/costs/summary?{start}&{broad}"),
+        (
+            "filter (events): api records, latency ≥ top 0.1 %",
+            f"/api/costs?limit=100&latency_min={latency}",
+        ),
     ]
 
 

@@ -7,9 +7,11 @@ single requests, traces and export read raw UsageEvent rows (events).
 from analytics.selectors._common import DIMENSIONS, Totals, money
 from analytics.selectors.dimensions import (
     DimensionDetail,
+    FilterChoices,
     api_key_labels,
     dimension_detail,
     dimension_value_exists,
+    filter_choices,
 )
 from analytics.selectors.events import (
     RECORD_FIELDS,
@@ -67,6 +69,7 @@ __all__ = [
     "RECORD_FIELDS",
     "DailySeries",
     "DimensionDetail",
+    "FilterChoices",
     "Forecast",
     "Peaks",
     "Ranking",
@@ -80,6 +83,7 @@ __all__ = [
     "api_key_labels",
     "dimension_detail",
     "dimension_value_exists",
+    "filter_choices",
     "first_call_exists",
     "money",
     "requests_top_expensive",

@@ -15,7 +15,7 @@ from django.http import Http404
 from accounts.models import ApiKey
 from analytics.params import UsageFilters
 from analytics.periods import Period
-from analytics.selectors._common import DIMENSIONS, Totals, rollup_model
+from analytics.selectors._common import DIMENSIONS, Totals, events_in, rollup_model, rollup_rows
 from analytics.selectors.events import usage_events_page
 from analytics.selectors.spend import (
     DailySeries,
@@ -126,3 +126,53 @@ def api_key_labels(*, organization) -> dict[int, str]:
     ):
         labels[pk] = f"{name} ({prefix}…)"
     return labels
+
+
+@dataclass(slots=True)
+class FilterChoices:
+    """What the filter bar offers: the organization's own values in the period."""
+
+    providers: list[str]
+    models: list[str]
+    environments: list[str]
+    keys: dict[int, str]  # api_key_labels
+    customers: list[str]  # the first SUGGESTIONS by name ("" left out)
+    features: list[str]
+    properties: list[str]  # "name:value" pairs of recent calls
+
+
+SUGGESTIONS = 200
+# Property names and values are not rolled up: suggest those of the latest calls
+# (a top-N index range scan on ue_org_created, whatever the period's size).
+PROPERTY_SAMPLE = 500
+
+
+def filter_choices(*, organization, period: Period) -> FilterChoices:
+    """The values each filter can take in the period, from this organization only:
+    providers, models and environments from one read of the coarse rollup rows,
+    customers and features by name (the first SUGGESTIONS), property pairs of
+    the latest PROPERTY_SAMPLE calls."""
+    coarse = rollup_rows(organization=organization, period=period, by="environment").qs
+    triples = set(coarse.values_list("provider", "model", "environment").distinct())
+    recent = events_in(organization=organization, period=period).order_by("-created_at")
+    pairs = {
+        f"{name}:{value}"
+        for properties in recent.values_list("properties", flat=True)[:PROPERTY_SAMPLE]
+        for name, value in (properties or {}).items()
+    }
+    return FilterChoices(
+        providers=sorted({provider for provider, _, _ in triples}),
+        models=sorted({model for _, model, _ in triples}),
+        environments=sorted({environment for _, _, environment in triples}),
+        keys=api_key_labels(organization=organization),
+        customers=_names(organization, period, "customer"),
+        features=_names(organization, period, "feature"),
+        properties=sorted(pairs)[:SUGGESTIONS],
+    )
+
+
+def _names(organization, period: Period, by: str) -> list[str]:
+    rows = spend_breakdown(
+        organization=organization, period=period, by=by, order="name", limit=SUGGESTIONS
+    )
+    return [row.key for row in rows if row.key]

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from django.db.models import F
 
+from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows
 from analytics.selectors.spend import Ranking, page_totals, spend_daily_split
@@ -29,11 +30,17 @@ def change_value(current: Decimal, previous: Decimal) -> Decimal | None:
 
 
 def costs_by_value(
-    *, organization, period: Period, by: str, keys: list | None = None, search: str = ""
+    *,
+    organization,
+    period: Period,
+    by: str,
+    filters: UsageFilters | None = None,
+    keys: list | None = None,
+    search: str = "",
 ) -> dict:
     """Cost per value of `by` over the period (only values with calls in it);
     `keys`: those values only; `search`: values containing it."""
-    rows = rollup_rows(organization=organization, period=period, by=by)
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs
     if keys is not None:
@@ -44,21 +51,39 @@ def costs_by_value(
     return {row["key"]: money(row["c"]) for row in grouped}
 
 
-def previous_costs(*, organization, period: Period, by: str, rows: list[Totals]) -> dict:
+def previous_costs(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    rows: list[Totals],
+    filters: UsageFilters | None = None,
+) -> dict:
     """The cost of each row's value over the equal period before (ZERO if none)."""
     if not rows:
         return {}
     keys = [row.key for row in rows]
-    found = costs_by_value(organization=organization, period=period.previous(), by=by, keys=keys)
+    found = costs_by_value(
+        organization=organization, period=period.previous(), by=by, filters=filters, keys=keys
+    )
     return {key: found.get(key, ZERO) for key in keys}
 
 
-def sparklines(*, organization, period: Period, by: str, rows: list[Totals]) -> dict:
+def sparklines(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    rows: list[Totals],
+    filters: UsageFilters | None = None,
+) -> dict:
     """Each row's cost per local day of the period, zero-filled (one query)."""
     if not rows:
         return {}
     keys = [row.key for row in rows]
-    split = spend_daily_split(organization=organization, period=period, by=by, keys=keys)
+    split = spend_daily_split(
+        organization=organization, period=period, by=by, filters=filters, keys=keys
+    )
     zeros = [ZERO] * period.days
     return {key: split.get(str(key), zeros) for key in keys}
 
@@ -68,6 +93,7 @@ def change_ranking(
     organization,
     period: Period,
     by: str,
+    filters: UsageFilters | None = None,
     descending: bool = True,
     limit: int,
     offset: int = 0,
@@ -76,7 +102,7 @@ def change_ranking(
     """One page of the values with calls in the period ranked by their cost's
     change against the previous equal period (biggest rise first unless not
     `descending`; "new" above every ratio; no spend either time last)."""
-    scope = {"organization": organization, "by": by, "search": search}
+    scope = {"organization": organization, "by": by, "filters": filters, "search": search}
     current = costs_by_value(period=period, **scope)
     previous = costs_by_value(period=period.previous(), **scope)
     ranked = sort_rows(
@@ -86,7 +112,7 @@ def change_ranking(
         descending=descending,
     )
     keys = ranked[offset : offset + limit]
-    rows = rollup_rows(organization=organization, period=period, by=by)
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     return Ranking(rows=page_totals(rows, qs, column, keys), count=len(current))

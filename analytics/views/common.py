@@ -7,13 +7,22 @@ from functools import wraps
 from typing import Any
 
 from django.conf import settings
+from django.http import QueryDict
 from django.shortcuts import render
 from django.utils import timezone
 
 from accounts.decorators import organization_required
-from analytics.params import ParamError, parse_period
+from analytics import selectors
+from analytics.models import Status
+from analytics.params import (
+    ALL_FILTER_PARAMS,
+    ParamError,
+    UsageFilters,
+    parse_filters,
+    parse_period,
+)
 from analytics.periods import PRESETS, Period, org_zone
-from analytics.selectors import DailySeries
+from analytics.selectors import DailySeries, FilterChoices
 
 PAGE_DEFAULT_RANGE = "30d"
 
@@ -43,6 +52,83 @@ def range_context(request, period: Period) -> dict[str, Any]:
         "presets": PRESETS,
         "active_range": "custom" if custom else request.GET.get("range") or PAGE_DEFAULT_RANGE,
     }
+
+
+def page_filters(request) -> UsageFilters:
+    """The filter bar's filters from the page's query (the API's names, issue 12)."""
+    return parse_filters(request.GET, allowed=ALL_FILTER_PARAMS)
+
+
+FILTER_LABELS = {
+    "customer_id": "Customer",
+    "feature": "Feature",
+    "model": "Model",
+    "provider": "Provider",
+    "status": "Status",
+    "trace_id": "Trace",
+    "environment": "Environment",
+    "key_id": "Key",
+    "property": "Property",
+    "cost_min": "Cost ≥ $",
+    "cost_max": "Cost ≤ $",
+    "latency_min": "Latency ≥ ms",
+    "latency_max": "Latency ≤ ms",
+}
+assert set(FILTER_LABELS) == set(ALL_FILTER_PARAMS)  # noqa: S101 (a label per filter)
+
+
+def filter_bar_context(
+    request, period: Period, filters: UsageFilters, *, fixed: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """What partials/filter_bar.html needs. `filters` are those in force (a
+    detail page's own dimension included); `fixed` names the ones the page
+    sets itself, which the bar neither offers nor lists."""
+    choices = selectors.filter_choices(organization=request.organization, period=period)
+    return {
+        "filters": filters,
+        "filter_choices": choices,
+        "filter_fixed": fixed,
+        "filter_chips": filter_chips(request, filters, choices, fixed=fixed),
+        "filter_properties": [f"{name}:{value}" for name, value in filters.properties],
+        "statuses": Status.values,
+        "export_query": export_query(period, filters),
+    }
+
+
+def filter_chips(
+    request, filters: UsageFilters, choices: FilterChoices, *, fixed: tuple[str, ...] = ()
+) -> list[dict[str, str]]:
+    """One chip per filter in force: its label, its value as people read it,
+    and the page's URL without it."""
+    chips = []
+    for name, value in filters.as_query():
+        if name in fixed:
+            continue
+        params = request.GET.copy()
+        params.setlist(name, [v for v in params.getlist(name) if v.strip() != value])
+        for paging in ("page", "cursor"):
+            params.pop(paging, None)
+        shown = choices.keys.get(int(value), value) if name == "key_id" else value
+        chips.append(
+            {
+                "name": name,
+                "label": FILTER_LABELS[name],
+                "value": shown,
+                "remove": f"?{params.urlencode()}",
+            }
+        )
+    return chips
+
+
+def export_query(period: Period, filters: UsageFilters) -> str:
+    """The export of exactly what is on screen: the filters in force and the
+    date range spelled out (a preset or the default range included), never all time."""
+    params = QueryDict(mutable=True)
+    for name, value in filters.as_query():
+        params.appendlist(name, value)
+    params["start_date"] = period.start.isoformat()
+    params["end_date"] = period.end.isoformat()
+    return params.urlencode()
 
 
 def bad_request(request, error: ParamError):

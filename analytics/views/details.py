@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 from django.shortcuts import render
 
 from analytics import selectors
-from analytics.params import ParamError, parse_filters, untagged_value
+from analytics.params import ParamError, untagged_value
 from analytics.sorting import parse_sort
-from analytics.views.common import bad_request, page_period, range_context, spend_page, trend_chart
+from analytics.views.common import (
+    bad_request,
+    export_query,
+    filter_bar_context,
+    page_filters,
+    page_period,
+    range_context,
+    spend_page,
+    trend_chart,
+)
 from analytics.views.margin import customer_margin_context
 from pricing.engine import applied_price
 
@@ -17,22 +27,28 @@ TITLES = {"model": "Model", "customer": "Customer", "feature": "Feature", "key":
 LIST_URLS = {"model": "models", "customer": "customers", "feature": "features", "key": "keys"}
 
 
+FILTER_NAMES = {"customer": "customer_id", "key": "key_id"}  # the rest are their own name
+
+
 def _detail(request, by: str, value):
+    own = FILTER_NAMES.get(by, by)
     try:
         period = page_period(request)
+        filters = replace(page_filters(request), **{own: value})
     except ParamError as error:
         return bad_request(request, error)
     detail = selectors.dimension_detail(
-        organization=request.organization, by=by, value=value, period=period
+        organization=request.organization, by=by, value=value, period=period, filters=filters
     )
     context = {
         **range_context(request, period),
+        **filter_bar_context(request, period, filters, fixed=(own,)),
         "detail": detail,
         "title": TITLES[by],
         "list_url": LIST_URLS[by],
         "trend": trend_chart(detail.daily),
-        "filter_name": {"customer": "customer_id", "key": "key_id"}.get(by, by),
-        "filter_value": request.resolver_match.kwargs["value"],
+        # "All calls →": the requests log of what this page shows (filters and dates).
+        "requests_query": export_query(period, filters),
     }
     if by == "customer":  # revenue, margin and the monthly P&L (issue 13)
         context.update(customer_margin_context(request, period, value))
@@ -84,17 +100,16 @@ TRACE_COLUMNS = {
     "duration": True,
     "cost": True,
 }
-TRACE_SEARCH = ("customer_id", "feature")
 
 
 @spend_page
 def traces(request):
-    """The period's most expensive traces, searchable by id prefix (`q`),
-    customer and feature, sortable by every column."""
+    """The period's most expensive traces, searchable by id prefix (`q`) and
+    narrowed by the filter bar (customer, feature, …), sortable by every column."""
     try:
         period = page_period(request)
         sort = parse_sort(request.GET, TRACE_COLUMNS, default="-cost")
-        filters = parse_filters(request.GET, allowed=TRACE_SEARCH)
+        filters = page_filters(request)
     except ParamError as error:
         return bad_request(request, error)
     prefix = (request.GET.get("q") or "").strip()
@@ -108,11 +123,11 @@ def traces(request):
     )
     context = {
         **range_context(request, period),
+        **filter_bar_context(request, period, filters),
         "traces": rows,
         "sort": sort,
         "columns": TRACE_COLUMNS,
         "search": prefix,
-        "filters": filters,
     }
     return render(request, "analytics/traces.html", context)
 

@@ -18,6 +18,8 @@ from analytics.views.common import (
     bad_request,
     base_url,
     calls_chart,
+    filter_bar_context,
+    page_filters,
     page_period,
     pie_chart,
     range_context,
@@ -33,11 +35,13 @@ def dashboard(request):
     org = request.organization
     try:
         period = page_period(request)
+        filters = page_filters(request)
     except ParamError as error:
         return bad_request(request, error)
     if not selectors.first_call_exists(organization=org):
         return render(request, "analytics/empty.html", {"base_url": base_url(request)})
-    by_model = selectors.spend_breakdown(organization=org, period=period, by="model")
+    scope = {"organization": org, "filters": filters}
+    by_model = selectors.spend_breakdown(**scope, period=period, by="model")
     total = Totals()
     for row in by_model:
         total.add(row)
@@ -47,27 +51,26 @@ def dashboard(request):
         for row in by_model[PIE_SLICES:]:
             other.add(row)
         slices.append(other)
-    daily = selectors.spend_daily(organization=org, period=period, by="model", top=6)
-    previous_daily = selectors.spend_daily(organization=org, period=period.previous())
+    daily = selectors.spend_daily(**scope, period=period, by="model", top=6)
+    previous_daily = selectors.spend_daily(**scope, period=period.previous())
     context = {
         **range_context(request, period),
-        "headline": selectors.overview_headline(organization=org, period=period),
-        "cards": selectors.spend_cards(organization=org),
+        **filter_bar_context(request, period, filters),
+        "headline": selectors.overview_headline(**scope, period=period),
+        # The preset strip and the margin card are of the whole organization:
+        # shown unfiltered only, so that every figure on a filtered page is filtered.
+        "cards": None if filters.active else selectors.spend_cards(organization=org),
         "total": total,
         "by_model": by_model[:10],
         "pie": pie_chart(slices),
         "trend": trend_chart(daily, previous=previous_daily),
         "calls_chart": calls_chart(daily),
-        "customers": selectors.spend_breakdown(
-            organization=org, period=period, by="customer", limit=5
-        ),
-        "features": selectors.spend_breakdown(
-            organization=org, period=period, by="feature", limit=5
-        ),
-        "top_requests": selectors.requests_top_expensive(organization=org, period=period, limit=5),
-        "forecast": selectors.spend_forecast(organization=org),
+        "customers": selectors.spend_breakdown(**scope, period=period, by="customer", limit=5),
+        "features": selectors.spend_breakdown(**scope, period=period, by="feature", limit=5),
+        "top_requests": selectors.requests_top_expensive(**scope, period=period, limit=5),
+        "forecast": selectors.spend_forecast(**scope),
         "unpriced": selectors.unpriced_summary(organization=org, period=period),
-        "unprofitable": unprofitable_this_month(organization=org),  # issue 13
+        "unprofitable": None if filters.active else unprofitable_this_month(organization=org),
         "live_latest": selectors.latest_call_marker(organization=org),
     }
     return render(request, "analytics/overview.html", context)

@@ -9,7 +9,7 @@ from typing import Any
 from django.shortcuts import render
 
 from analytics import selectors
-from analytics.params import ParamError, parse_choice, parse_int
+from analytics.params import ParamError, UsageFilters, parse_choice, parse_int
 from analytics.periods import Period
 from analytics.selectors import Totals
 from analytics.selectors._common import change_ratio
@@ -17,7 +17,14 @@ from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
 from analytics.selectors.spend import Ranking
 from analytics.selectors.tables import change_ranking, previous_costs, sparklines
 from analytics.sorting import Sort, parse_sort, sort_rows, totals_sort_value
-from analytics.views.common import bad_request, page_period, range_context, spend_page
+from analytics.views.common import (
+    bad_request,
+    filter_bar_context,
+    page_filters,
+    page_period,
+    range_context,
+    spend_page,
+)
 from analytics.views.margin import customers_by_margin, margin_context
 
 PER_PAGE = 50
@@ -43,11 +50,15 @@ TABLES: dict[str, dict[str, Any]] = {
 }
 
 
-def _key_ranking(request, period: Period, sort: Sort, search: str, page: int) -> Ranking:
+def _key_ranking(
+    request, period: Period, filters: UsageFilters, sort: Sort, search: str, page: int
+) -> Ranking:
     """Keys by any column, sorted in Python: an organization has a handful of
     keys, and their names (not their ids) are what the name column sorts by."""
     labels = selectors.api_key_labels(organization=request.organization)
-    rows = selectors.spend_breakdown(organization=request.organization, period=period, by="key")
+    rows = selectors.spend_breakdown(
+        organization=request.organization, period=period, by="key", filters=filters
+    )
     if search:
         rows = [row for row in rows if search.lower() in labels.get(row.key, "").lower()]
     ranked = sort_rows(
@@ -60,14 +71,17 @@ def _key_ranking(request, period: Period, sort: Sort, search: str, page: int) ->
     return Ranking(rows=ranked[offset : offset + PER_PAGE], count=len(ranked))
 
 
-def _ranking(request, by: str, period: Period, sort: Sort, search: str, page: int):
+def _ranking(
+    request, by: str, period: Period, filters: UsageFilters, sort: Sort, search: str, page: int
+):
     """One page of the table's values in the asked order."""
     if by == "key":
-        return _key_ranking(request, period, sort, search, page)
+        return _key_ranking(request, period, filters, sort, search, page)
     scope = {
         "organization": request.organization,
         "period": period,
         "by": by,
+        "filters": filters,
         "descending": sort.descending,
         "search": search,
         "limit": PER_PAGE,
@@ -78,12 +92,14 @@ def _ranking(request, by: str, period: Period, sort: Sort, search: str, page: in
     return selectors.spend_ranking(order=sort.column, **scope)
 
 
-def trend_context(request, by: str, period: Period, rows: list[Totals]) -> dict[str, Any]:
+def trend_context(
+    request, by: str, period: Period, rows: list[Totals], filters: UsageFilters
+) -> dict[str, Any]:
     """Each row's sparkline (daily cost) and change against the previous period."""
-    org = request.organization
-    previous = previous_costs(organization=org, period=period, by=by, rows=rows)
+    scope = {"organization": request.organization, "period": period, "by": by, "rows": rows}
+    previous = previous_costs(**scope, filters=filters)
     return {
-        "sparklines": sparklines(organization=org, period=period, by=by, rows=rows),
+        "sparklines": sparklines(**scope, filters=filters),
         "changes": {row.key: change_ratio(row.cost, previous[row.key]) for row in rows},
     }
 
@@ -93,6 +109,7 @@ def _table(request, by: str):
     table = TABLES[by]
     try:
         period = page_period(request)
+        filters = page_filters(request)
         sort = parse_sort(request.GET, table["columns"], default="-cost")
         page = parse_int(request.GET, "page", default=1, minimum=1, maximum=100_000)
         profit = None
@@ -104,12 +121,15 @@ def _table(request, by: str):
     if by == "customer" and (sort.column in MARGIN_SORTS or profit):
         # a full ranking by margin (analytics.views.margin)
         context = customers_by_margin(request, period, sort, profit, search, page)
+        # Margins compare a customer's whole revenue with its whole cost: the
+        # filter bar's filters do not apply to this ranking, and the page says so.
+        context["filters_ignored"] = filters.active
     else:
-        ranking = _ranking(request, by, period, sort, search, page)
+        ranking = _ranking(request, by, period, filters, sort, search, page)
         pages = max(1, -(-ranking.count // PER_PAGE))
         if page > pages:  # past the end: show the last page
             page = pages
-            ranking = _ranking(request, by, period, sort, search, page)
+            ranking = _ranking(request, by, period, filters, sort, search, page)
         context = {"rows": ranking.rows, "count": ranking.count, "page": page, "pages": pages}
         if by == "key":
             context["key_labels"] = selectors.api_key_labels(organization=org)
@@ -119,15 +139,16 @@ def _table(request, by: str):
     context.update(
         {
             **range_context(request, period),
+            **filter_bar_context(request, period, filters),
             **table,
             "by": by,
-            "total": selectors.spend_totals(organization=org, period=period),
+            "total": selectors.spend_totals(organization=org, period=period, filters=filters),
             "sort": sort,
             "search": search,
         }
     )
     if "change" in table["columns"]:
-        context.update(trend_context(request, by, period, rows))
+        context.update(trend_context(request, by, period, rows, filters))
     return render(request, "analytics/table.html", context)
 
 

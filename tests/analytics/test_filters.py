@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from collections import defaultdict
 from datetime import timedelta
 from decimal import Decimal
+from html.parser import HTMLParser
 from urllib.parse import urlencode
 
 import pytest
+from django.http import QueryDict
 from django.utils import timezone
 
 from analytics import selectors
@@ -84,6 +88,7 @@ def ledger(org, other_org, api_key, other_api_key, ingest):
                 api_key_id=api_key.row.pk if n % 3 != 1 else None,
                 latency_ms=100 + (n * 37) % 900,
                 properties={"plan": PLANS[n % 3], **({"region": "eu"} if n % 4 == 0 else {})},
+                trace_id=["", "run-1", "run-2", "run-3"][n % 4],
             )
         )
     theirs = [
@@ -190,9 +195,7 @@ def _selectors_agree(org, ledger, spec):
     assert {r["id"] for r in page.records} == {r.request_id for r in expected}
 
 
-def _as_querydict(spec: dict):
-    from django.http import QueryDict
-
+def _as_querydict(spec: dict) -> QueryDict:
     return QueryDict(_query(spec))
 
 
@@ -227,3 +230,168 @@ def _api_agrees(owner_client, ledger, spec):
         model: _sum([r for r in expected if r.model == model])
         for model in {r.model for r in expected}
     }
+
+
+class _Form(HTMLParser):
+    """The name/value pairs a browser would submit from #filter-form."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside = False
+        self.pairs: list[tuple[str, str]] = []
+        self._select: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and a.get("id") == "filter-form":
+            self.inside = True
+        elif not self.inside:
+            return
+        elif tag == "input" and a.get("name"):
+            self.pairs.append((a["name"], a.get("value") or ""))
+        elif tag == "select":
+            self._select = a["name"]
+            self.pairs.append((a["name"], ""))
+        elif tag == "option" and self._select and "selected" in a:
+            self.pairs[-1] = (self._select, a.get("value") or "")
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "form":
+            self.inside = False
+
+
+def _submitted(html: str) -> QueryDict:
+    form = _Form()
+    form.feed(html)
+    assert form.pairs, "the page has no filter form"
+    return QueryDict(urlencode(form.pairs))
+
+
+def _ids_on_page(html: str) -> set[str]:
+    return set(re.findall(r'href="/requests/(req_[^/"]+)/"', html))
+
+
+PAGES = ["/dashboard/", "/requests/", "/models/", "/customers/", "/features/", "/traces/"]
+
+
+def test_pages_agree_with_the_oracle_and_round_trip_their_url(owner_client, api_key, ledger):
+    for spec in [*SINGLE, {"key_id": "KEY"}, *COMBINED]:
+        spec = _spec_with_key(spec, api_key)
+        print("filter:", _query(spec))
+        expected = _expected(ledger, spec)
+        query = _query(spec)
+        wanted = parse_filters(_as_querydict(spec))
+
+        requests_page = owner_client.get(f"/requests/?{query}").content.decode()
+        assert _ids_on_page(requests_page) == {r.request_id for r in expected}
+        # The bar shows the filters in force: submitting it asks for the same page.
+        assert parse_filters(_submitted(requests_page)) == wanted
+
+        overview = owner_client.get(f"/dashboard/?{query}")
+        assert overview.context["headline"].current.calls == len(expected)
+        assert overview.context["headline"].current.cost == _sum(expected)
+        assert parse_filters(_submitted(overview.content.decode())) == wanted
+
+        customers = owner_client.get(f"/customers/?{query}")
+        shown = {row.key: row.cost for row in customers.context["rows"]}
+        assert shown == {
+            c: _sum([r for r in expected if r.customer_id == c])
+            for c in {r.customer_id for r in expected}
+        }
+        traces = owner_client.get(f"/traces/?{query}").context["traces"]
+        assert {t.trace_id: t.calls for t in traces} == {
+            t: sum(1 for r in expected if r.trace_id == t)
+            for t in {r.trace_id for r in expected} - {""}
+        }
+        for path in PAGES[2:]:
+            page = owner_client.get(f"{path}?{query}")
+            assert page.status_code == 200
+            assert parse_filters(_submitted(page.content.decode())) == wanted
+
+
+def test_detail_pages_narrow_by_the_bar_and_keep_their_own_value(owner_client, ledger):
+    spec = {"property": "plan:pro", "cost_min": "0.03"}
+    expected = [r for r in _expected(ledger, spec) if r.customer_id == "alpha"]
+    page = owner_client.get(f"/customers/alpha/?{_query(spec)}&customer_id=beta")
+    assert page.context["detail"].totals.calls == len(expected)
+    assert page.context["detail"].totals.cost == _sum(expected)
+    html = page.content.decode()
+    # "All calls →" opens the requests log of exactly these calls.
+    link = re.search(r'href="(/requests/\?[^"]+)" id="all-calls"', html).group(1)
+    listed = owner_client.get(link.replace("&amp;", "&")).content.decode()
+    assert _ids_on_page(listed) == {r.request_id for r in expected}
+
+
+def test_export_downloads_what_the_page_shows_and_names_the_range(owner_client, ledger):
+    spec = {"property": "plan:pro", "status": "success", "latency_max": "700"}
+    page = owner_client.get(f"/requests/?range=7d&{_query(spec)}")
+    html = page.content.decode()
+    on_screen = _ids_on_page(html)
+    assert on_screen == {r.request_id for r in _expected(ledger, spec)}
+    period = page.context["period"]
+    for fmt in ("csv", "json"):
+        href = re.search(rf'href="(/api/costs/export\?format={fmt}[^"]*)"', html).group(1)
+        response = owner_client.get(href.replace("&amp;", "&"))
+        assert response.status_code == 200
+        body = b"".join(response.streaming_content).decode()
+        ids = (
+            {row["id"] for row in csv.DictReader(io.StringIO(body))}
+            if fmt == "csv"
+            else {row["id"] for row in json.loads(body)}
+        )
+        assert ids == on_screen
+        assert (
+            f"{period.start.isoformat()}_{period.end.isoformat()}.{fmt}"
+            in (response["Content-Disposition"])
+        )
+
+
+def test_a_second_organization_never_shows_not_even_in_suggestions(
+    owner_client, other_api_key, ledger
+):
+    for path in PAGES:
+        html = owner_client.get(path).content.decode()
+        assert "globex-only" not in html and "secret:" not in html, path
+        assert other_api_key.row.prefix not in html, path
+    # Their values as filters match nothing here.
+    spec = {"property": "secret:globex-only"}
+    assert owner_client.get(f"/api/costs?{_query(spec)}").json()["results"] == []
+    summary = owner_client.get(f"/api/costs/summary?key_id={other_api_key.row.pk}").json()
+    assert summary["total_calls"] == 0
+    page = owner_client.get(f"/requests/?key_id={other_api_key.row.pk}")
+    assert _ids_on_page(page.content.decode()) == set()
+    # And the suggestions are this organization's values.
+    choices = owner_client.get("/requests/").context["filter_choices"]
+    assert "plan:pro" in choices.properties and "region:eu" in choices.properties
+    assert set(choices.customers) == {"alpha", "beta", "gamma"}
+
+
+BAD = [
+    ("cost_min=abc", "cost_min"),
+    ("cost_min=-1", "cost_min"),
+    ("cost_max=NaN", "cost_max"),
+    ("cost_min=1e400", "cost_min"),
+    ("cost_min=2&cost_max=1", "swap"),
+    ("latency_min=fast", "latency_min"),
+    ("latency_max=-5", "latency_max"),
+    ("latency_min=900&latency_max=100", "swap"),
+    ("property=plan", "name:value"),
+    ("property=:pro", "name:value"),
+    ("&".join(f"property=p{n}:v" for n in range(21)), "at most 20"),
+    ("status=exploded", "status"),
+    ("key_id=0", "key_id"),
+]
+
+
+@pytest.mark.parametrize(("query", "said"), BAD)
+def test_bad_values_are_a_400_that_says_why(owner_client, query, said):
+    for path in ["/api/costs", "/api/costs/summary", "/api/customers", "/api/costs/export"]:
+        response = owner_client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query)
+        assert said in response.json()["detail"]
+    for path in PAGES:
+        response = owner_client.get(f"{path}?{query}")
+        assert response.status_code == 400, (path, query)
+        assert said in response.content.decode()
