@@ -26,7 +26,9 @@ def _summary(plan: str) -> tuple[str, float]:
         plan,
     )
     used = ", ".join(sorted({f"{kind} {index or ''} ".strip() for kind, index, _ in nodes}))
-    millis = float(re.search(r"Execution Time: ([\d.]+) ms", plan).group(1))
+    found = re.search(r"Execution Time: ([\d.]+) ms", plan)
+    assert found, plan
+    millis = float(found.group(1))
     return used, millis
 
 
