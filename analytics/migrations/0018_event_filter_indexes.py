@@ -42,7 +42,7 @@ class AddIndexWhereSupported(migrations.AddIndex):
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
-    dependencies = [("analytics", "0015_requests_sort_indexes")]
+    dependencies = [("analytics", "0017_ledger_ingest_lean")]
 
     operations = [
         AddIndexWhereSupported("usageevent", LATENCY),
