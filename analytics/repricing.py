@@ -89,8 +89,8 @@ _PROBE = Usage(input_tokens=1, output_tokens=1)
 def unpriced_priceable(*, organization) -> dict[str, int]:
     """The organization's unpriced calls that the prices in force now would
     price, counted per model name (as asked, else as answered). Unpriced events
-    are few and indexed (ue_priced_model); one engine look-up per distinct model."""
-    engine.ensure_fresh(force=True)
+    are few and indexed (ue_priced_model); one engine look-up per distinct
+    model, with the engine's prices as loaded (reprice_runs_create refreshes them)."""
     combos = (
         UsageEvent.objects.filter(organization=organization, priced=False)
         .exclude(input_tokens=0, output_tokens=0)  # never re-priced (see _reprice_chunk)
@@ -124,6 +124,7 @@ def reprice_runs_create(*, label: str, organization=None) -> list[RepriceRun]:
     else:
         ids = UsageEvent.objects.filter(priced=False).values("organization_id").distinct()
         organizations = list(Organization.objects.filter(pk__in=ids).order_by("pk"))
+    engine.ensure_fresh(force=True)  # the price just saved
     runs = []
     for org in organizations:
         counts = unpriced_priceable(organization=org)
