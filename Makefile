@@ -22,16 +22,20 @@ run: install
 	$(MANAGE) migrate --noinput
 	$(MANAGE) rollups_rebuild
 	$(MANAGE) sync_prices
-	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat and the rollups fold alongside; Ctrl-C stops all)"
+	@echo "AiSpendTrack on http://$(HOST):$(PORT)  (pages, API and proxy; Celery worker + beat, the ledger writer and the rollups fold alongside; Ctrl-C stops all)"
 	@$(BIN)/celery -A config worker -B --concurrency 1 --loglevel INFO & celery=$$!; \
 	$(MANAGE) rollups_fold --loop & fold=$$!; \
-	trap 'kill -TERM $$celery $$fold 2>/dev/null; wait $$celery $$fold' EXIT; \
+	$(MANAGE) ledger_writer & writer=$$!; \
+	trap 'kill -TERM $$celery $$fold 2>/dev/null; wait $$celery $$fold; kill -TERM $$writer 2>/dev/null; wait $$writer' EXIT; \
 	$(UVICORN)
 
 # uvicorn runs with --no-server-header --no-date-header: proxied answers carry the
 # provider's own Server/Date headers, and uvicorn would add a second of each.
 # Production-style: DEBUG off, $(WEB_CONCURRENCY) workers, honours DATABASE_URL / REDIS_URL;
-# the rollups fold (manage.py rollups_fold --loop) runs beside the web workers.
+# the ledger writer (manage.py ledger_writer) and the rollups fold (manage.py
+# rollups_fold --loop) run beside the web workers. Background jobs of make's
+# shell ignore Ctrl-C: the writer is stopped (TERM) only once the web workers
+# have exited, so it writes every call they answered before it goes.
 serve: install
 	@var="$${AISPENDTRACK_VAR_DIR:-var}"; if [ -z "$$SECRET_KEY" ] && [ ! -s "$$var/secret_key" ]; then \
 		mkdir -p "$$var" && (umask 077; $(BIN)/python -c "import secrets; print(secrets.token_urlsafe(50))" \
@@ -41,9 +45,11 @@ serve: install
 	$(MANAGE) collectstatic --noinput -v 0 && \
 	$(MANAGE) sync_prices && \
 	{ $(MANAGE) rollups_fold --loop & fold=$$!; \
+	$(MANAGE) ledger_writer & writer=$$!; \
 	$(UVICORN) --workers $(WEB_CONCURRENCY) --no-access-log & web=$$!; \
 	trap 'kill -TERM $$web $$fold 2>/dev/null' TERM INT; \
-	wait $$web; kill -TERM $$fold 2>/dev/null; wait; }
+	while kill -0 $$web 2>/dev/null; do wait $$web; done; \
+	kill -TERM $$fold $$writer 2>/dev/null; wait; }
 
 worker: install
 	$(BIN)/celery -A config worker -B --loglevel INFO

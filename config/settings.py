@@ -146,12 +146,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AISPENDTRACK_DB_CONNECT_TIMEOUT = env_float("AISPENDTRACK_DB_CONNECT_TIMEOUT", 3.0)
 AISPENDTRACK_DB_STATEMENT_TIMEOUT = env_float("AISPENDTRACK_DB_STATEMENT_TIMEOUT", 10.0)
 # The longest one ledger write (a batch of events + rollups) may take before
-# the writer gives up on it and spools the batch.
+# the writer gives up on it; the batch waits in the hand-off queue.
 AISPENDTRACK_LEDGER_WRITE_TIMEOUT = env_float("AISPENDTRACK_LEDGER_WRITE_TIMEOUT", 5.0)
 # A cold API key lookup in the proxy: past this the caller gets a 503.
 AISPENDTRACK_KEY_LOOKUP_TIMEOUT = env_float("AISPENDTRACK_KEY_LOOKUP_TIMEOUT", 3.0)
-# Records waiting in a worker's memory for the ledger; past it they are spooled.
-AISPENDTRACK_BUFFER_MAX_EVENTS = int(os.environ.get("AISPENDTRACK_BUFFER_MAX_EVENTS", "50000"))
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):
     _db_options = DATABASES["default"].setdefault("OPTIONS", {})
     # libpq counts whole seconds (and treats 1 as 2).
@@ -379,8 +377,15 @@ AISPENDTRACK_READ_TIMEOUT = env_float("AISPENDTRACK_READ_TIMEOUT", 600.0)
 # How long a worker trusts its in-process copy of an API key before asking the
 # shared cache again: the longest a revoke takes to reach other workers.
 AISPENDTRACK_KEY_CACHE_SECONDS = env_float("AISPENDTRACK_KEY_CACHE_SECONDS", 2.0)
-AISPENDTRACK_FLUSH_INTERVAL = env_float("AISPENDTRACK_FLUSH_INTERVAL", 1.0)
+# The ledger writer (`manage.py ledger_writer`, proxy.writer) looks for new
+# records this often and writes them in batches of at most this many.
+AISPENDTRACK_FLUSH_INTERVAL = env_float("AISPENDTRACK_FLUSH_INTERVAL", 0.5)
 AISPENDTRACK_FLUSH_MAX_EVENTS = int(os.environ.get("AISPENDTRACK_FLUSH_MAX_EVENTS", "500"))
+# Web workers hand records to the writer through append-only files here (local
+# disk of this host: one writer per host reads them); a file is rotated past this size.
+AISPENDTRACK_QUEUE_DIR = Path(os.environ.get("AISPENDTRACK_QUEUE_DIR", VAR_DIR / "queue"))
+AISPENDTRACK_QUEUE_FILE_MB = env_float("AISPENDTRACK_QUEUE_FILE_MB", 64.0)
+# Dead letters (dead/) and spool files of versions before the queue.
 AISPENDTRACK_SPOOL_DIR = Path(os.environ.get("AISPENDTRACK_SPOOL_DIR", VAR_DIR / "spool"))
 AISPENDTRACK_PRICES_ONLINE_UPDATE = env_bool("AISPENDTRACK_PRICES_ONLINE_UPDATE", False)
 AISPENDTRACK_INVITE_DAYS = int(os.environ.get("AISPENDTRACK_INVITE_DAYS", "7"))

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_GET
 
 from config.dbguard import db_deadline
 from proxy.ledger import dead_letter_count
+from proxy.writer import queue_backlog, writer_running
 
 # /healthz answers within 2 s whatever the database does: the probe runs in
 # its own thread and is given up on after this long.
@@ -51,7 +52,10 @@ def healthz(request):
     """200 when the database answers (Redis down is degraded, still 200); 503 when not.
 
     `dead_letter` counts usage records the database refused one by one
-    (var/spool/dead/; `manage.py ledger_redrive` re-drives them).
+    (var/spool/dead/; `manage.py ledger_redrive` re-drives them). `queue` is
+    this host's hand-off queue: records and bytes the web workers handed off
+    that the ledger writer has not written yet, the oldest one's age in
+    seconds, and whether a writer runs here (`manage.py ledger_writer`).
     """
     probe = _probes.submit(_database_answers)
     try:
@@ -64,6 +68,10 @@ def healthz(request):
         "database": "ok" if database else "down",
         "redis": redis,
         "dead_letter": dead_letter_count(settings.AISPENDTRACK_SPOOL_DIR),
+        "queue": {
+            **queue_backlog(settings.AISPENDTRACK_QUEUE_DIR),
+            "writer": "running" if writer_running(settings.AISPENDTRACK_QUEUE_DIR) else "stopped",
+        },
     }
     return JsonResponse(body, status=200 if database else 503)
 

@@ -4,8 +4,8 @@ lean endpoint, everything else to Django.
 Provider traffic never enters Django's request machinery (~1.8 ms a request,
 DESIGN.md "What the hot path costs"). This module also speaks the ASGI
 lifespan protocol, which Django does not: startup opens the one upstream
-client session and the usage flusher of this worker; shutdown flushes the
-buffer and closes them.
+client session and the gates of this worker; shutdown closes them and the
+hand-off queue file.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 Plain ASGI (no Django request, no middleware). A warm key costs no I/O; the
 body is forwarded as received (except the one include_usage addition); the
-response is relayed as it arrives; usage goes to the buffer, never to the DB
-from here.
+response is relayed as it arrives; each call's record is handed to the
+ledger writer process (proxy.handoff) before its last bytes go out, never
+written to the DB from here.
 """
 
 from __future__ import annotations

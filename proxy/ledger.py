@@ -2,8 +2,8 @@
 
 Two kinds of failure, told apart by `is_outage`:
 - the database is unreachable or too slow (connection refused or lost, a
-  timeout): nothing is wrong with the records; the caller keeps them (spool)
-  and tries again later;
+  timeout): nothing is wrong with the records; the caller keeps them (they
+  stay in the hand-off queue) and tries again later;
 - the database refuses the data (DataError, IntegrityError, an encoding
   error, a bug in the write path): retrying the same batch fails forever. The
   batch is bisected so every good record is written, and a record refused on
@@ -11,7 +11,7 @@ Two kinds of failure, told apart by `is_outage`:
   counted on /healthz, and re-driven by `manage.py ledger_redrive` once the
   cause is fixed.
 
-Sync code, run in the ledger thread (proxy.buffer) or a management command.
+Sync code, run in the ledger writer (proxy.writer) or a management command.
 """
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """What one worker process shares across requests: the upstream client, the
-router, the usage buffer. Built at ASGI lifespan startup (or lazily on the
+router, the hand-off queue. Built at ASGI lifespan startup (or lazily on the
 first request when the server sends no lifespan), closed at shutdown.
 """
 
@@ -8,7 +8,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import aiohttp
 from asgiref.sync import sync_to_async
@@ -20,9 +22,9 @@ from analytics.records import UsageRecord
 from config.dbguard import db_deadline
 from pricing.engine import ensure_fresh
 from proxy.budgets import BudgetGate
-from proxy.buffer import UsageBuffer
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
+from proxy.handoff import HandoffQueue
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
 from proxy.refusals import RefusalCounter
@@ -47,20 +49,21 @@ class ProxyRuntime:
         )
         self.connect_timeout = float(settings.AISPENDTRACK_CONNECT_TIMEOUT)
         self.read_timeout = float(settings.AISPENDTRACK_READ_TIMEOUT)
-        self.buffer = UsageBuffer(
-            spool_dir=settings.AISPENDTRACK_SPOOL_DIR,
-            interval=float(settings.AISPENDTRACK_FLUSH_INTERVAL),
-            max_events=int(settings.AISPENDTRACK_FLUSH_MAX_EVENTS),
-            max_pending=int(settings.AISPENDTRACK_BUFFER_MAX_EVENTS),
-            write_timeout=float(settings.AISPENDTRACK_LEDGER_WRITE_TIMEOUT),
+        # Records go to the ledger writer process through this file (proxy.handoff).
+        self.queue = HandoffQueue(
+            settings.AISPENDTRACK_QUEUE_DIR,
+            file_bytes=int(settings.AISPENDTRACK_QUEUE_FILE_MB * 1024 * 1024),
         )
+        # The budget gate's and refusal counter's database work (never the ledger):
+        # one thread, so it never competes with itself.
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-db")
         # Admission gates (budgets, plan limits), asked before each call is forwarded.
         self.gates: list[Gate] = []
         if settings.AISPENDTRACK_BILLING:  # plans limit calls only on a hosted service
             self.gates.append(PlanLimitGate(redis_url=settings.REDIS_URL))
         self.gates.append(  # hard-cap budgets (alerts.Budget with action=block)
             BudgetGate(
-                run_sync=self.buffer.run_sync,
+                run_sync=self.run_sync,
                 redis_url=settings.REDIS_URL,
                 sync_seconds=float(settings.AISPENDTRACK_BUDGET_SYNC_SECONDS),
                 reload_seconds=float(settings.AISPENDTRACK_BUDGET_RELOAD_SECONDS),
@@ -68,7 +71,7 @@ class ProxyRuntime:
             )
         )
         # Refused calls per (organization, hour, Refusal.reason): counters, not events.
-        self.refusals = RefusalCounter(run_sync=self.buffer.run_sync)
+        self.refusals = RefusalCounter(run_sync=self.run_sync)
         self.session: aiohttp.ClientSession | None = None
         self.literal_guard: LiteralGuard | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -100,7 +103,6 @@ class ProxyRuntime:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
-        self.buffer.start()
         self.refusals.start()
         for gate in self.gates:
             await gate.start()
@@ -115,7 +117,11 @@ class ProxyRuntime:
         for gate in self.gates:
             await gate.stop()
         await self.refusals.stop()
-        await self.buffer.stop()
+        self.queue.close()
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.run_sync(connections.close_all)
+        self._db_thread.shutdown(wait=False)
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await asyncio.get_running_loop().run_in_executor(
@@ -128,9 +134,14 @@ class ProxyRuntime:
             await self.session.close()
 
     def record(self, record: UsageRecord) -> None:
-        self.buffer.add(record)
+        """Hand the call's record off (one write(2)); called before its last bytes are sent."""
+        self.queue.append(record)
         for gate in self.gates:
             gate.observe(record)
+
+    async def run_sync(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Blocking database work of the gates, on the runtime's database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
 
     def admit(self, call) -> Refusal | None:
         """The first gate's refusal, or None: the call may be forwarded.

@@ -1,17 +1,15 @@
-"""The disk spool: usage records the database could not take, kept until it can.
+"""Spool files left by earlier versions, replayed into the ledger.
 
-Sync code, run only in the ledger thread (proxy.buffer). Each process
-appends JSON lines to its own file `<host>-<pid>-<start>.jsonl` under
-AISPENDTRACK_SPOOL_DIR. Any process replays any file once the database
-answers: it claims the file by renaming it (atomic), writes its records
-through the idempotent `usage_record_batch`, then deletes it. A failed
-replay renames the file back, so a later replay finishes it: rows already
-written are skipped by request_id, never counted twice.
-
-Durability: every append is fsync'd. Spooling only happens while the
-database is down, one append per flush (≤ 1 a second per process), so the
-fsync costs nothing measurable and a batch survives a power cut, not just a
-process crash.
+Versions before the hand-off queue (proxy.handoff) buffered usage in each
+web worker and appended what the database could not take to
+`<host>-<pid>-<start>.jsonl` under AISPENDTRACK_SPOOL_DIR. The ledger writer
+(proxy.writer) replays such files once the database answers: it claims a
+file by renaming it (atomic), writes its records through the idempotent
+`usage_record_batch`, then deletes it. A failed replay renames the file
+back, so a later replay finishes it: rows already written are skipped by
+request_id, never counted twice. A process of an older version still
+appending finds its file renamed and starts a fresh one (its append checks
+the inode under the file's lock).
 """
 
 from __future__ import annotations
@@ -41,39 +39,7 @@ REPLAY_BATCH = 500
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-        self.directory.mkdir(parents=True, exist_ok=True)
         self._host = socket.gethostname().replace("-", "_")
-        self.name = f"{self._host}-{os.getpid()}-{time.time_ns()}{SUFFIX}"
-
-    @property
-    def path(self) -> Path:
-        return self.directory / self.name
-
-    def append(self, records: Sequence[UsageRecord]) -> None:
-        """Append records durably to this process's file (fsync'd)."""
-        lines = b"".join(
-            json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
-            for record in records
-        )
-        while True:
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                # A replayer may have claimed (renamed) the file between open and
-                # lock: then write to a fresh file, never into a claimed one.
-                if not self._still_ours(fd):
-                    continue
-                os.write(fd, lines)
-                os.fsync(fd)
-                return
-            finally:
-                os.close(fd)
-
-    def _still_ours(self, fd: int) -> bool:
-        try:
-            return os.stat(self.path).st_ino == os.fstat(fd).st_ino
-        except FileNotFoundError:
-            return False
 
     def pending(self) -> list[Path]:
         """Spool files waiting for replay, own and other processes', oldest first."""

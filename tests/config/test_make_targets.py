@@ -197,6 +197,16 @@ def api_calls(url: str, key: str) -> int:
     return response.json()["total_calls"]
 
 
+def writer_running(url: str) -> bool:
+    """/healthz says a ledger writer runs beside the web workers."""
+    return httpx.get(f"{url}/healthz", timeout=10).json()["queue"]["writer"] == "running"
+
+
+def queue_files(copy: Path) -> list[str]:
+    """Hand-off queue files left on disk (each deleted once written)."""
+    return [path.name for path in (copy / "var" / "queue").glob("*.jsonl")]
+
+
 def wait_for(predicate, timeout: float = 15) -> bool:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -247,7 +257,8 @@ def test_make_serve_from_a_clean_copy(clean_copy, upstream):
         )
         assert key.startswith("ask_")
 
-        # One proxied call reaches the ledger; the API reads it.
+        # One proxied call reaches the ledger through the writer; the API reads it.
+        assert wait_for(lambda: writer_running(server.url), timeout=60)
         first = proxied_call(server.url, key)
         assert wait_for(lambda: ledger_count(database_url, [first]) == 1)
         assert wait_for(lambda: api_calls(server.url, key) == 1)
@@ -264,7 +275,9 @@ def test_make_serve_from_a_clean_copy(clean_copy, upstream):
             in_flight = [future.result() for future in slow]
         assert took < 10, f"took {took:.1f} s to stop"
         assert not server.group_alive()
+        # The writer outlived the web workers and wrote their last calls.
         assert ledger_count(database_url, [first, *in_flight]) == 9
+        assert queue_files(clean_copy) == []
     finally:
         server.kill_leftovers()
 
@@ -295,8 +308,9 @@ def test_make_run_from_a_clean_copy(clean_copy, upstream):
             .strip()
             .splitlines()[-1]
         )
+        assert wait_for(lambda: writer_running(server.url), timeout=60)
         proxied_call(server.url, key)
-        assert wait_for(lambda: api_calls(server.url, key) == 1)
+        assert wait_for(lambda: api_calls(server.url, key) == 1)  # written by the writer
 
         # Ctrl-C stops uvicorn, the Celery worker and beat, all within 10 s.
         took = server.stop(signal.SIGINT, group=True)
@@ -306,4 +320,5 @@ def test_make_run_from_a_clean_copy(clean_copy, upstream):
         server.kill_leftovers()
     log = server.output()
     assert "Application shutdown complete" in log
+    assert "ledger writer stopped" in log
     assert re.search(r"celery.*(Warm shutdown|worker: Warm)", log, re.IGNORECASE | re.DOTALL)

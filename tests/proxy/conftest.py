@@ -8,18 +8,23 @@ loop), so it shares the test database; tests that go through it are
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import uvicorn
+from django.conf import settings
 from django.core.asgi import get_asgi_application
+from django.db import connection
 from django.test import override_settings
 
 from analytics.models import UsageEvent
 from proxy.asgi import build_application
+from proxy.writer import LedgerWriter, close_db_connections
 from tests.proxy.fake_provider import FakeProvider
 
 
@@ -31,6 +36,7 @@ class ProxyServer:
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self.writer: LedgerWriter | None = None
 
     @property
     def url(self) -> str:
@@ -64,23 +70,57 @@ class ProxyServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("proxy server did not start")
             time.sleep(0.01)
+        # What `manage.py ledger_writer` runs, driven by the test (flush()).
+        self.writer = LedgerWriter(
+            queue_dir=settings.AISPENDTRACK_QUEUE_DIR,
+            spool_dir=settings.AISPENDTRACK_SPOOL_DIR,
+            batch=int(settings.AISPENDTRACK_FLUSH_MAX_EVENTS),
+            write_timeout=float(settings.AISPENDTRACK_LEDGER_WRITE_TIMEOUT),
+        )
         return self
 
     def stop(self) -> None:
         if self._server is not None and self._thread is not None:
             self._server.should_exit = True
             self._thread.join(15)
+        if self.writer is not None:
+            self.writer.close()
 
     def call(self, coroutine, timeout: float = 30):
         """Run a coroutine on the server's loop from the test thread."""
         return asyncio.run_coroutine_threadsafe(coroutine, self.runtime.loop).result(timeout)
 
     def flush(self) -> int:
-        """Write everything buffered to the ledger now (and replay the spool)."""
-        return self.call(self.runtime.buffer.flush_now())
+        """Write everything handed off so far to the ledger now, in this thread,
+        through the writer's own passes (and replay old spool files); returns
+        events written. Raises the database's error when it is away."""
+        assert self.writer is not None
+        return self.writer.drain()
+
+    @contextlib.contextmanager
+    def writing(self, interval: float = 0.05) -> Iterator[LedgerWriter]:
+        """The writer looping in a thread of its own (its own database
+        connection), as `manage.py ledger_writer` runs beside the web workers;
+        stopped on exit (it drains what it can, bounded)."""
+        assert self.writer is not None
+        writer, stop = self.writer, threading.Event()
+
+        def loop() -> None:
+            try:
+                writer.run(stop, interval=interval)
+            finally:
+                close_db_connections()
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        try:
+            yield writer
+        finally:
+            stop.set()
+            thread.join(30)
 
     def events(self, expected: int, *, timeout: float = 10, **filters) -> list[UsageEvent]:
-        """Flush until `expected` events match (bounded); returns them, oldest first."""
+        """Drain until `expected` events match (bounded); returns them, oldest first."""
         deadline = time.monotonic() + timeout
         while True:
             self.flush()
@@ -88,6 +128,17 @@ class ProxyServer:
             if len(events) >= expected or time.monotonic() > deadline:
                 return events
             time.sleep(0.05)
+
+
+def database_url() -> str:
+    """The test database as DATABASE_URL, for servers and writers run as subprocesses."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
+    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
+    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 def proxy_settings(fake: FakeProvider, spool_dir, **extra) -> override_settings:
@@ -99,6 +150,7 @@ def proxy_settings(fake: FakeProvider, spool_dir, **extra) -> override_settings:
         AISPENDTRACK_UPSTREAM_ANTHROPIC=fake.url,
         AISPENDTRACK_UPSTREAM_GEMINI=fake.url,
         AISPENDTRACK_SPOOL_DIR=spool_dir,
+        AISPENDTRACK_QUEUE_DIR=Path(spool_dir) / "queue",
         **extra,
     )
 
@@ -122,7 +174,7 @@ def proxy_server(django_db_setup, django_db_blocker, fake_provider, tmp_path_fac
 
 @pytest.fixture
 def proxy(proxy_server, transactional_db, fake_provider) -> Iterator[ProxyServer]:
-    """The running proxy; after the test its buffer is flushed while the DB is open."""
+    """The running proxy; after the test its queue is drained while the DB is open."""
     fake_provider.received.clear()
     yield proxy_server
     proxy_server.flush()

@@ -3,8 +3,9 @@
 The proxy's connections go through a TCP relay that the test black-holes
 (bytes held, nothing closed). Warm keys keep being served and recorded;
 a cold key gets 503 in the provider's shape within 5 s; /healthz says
-"database": "down" within 2 s; shutdown finishes within 15 s and its records
-go to the spool, replayed once the database answers again.
+"database": "down" within 2 s; the ledger writer's writes give up after the
+write timeout and the records wait in the hand-off queue; shutdown finishes
+within 15 s; everything lands once the database answers again.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from django.db import connection, connections
 
 from accounts.services import api_key_issue
 from analytics.models import UsageEvent
-from analytics.services import usage_record_batch
-from proxy.spool import Spool
+from proxy.writer import queue_backlog
 from tests.proxy.conftest import ProxyServer, proxy_settings
 from tests.proxy.db_faults import TcpRelay
 
@@ -84,20 +84,26 @@ def test_a_black_holed_database_bounds_every_wait(relay_server, api_key, owner, 
     assert time.monotonic() - started < 2.0
     assert health.status_code == 503 and health.json()["database"] == "down"
 
-    # The warm key is served the whole time; its records wait in memory or spool.
-    for _ in range(20):
-        response = _chat(server, api_key.raw)
-        assert response.status_code == 200
-        served.append(response)
+    # The warm key is served the whole time; its records wait in the queue
+    # while the writer's writes time out.
+    with server.writing() as writer:
+        for _ in range(20):
+            response = _chat(server, api_key.raw)
+            assert response.status_code == 200
+            served.append(response)
+        deadline = time.monotonic() + 30
+        while writer.outages == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert writer.outages == 1
+    assert queue_backlog(tmp_path / "spool" / "queue")["records"] == 20
 
     started = time.monotonic()
     server.stop()  # what SIGTERM does: lifespan shutdown
     assert time.monotonic() - started < 15.0
-    spool = Spool(tmp_path / "spool")
-    assert spool.pending(), "the records the database could not take are on disk"
 
     relay.restore()
     connections.close_all()
-    spool.replay(usage_record_batch)
+    assert server.writer is not None
+    server.writer.drain()
     ids = {r.headers["x-aispendtrack-request-id"] for r in served}
     assert set(UsageEvent.objects.values_list("request_id", flat=True)) == ids

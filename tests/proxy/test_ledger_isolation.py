@@ -3,7 +3,6 @@ dead letters, re-drive, a spool file that fails, a deleted organization."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -22,9 +21,10 @@ from analytics.models import HourlyRollup, Status, UsageEvent
 from analytics.records import CLAMPED_PROPERTY, TOKEN_CEILING, UsageRecord, record_sanitize
 from analytics.services import usage_record_batch
 from pricing.usage import Usage
-from proxy.buffer import UsageBuffer
+from proxy.handoff import HandoffQueue, record_line
 from proxy.ledger import DeadLetters, IsolatingWriter, dead_letter_count
 from proxy.spool import Spool
+from proxy.writer import LedgerWriter
 
 
 def record(org_id: int, n: int, **fields) -> UsageRecord:
@@ -187,9 +187,9 @@ def test_dead_letters_are_redriven_after_a_fix(org, tmp_path, settings, capsys):
 
 @pytest.mark.django_db(transaction=True)
 def test_spool_replay_goes_on_past_a_failing_file(org, tmp_path):
-    first, second = Spool(tmp_path), Spool(tmp_path)
-    first.append([record(org.pk, 1)])
-    second.append([record(org.pk, 2)])
+    second = Spool(tmp_path)  # files left by two workers of an older version
+    (tmp_path / "h-1-1.jsonl").write_bytes(record_line(record(org.pk, 1)))
+    (tmp_path / "h-2-1.jsonl").write_bytes(record_line(record(org.pk, 2)))
 
     def broken_first(records):
         if records[0].request_id == f"req_{1:024x}":
@@ -204,21 +204,31 @@ def test_spool_replay_goes_on_past_a_failing_file(org, tmp_path):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_buffer_never_loses_good_records_to_poison(org, other_org, tmp_path):
-    async def scenario() -> UsageBuffer:
-        buffer = UsageBuffer(spool_dir=tmp_path, interval=0.02, max_events=7)
-        buffer.start()
-        for n in range(40):
-            buffer.add(record(other_org.pk, n))
-            if n % 13 == 0:
-                for bad in poisoned(org.pk, 1000 + 3 * n):
-                    buffer.add(bad)
-        await buffer.stop()
-        return buffer
+def test_the_writer_never_loses_good_records_to_poison(org, other_org, tmp_path):
+    """A ledger that refuses some records of a queue (here: it is given them
+    unsanitized, as they were before sanitizing): the writer bisects, every
+    good record lands, the refused ones are dead letters, the queue empties."""
+    poison = {
+        bad.request_id: bad for n in range(0, 40, 13) for bad in poisoned(org.pk, 1000 + 3 * n)
+    }
+    queue = HandoffQueue(tmp_path / "queue")
+    for n in range(40):
+        queue.append(record(other_org.pk, n))
+        if n % 13 == 0:
+            for bad in poisoned(org.pk, 1000 + 3 * n):
+                queue.append(bad)
+    queue.close()
 
-    buffer = asyncio.run(scenario())
+    def unsanitized(records):
+        return usage_record_batch([poison.get(r.request_id, r) for r in records])
+
+    writer = LedgerWriter(
+        queue_dir=tmp_path / "queue", spool_dir=tmp_path, batch=7, write=unsanitized
+    )
+    writer.drain()
+    writer.close()
     assert UsageEvent.objects.filter(organization=other_org).count() == 40
-    assert buffer.spool.pending() == []  # nothing spooled "for later" forever
+    assert list((tmp_path / "queue").glob("*.jsonl")) == []  # nothing left "for later"
     assert dead_letter_count(tmp_path) == 4 * len(refused(poisoned(org.pk, 0)))
 
 
@@ -268,4 +278,5 @@ def test_poisoned_calls_of_one_org_cost_another_org_nothing(
     assert len(a_events) == len(a_ids)
     assert any(e.input_tokens == TOKEN_CEILING for e in a_events)
     assert all("\x00" not in e.model for e in a_events)
-    assert dead_letter_count(proxy.runtime.buffer.spool.directory) == 0
+    assert proxy.writer is not None
+    assert dead_letter_count(proxy.writer.dead.directory.parent) == 0

@@ -19,23 +19,13 @@ from pathlib import Path
 import httpx
 import pytest
 from django.conf import settings
-from django.db import connection
 
 from accounts.services import api_key_revoke
+from tests.proxy.conftest import database_url
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    user = db.get("USER") or "postgres"
-    password = f":{db['PASSWORD']}" if db.get("PASSWORD") else ""
-    host, port = db.get("HOST") or "127.0.0.1", db.get("PORT") or 5432
-    return f"postgres://{user}{password}@{host}:{port}/{db['NAME']}"
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def two_workers(fake_provider, tmp_path):
         **os.environ,
         "DEBUG": "1",
         "SECRET_KEY": "test-revocation-workers",
-        "DATABASE_URL": _database_url(),
+        "DATABASE_URL": database_url(),
         "REDIS_URL": "",
         "AISPENDTRACK_UPSTREAM_OPENAI": fake_provider.url,
         "AISPENDTRACK_SPOOL_DIR": str(tmp_path / "spool"),
