@@ -181,9 +181,8 @@ class Load:
             model="gpt-4o", messages=messages, stream=stream, extra_headers=headers
         )
         parsed = raw.parse()
-        if stream:
-            chunks = list(parsed)
-            assert chunks, "an empty stream"
+        if isinstance(parsed, openai.Stream):
+            assert list(parsed), "an empty stream"
         else:
             assert parsed.usage is not None
         return raw.headers["x-aispendtrack-request-id"]
