@@ -20,6 +20,7 @@ BENCHMARKS: tuple[str, ...] = (
     "simulator",
     "proxy",
     "proxy_ingest",
+    "handoff",
     "plan_limits",
     "purge",
     "budgets",

@@ -1,12 +1,15 @@
-"""The proxy under load: direct-to-upstream vs through the proxy, same run.
+"""The proxy under load: direct-to-upstream, the floor and the proxy, same run.
 
 `python -m bench proxy` (or `make bench`). Production-style: uvicorn, 2
 workers, uvloop + httptools, DEBUG off, PostgreSQL + Redis (DATABASE_URL /
 REDIS_URL when they point at them, else a local `aispendtrack_bench`
-database and Redis db 5). A fast fake upstream (bench.fake_upstream) answers
-a canned chat completion; wrk (Debian's /usr/bin/wrk, bench/post.lua) loads
-it directly and through the proxy, alternating, ROUNDS times; figures are
-medians. Then a soak to SOAK_REQUESTS for worker RSS, a ledger count (every
+database and Redis db 5), the ledger writer (`manage.py ledger_writer`)
+beside the web workers as `make serve` runs it. A fast fake upstream
+(bench.fake_upstream) answers a canned chat completion; wrk (Debian's
+/usr/bin/wrk, bench/post.lua) loads it directly, through the floor (a raw
+ASGI + aiohttp relay, bench.floor, served alike) and through the proxy,
+alternating, ROUNDS times; figures are medians, ratios are against the
+floor of the same round. Then a soak to SOAK_REQUESTS for worker RSS, a ledger count (every
 proxied call recorded), and the ledger's ingest rate (bench.proxy_ingest).
 Figures go to stdout and bench/RESULTS.md (the proxy section).
 """
@@ -181,6 +184,32 @@ def _ingest_rate(env: dict[str, str]) -> float:
     return float(found.group(1))
 
 
+def _floor_command(port: int) -> list[str]:
+    """The floor, served as the proxy is (uvicorn, same workers, loop and parser)."""
+    return [
+        str(Path(PYTHON).with_name("uvicorn")),
+        "bench.floor:app",
+        "--host=127.0.0.1",
+        f"--port={port}",
+        f"--workers={WORKERS}",
+        "--loop=uvloop",
+        "--http=httptools",
+        "--no-access-log",
+        "--no-server-header",
+        "--no-date-header",
+    ]
+
+
+def _stop(process: subprocess.Popen) -> None:
+    """SIGTERM, as make does; the writer drains what the web workers left."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
+
+
 def _server_command(port: int) -> list[str]:
     """uvicorn, as `make serve` runs it; BENCH_SERVER=granian for the comparison
     the README's choice of server rests on (granian is not a dependency)."""
@@ -210,7 +239,7 @@ def _server_command(port: int) -> list[str]:
 
 
 def measure() -> dict:
-    upstream_port, proxy_port = _free_port(), _free_port()
+    upstream_port, proxy_port, floor_port = _free_port(), _free_port(), _free_port()
     env = _environment(upstream_port)
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     key, org_id = _setup(env)
@@ -226,15 +255,24 @@ def measure() -> dict:
         stdout=log,
         stderr=log,
     )
+    writer = subprocess.Popen(
+        [PYTHON, "manage.py", "ledger_writer"], env=env, cwd=ROOT, stdout=log, stderr=log
+    )
+    floor_env = {**env, "FLOOR_UPSTREAM": f"http://127.0.0.1:{upstream_port}"}
+    floor = subprocess.Popen(
+        _floor_command(floor_port), env=floor_env, cwd=ROOT, stdout=log, stderr=log
+    )
     direct = f"http://127.0.0.1:{upstream_port}/v1/chat/completions"
     proxied = f"http://127.0.0.1:{proxy_port}/v1/chat/completions"
+    floored = f"http://127.0.0.1:{floor_port}/v1/chat/completions"
     rounds: list[dict] = []
     proxied_requests = 0
     try:
         _wait_port(upstream_port)
         _wait_port(proxy_port)
+        _wait_port(floor_port)
         time.sleep(1)  # both workers up
-        for url in (direct, proxied):
+        for url in (direct, floored, proxied):
             warm = _wrk(url, key, 32, 2)
             proxied_requests += warm["requests"] if url == proxied else 0
         rss_start = _worker_rss_mb(server.pid)
@@ -242,8 +280,10 @@ def measure() -> dict:
             row = {}
             for name, url, conns in (
                 ("direct_c1", direct, 1),
+                ("floor_c1", floored, 1),
                 ("proxy_c1", proxied, 1),
                 ("direct_c32", direct, 32),
+                ("floor_c32", floored, 32),
                 ("proxy_c32", proxied, 32),
             ):
                 row[name] = _wrk(url, key, conns, SECONDS)
@@ -262,9 +302,10 @@ def measure() -> dict:
             print(f"  soak: {soak['requests']:,} calls, {_errors(soak)}", flush=True)
         rss_end = _worker_rss_mb(server.pid)
     finally:
-        server.send_signal(signal.SIGTERM)  # graceful: lifespan shutdown flushes the buffers
         try:
-            server.wait(30)
+            _stop(floor)
+            _stop(server)  # graceful: calls in flight finish and are handed off
+            _stop(writer)  # then the writer writes what is left
         finally:
             upstream.terminate()
             upstream.wait(10)
@@ -292,10 +333,11 @@ def _errors(run: dict) -> str:
 def _round_line(row: dict) -> str:
     errors = "; ".join(f"{name} {_errors(run)}" for name, run in row.items() if run["errors"])
     return (
-        f"  round: c=1 p50 direct {row['direct_c1']['p50_us']} µs, proxy "
-        f"{row['proxy_c1']['p50_us']} µs | c=32 direct {row['direct_c32']['rps']:.0f} req/s, "
-        f"proxy {row['proxy_c32']['rps']:.0f} req/s, p99 {row['proxy_c32']['p99_us']} µs"
-        + (f" | {errors}" if errors else "")
+        f"  round: c=1 p50 direct {row['direct_c1']['p50_us']} µs, floor "
+        f"{row['floor_c1']['p50_us']} µs, proxy {row['proxy_c1']['p50_us']} µs | c=32 "
+        f"direct {row['direct_c32']['rps']:.0f} req/s, floor {row['floor_c32']['rps']:.0f} "
+        f"req/s p99 {row['floor_c32']['p99_us']} µs, proxy {row['proxy_c32']['rps']:.0f} "
+        f"req/s p99 {row['proxy_c32']['p99_us']} µs" + (f" | {errors}" if errors else "")
     )
 
 
@@ -305,16 +347,28 @@ def summarise(data: dict) -> dict:
     def med(name: str, field: str) -> float:
         return statistics.median(r[name][field] for r in rounds)
 
+    def ratio(over: str, under: str, field: str) -> float:
+        """The median of each round's ratio (same-run, same-moment)."""
+        return statistics.median(r[over][field] / r[under][field] for r in rounds)
+
     return {
         "direct_p50_c1": med("direct_c1", "p50_us"),
+        "floor_p50_c1": med("floor_c1", "p50_us"),
         "proxy_p50_c1": med("proxy_c1", "p50_us"),
         "added_p50_c1": statistics.median(
             r["proxy_c1"]["p50_us"] - r["direct_c1"]["p50_us"] for r in rounds
         ),
+        "floor_added_p50_c1": statistics.median(
+            r["floor_c1"]["p50_us"] - r["direct_c1"]["p50_us"] for r in rounds
+        ),
         "direct_rps_c32": med("direct_c32", "rps"),
+        "floor_rps_c32": med("floor_c32", "rps"),
         "proxy_rps_c32": med("proxy_c32", "rps"),
         "direct_p99_c32": med("direct_c32", "p99_us"),
+        "floor_p99_c32": med("floor_c32", "p99_us"),
         "proxy_p99_c32": med("proxy_c32", "p99_us"),
+        "rps_vs_floor": ratio("proxy_c32", "floor_c32", "rps"),
+        "p99_vs_floor": ratio("proxy_c32", "floor_c32", "p99_us"),
         "errors": sum(r[n]["errors"] for r in rounds for n in r) + data["soak_errors"],
     }
 
@@ -324,8 +378,9 @@ def run() -> list[Result]:
     s = summarise(data)
     write_results(data, s, seconds=SECONDS, rounds=ROUNDS, workers=WORKERS)
     rps_note = (
-        f"req/s at c=32: direct {s['direct_rps_c32']:.0f}, proxy {s['proxy_rps_c32']:.0f} "
-        f"({s['proxy_rps_c32'] / s['direct_rps_c32']:.0%} of direct); errors {s['errors']}"
+        f"req/s at c=32: direct {s['direct_rps_c32']:.0f}, floor {s['floor_rps_c32']:.0f}, "
+        f"proxy {s['proxy_rps_c32']:.0f} ({s['rps_vs_floor']:.2f} of the floor, median of "
+        f"per-round ratios; target ≥ 0.5); errors {s['errors']}"
     )
     rss = data["rss_start"], data["rss_mid"], data["rss_end"]
     rss_note = (
@@ -345,22 +400,24 @@ def run() -> list[Result]:
             baseline_us=s["direct_p50_c1"],
         ),
         Result(
-            "proxy: added p50 at c=1",
+            "proxy: added p50 at c=1 (baseline: the floor's)",
             s["added_p50_c1"],
+            baseline_us=s["floor_added_p50_c1"],
             limit_us=TARGETS["added_p50_us"],
         ),
         Result(
-            "proxy: time per request at c=32 (1/throughput)",
+            "proxy: time per request at c=32 (baseline: the floor)",
             1e6 / s["proxy_rps_c32"],
-            baseline_us=1e6 / s["direct_rps_c32"],
+            baseline_us=1e6 / s["floor_rps_c32"],
             limit_us=1e6 / TARGETS["rps_c32"],
             note=rps_note,
         ),
         Result(
-            "proxy: p99 at c=32 (baseline: direct)",
+            "proxy: p99 at c=32 (baseline: the floor)",
             s["proxy_p99_c32"],
-            baseline_us=s["direct_p99_c32"],
-            note=rss_note,
+            baseline_us=s["floor_p99_c32"],
+            note=f"{s['p99_vs_floor']:.1f}× the floor's (median of per-round ratios; "
+            f"target ≤ 3×); {rss_note}",
         ),
         Result(
             "ledger: ingest time per event (usage_record_batch)",
