@@ -35,7 +35,7 @@ from analytics.records import UsageRecord
 logger = logging.getLogger("aispendtrack.proxy")
 
 SUFFIX = ".jsonl"
-_CREATING = ".new"
+CREATING = ".new"  # a file being created (not yet locked and renamed)
 
 
 def record_line(record: UsageRecord) -> bytes:
@@ -92,7 +92,7 @@ class HandoffQueue:
         so a writer never sees it unlocked."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = queue_file_name()
-        creating = self.directory / (name + _CREATING)
+        creating = self.directory / (name + CREATING)
         fd = os.open(creating, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_SH)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from analytics.records import UsageRecord
 from config.dbguard import db_deadline
-from proxy.handoff import SUFFIX
+from proxy.handoff import CREATING, SUFFIX
 from proxy.ledger import DeadLetters, IsolatingWriter, is_outage, ledger_write
 from proxy.spool import Spool
 
@@ -52,6 +52,9 @@ OFFSET = ".offset"
 # Held shared by every running writer: /healthz tells whether one runs here.
 PRESENCE = "writer.lock"
 SYNC_SECONDS = 1.0
+# A file left half-created (its worker died between creating and renaming it)
+# is removed once this old; a live worker renames its file within microseconds.
+STALE_CREATING_SECONDS = 60.0
 LEGACY_SCAN_SECONDS = 10.0
 MIN_READ = 256 * 1024
 # /healthz counts backlog lines exactly up to this many bytes, then extrapolates.
@@ -102,6 +105,15 @@ def _try_lock(fd: int) -> bool:
     except BlockingIOError:
         return False
     return True
+
+
+def _forget_stale_creating(path: Path) -> None:
+    """Remove a file its worker died creating (empty: nothing is written before the rename)."""
+    try:
+        if time.time() - path.stat().st_mtime > STALE_CREATING_SECONDS:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def complete_lines(fd: int, offset: int, limit: int) -> tuple[list[bytes], int]:
@@ -224,6 +236,8 @@ class LedgerWriter:
                     self._claimed[name] = claimed
             elif name.endswith(SUFFIX + OFFSET) and name[: -len(OFFSET)] not in names:
                 self._forget_orphan(self.directory / name)
+            elif name.endswith(SUFFIX + CREATING):
+                _forget_stale_creating(self.directory / name)
 
     def _claim(self, path: Path) -> Claimed | None:
         mark_path = _offset_path(path)

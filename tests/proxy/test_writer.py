@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -227,6 +228,20 @@ def test_a_cut_last_line_of_a_dead_workers_file_is_skipped(org, tmp_path, caplog
     assert "cut line" in caplog.text
     assert_ledger_holds(records)
     assert queue_files(tmp_path) == []
+    writer.close()
+
+
+def test_a_file_a_worker_died_creating_is_removed_once_stale(org, tmp_path):
+    (tmp_path / "queue").mkdir()
+    stale = tmp_path / "queue" / "h-1-1.jsonl.new"
+    fresh = tmp_path / "queue" / "h-2-1.jsonl.new"  # maybe being created right now
+    stale.write_bytes(b"")
+    fresh.write_bytes(b"")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+    writer = writer_for(tmp_path)
+    writer.drain()
+    assert not stale.exists() and fresh.exists()
     writer.close()
 
 
