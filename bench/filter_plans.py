@@ -20,16 +20,19 @@ from bench.dashboard import _org_and_user, _rare_bound, _setup
 
 
 def _summary(plan: str) -> tuple[str, float]:
-    nodes = re.findall(
-        r"(Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan)"
+    """The plan's scans ("Index Scan ue_org_cost", "Bitmap Index Scan ue_properties",
+    "Seq Scan") and its execution time."""
+    scans = set()
+    for kind, using, target in re.findall(
+        r"((?:Parallel )?(?:Index Only Scan|Index Scan|Bitmap Index Scan|Seq Scan))"
         r"(?: Backward)?(?: using (\w+))? on (\w+)",
         plan,
-    )
-    used = ", ".join(sorted({f"{kind} {index or ''} ".strip() for kind, index, _ in nodes}))
+    ):
+        index = using or (target if "Bitmap" in kind else "")
+        scans.add(f"{kind} {index}".strip())
     found = re.search(r"Execution Time: ([\d.]+) ms", plan)
     assert found, plan
-    millis = float(found.group(1))
-    return used, millis
+    return ", ".join(sorted(scans)), float(found.group(1))
 
 
 def main(argv: list[str] | None = None) -> int:
