@@ -35,12 +35,12 @@ from analytics.selectors.headline import (
     latency_percentiles,
     overview_headline,
 )
+from analytics.selectors.ranking import Ranking, spend_ranking
 from analytics.selectors.spend import (
     OTHER,
     DailySeries,
     Forecast,
     Peaks,
-    Ranking,
     SpendCard,
     SpendChange,
     Unpriced,
@@ -49,7 +49,6 @@ from analytics.selectors.spend import (
     spend_cards,
     spend_daily,
     spend_forecast,
-    spend_ranking,
     spend_summary,
     spend_totals,
     unpriced_summary,

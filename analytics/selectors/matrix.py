@@ -21,7 +21,8 @@ from analytics.models import CustomerRollup, HourlyRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today
 from analytics.selectors._common import Totals, cost_sum, money, spans_q
-from analytics.selectors.spend import spend_breakdown, spend_ranking
+from analytics.selectors.ranking import spend_ranking
+from analytics.selectors.spend import spend_breakdown
 
 # Feature columns on the page (the most expensive ones); the export has all.
 MATRIX_FEATURES = 20

@@ -22,7 +22,8 @@ from analytics.models import RevenueEntry, RevenueSettings
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today, org_zone
 from analytics.selectors._common import QUANTUM, ZERO, Totals, cost_sum, money, rollup_rows
-from analytics.selectors.spend import page_totals, spend_breakdown, spend_forecast, spend_totals
+from analytics.selectors.ranking import page_totals
+from analytics.selectors.spend import spend_breakdown, spend_forecast, spend_totals
 from analytics.selectors.tables import change_value, costs_by_value
 from analytics.sorting import sort_rows, totals_sort_value
 

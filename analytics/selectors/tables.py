@@ -14,7 +14,8 @@ from django.db.models import F
 from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows
-from analytics.selectors.spend import Ranking, page_totals, spend_daily_split
+from analytics.selectors.ranking import Ranking, page_totals
+from analytics.selectors.spend import spend_daily_split
 from analytics.sorting import sort_rows
 
 # A change ranks above every ratio when nothing was spent before ("new").

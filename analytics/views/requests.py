@@ -7,7 +7,7 @@ from django.shortcuts import render
 from analytics import selectors
 from analytics.params import ParamError
 from analytics.periods import Period
-from analytics.selectors.events import usage_events_sorted_page
+from analytics.selectors.sorted_records import usage_events_sorted_page
 from analytics.sorting import Sort, parse_sort
 from analytics.views import common
 from analytics.views.common import spend_page

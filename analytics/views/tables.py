@@ -13,8 +13,8 @@ from analytics.params import ParamError, UsageFilters, parse_choice, parse_int
 from analytics.periods import Period
 from analytics.selectors import Totals
 from analytics.selectors._common import change_ratio
+from analytics.selectors.ranking import Ranking
 from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
-from analytics.selectors.spend import Ranking
 from analytics.selectors.tables import change_ranking, previous_costs, sparklines
 from analytics.sorting import Sort, parse_sort, sort_rows, totals_sort_value
 from analytics.views.common import (

@@ -11,7 +11,7 @@ import pytest
 from django.utils import timezone
 
 from analytics.models import Status
-from analytics.selectors.events import sorted_cursor_encode
+from analytics.selectors.sorted_records import sorted_cursor_encode
 from analytics.views import requests as requests_view
 from tests.analytics.conftest import call
 

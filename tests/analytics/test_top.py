@@ -83,7 +83,7 @@ def test_pages_of_customers_by_cost_use_it_and_agree(org, spend, monkeypatch):
     calls = []
     real = top.top_customers_by_cost
     monkeypatch.setattr(
-        "analytics.selectors.spend.top_customers_by_cost",
+        "analytics.selectors.ranking.top_customers_by_cost",
         lambda **kwargs: calls.append(kwargs["k"]) or real(**kwargs),
     )
     everyone = full_ranking(org, period, 1000)
