@@ -176,22 +176,18 @@ SPARK_HEIGHT = 20
 def sparkline_points(values) -> str:
     """Polyline points of daily values on a SPARK_WIDTH × SPARK_HEIGHT box:
     x spreads the days evenly, y = 0 is the biggest day (1 px margin), the
-    bottom line is zero."""
-    values = [Decimal(v) for v in values] or [Decimal(0)]
+    bottom line is zero. Floats: the line only draws (like the charts), and a
+    page draws thousands of points."""
+    values = [float(v) for v in values] or [0.0]
     if len(values) == 1:
         values = values * 2
     top = max(values)
-    span = SPARK_HEIGHT - 2
-    step = Decimal(SPARK_WIDTH) / (len(values) - 1)
-    points = []
-    for n, value in enumerate(values):
-        y = SPARK_HEIGHT - 1 - (span * value / top if top > 0 else Decimal(0))
-        points.append(f"{_coordinate(step * n)},{_coordinate(y)}")
-    return " ".join(points)
-
-
-def _coordinate(value: Decimal) -> str:
-    return f"{value.quantize(Decimal('0.1')).normalize():f}"
+    scale = (SPARK_HEIGHT - 2) / top if top > 0 else 0.0
+    step = SPARK_WIDTH / (len(values) - 1)
+    return " ".join(
+        f"{round(step * n, 1):g},{round(SPARK_HEIGHT - 1 - value * scale, 1):g}"
+        for n, value in enumerate(values)
+    )
 
 
 @register.simple_tag
