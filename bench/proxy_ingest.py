@@ -159,6 +159,7 @@ def _fold_lag(org) -> float:
         # Markers: (when noted, newest delta id then); one is folded once no
         # pending delta of the organization has an id at or below it.
         markers: list[tuple[float, int]] = []
+        noted = 0
         try:
             while True:
                 deltas = RollupDelta.objects.filter(organization=org)
@@ -170,8 +171,9 @@ def _fold_lag(org) -> float:
                     lags.extend(now - noted for noted, _ in markers)  # never folded: at least
                     return
                 newest = deltas.order_by("-pk").values_list("pk", flat=True).first()
-                if not done.is_set() and newest is not None:
+                if newest is not None and newest > noted:  # the last batch's too
                     markers.append((now, newest))
+                    noted = newest
                 time.sleep(1 if not done.is_set() else 0.05)
         finally:
             connections.close_all()
