@@ -69,12 +69,19 @@ FILTER_LABELS = {
     "environment": "Environment",
     "key_id": "Key",
     "property": "Property",
-    "cost_min": "Cost ≥ $",
-    "cost_max": "Cost ≤ $",
-    "latency_min": "Latency ≥ ms",
-    "latency_max": "Latency ≤ ms",
+    "cost_min": "Cost ≥",
+    "cost_max": "Cost ≤",
+    "latency_min": "Latency ≥",
+    "latency_max": "Latency ≤",
 }
 assert set(FILTER_LABELS) == set(ALL_FILTER_PARAMS)  # noqa: S101 (a label per filter)
+# How a chip spells a value with its unit (the URL keeps the bare number).
+CHIP_VALUES = {
+    "cost_min": "${}",
+    "cost_max": "${}",
+    "latency_min": "{} ms",
+    "latency_max": "{} ms",
+}
 
 
 def filter_bar_context(
@@ -108,7 +115,9 @@ def filter_chips(
         params.setlist(name, [v for v in params.getlist(name) if v.strip() != value])
         for paging in ("page", "cursor"):
             params.pop(paging, None)
-        shown = choices.keys.get(int(value), value) if name == "key_id" else value
+        shown = CHIP_VALUES.get(name, "{}").format(value)
+        if name == "key_id":
+            shown = choices.keys.get(int(value), value)
         chips.append(
             {
                 "name": name,
