@@ -380,7 +380,7 @@ AISPENDTRACK_KEY_CACHE_SECONDS = env_float("AISPENDTRACK_KEY_CACHE_SECONDS", 2.0
 # The ledger writer (`manage.py ledger_writer`, proxy.writer) looks for new
 # records this often and writes them in batches of at most this many.
 AISPENDTRACK_FLUSH_INTERVAL = env_float("AISPENDTRACK_FLUSH_INTERVAL", 0.5)
-AISPENDTRACK_FLUSH_MAX_EVENTS = int(os.environ.get("AISPENDTRACK_FLUSH_MAX_EVENTS", "500"))
+AISPENDTRACK_FLUSH_MAX_EVENTS = int(os.environ.get("AISPENDTRACK_FLUSH_MAX_EVENTS", "2000"))
 # Web workers hand records to the writer through append-only files here (local
 # disk of this host: one writer per host reads them); a file is rotated past this size.
 AISPENDTRACK_QUEUE_DIR = Path(os.environ.get("AISPENDTRACK_QUEUE_DIR", VAR_DIR / "queue"))

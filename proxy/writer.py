@@ -138,7 +138,7 @@ class LedgerWriter:
         *,
         queue_dir: Path,
         spool_dir: Path,
-        batch: int = 500,
+        batch: int = 2000,
         write: Callable[[Sequence[UsageRecord]], int] = ledger_write,
         write_timeout: float = 5.0,
     ) -> None:
