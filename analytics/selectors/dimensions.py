@@ -24,6 +24,7 @@ from analytics.selectors.spend import (
     spend_daily,
     spend_summary,
 )
+from analytics.selectors.top import customers_by_name
 
 # For each detail page: which other dimensions to break its spend down by,
 # and which one splits its daily trend chart.
@@ -172,7 +173,16 @@ def filter_choices(*, organization, period: Period) -> FilterChoices:
 
 
 def _names(organization, period: Period, by: str) -> list[str]:
-    rows = spend_breakdown(
-        organization=organization, period=period, by=by, order="name", limit=SUGGESTIONS
-    )
-    return [row.key for row in rows if row.key]
+    """The period's first SUGGESTIONS values of `by` in name order: names
+    only, from index scans (summing each name's spend cost ~30 ms a page)."""
+    if by == "customer":
+        names = customers_by_name(
+            organization=organization, period=period, offset=0, limit=SUGGESTIONS + 1
+        )
+    else:
+        rows = rollup_rows(organization=organization, period=period, by=by)
+        column = rows.column(by)
+        names = list(
+            rows.qs.order_by(column).values_list(column, flat=True).distinct()[: SUGGESTIONS + 1]
+        )
+    return [name for name in names if name][:SUGGESTIONS]
