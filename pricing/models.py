@@ -34,7 +34,7 @@ RESERVED_SLUGS = frozenset(
         *("v1", "v1beta", *BUILTIN_PROVIDERS),
         *("accounts", "admin", "api", "customers", "dashboard", "features", "healthz"),
         *("invite", "keys", "models", "organizations", "pricing", "requests", "settings"),
-        *("billing", "favicon.ico", "simulate", "static", "traces"),
+        *("billing", "favicon.ico", "matrix", "simulate", "static", "traces"),
     }
 )
 
