@@ -184,11 +184,11 @@ def _ingest_rate(env: dict[str, str]) -> float:
     return float(found.group(1))
 
 
-def _floor_command(port: int) -> list[str]:
-    """The floor, served as the proxy is (uvicorn, same workers, loop and parser)."""
+def _uvicorn(app: str, port: int) -> list[str]:
+    """uvicorn as `make serve` runs it (same workers, loop and parser)."""
     return [
         str(Path(PYTHON).with_name("uvicorn")),
-        "bench.floor:app",
+        app,
         "--host=127.0.0.1",
         f"--port={port}",
         f"--workers={WORKERS}",
@@ -198,6 +198,11 @@ def _floor_command(port: int) -> list[str]:
         "--no-server-header",
         "--no-date-header",
     ]
+
+
+def _floor_command(port: int) -> list[str]:
+    """The floor, served as the proxy is."""
+    return _uvicorn("bench.floor:app", port)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -224,18 +229,7 @@ def _server_command(port: int) -> list[str]:
             "--no-ws",
             "config.asgi:application",
         ]
-    return [
-        str(Path(PYTHON).with_name("uvicorn")),
-        "config.asgi:application",
-        "--host=127.0.0.1",
-        f"--port={port}",
-        f"--workers={WORKERS}",
-        "--loop=uvloop",
-        "--http=httptools",
-        "--no-access-log",
-        "--no-server-header",
-        "--no-date-header",
-    ]
+    return _uvicorn("config.asgi:application", port)
 
 
 def measure() -> dict:
