@@ -11,7 +11,7 @@ unique by `request_id` and only newly inserted ones reach the rollups.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -23,15 +23,18 @@ from psycopg.types.json import JsonbDumper
 
 from accounts.models import Organization
 from accounts.services import api_key_touch_many
-from analytics.models import REQUEST_ID_UNIQUE, UsageEvent
+from analytics.models import INPUT_BAND_EDGES, REQUEST_ID_UNIQUE, UsageEvent
 from analytics.records import UsageRecord
 from analytics.rollups import DELTA, HOURLY, MAXIMA, REFUSALS, hourly_add, quantize_cost, zeros
 from analytics.shapes import input_band
 
 __all__ = [
     "EVENT_COLUMNS",
+    "EVENT_COPY_SQL",
     "bucket_key",
+    "buckets_sql",
     "event_row",
+    "events_copy",
     "hour_of",
     "hourly_key",
     "quantize_cost",
@@ -177,6 +180,37 @@ def rollup_buckets(rows: Sequence[Row]) -> dict[tuple, dict[str, Any]]:
     return buckets
 
 
+# The same buckets in SQL, for a bulk load that builds the rollups from its
+# events afterwards (analytics.fold.rollups_build_from_events): the key parts
+# `bucket_key` computes, and the counters `rollup_buckets` does not simply sum.
+_KEY_SQL = {
+    "hour": "date_trunc('hour', created_at, 'UTC')",
+    "api_key_id": "COALESCE(api_key_id, 0)",
+    # input_band: how many edges lie below the input (bisect_left).
+    "band": f"width_bucket(input_tokens - 1, ARRAY{list(INPUT_BAND_EDGES)}::bigint[])",
+}
+_COUNTER_SQL = {
+    "calls": "COUNT(*)",
+    "unpriced_calls": "COUNT(*) FILTER (WHERE NOT priced)",
+    "streamed_calls": "COUNT(*) FILTER (WHERE streamed)",
+    "latency_ms_sum": "SUM(latency_ms)",
+    "max_input_tokens": "MAX(input_tokens)",
+}
+assert set(_KEY_SQL) == set(_COMPUTED_KEY) and set(_COUNTER_SQL) == set(_COUNTED)  # noqa: S101
+
+
+def buckets_sql(*, where: str) -> str:
+    """A SELECT of delta log rows (DELTA.columns, in order) summed from the
+    events matching `where`: `rollup_buckets` as one GROUP BY (PostgreSQL)."""
+    keys = [f"{_KEY_SQL.get(name, name)} AS {name}" for name in DELTA.key]
+    sums = [f"{_COUNTER_SQL.get(name, f'SUM({name})')} AS {name}" for name in DELTA.counters]
+    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
+    return (
+        f"SELECT {', '.join(keys + sums)} FROM {UsageEvent._meta.db_table} "  # noqa: S608
+        f"WHERE {where} GROUP BY {groups}"
+    )
+
+
 # --- The batch -------------------------------------------------------------------
 
 
@@ -205,7 +239,7 @@ def usage_record_batch(records: Sequence[UsageRecord]) -> int:
         # The usual batch is all new: COPY it straight in. The unique index on
         # request_id refuses a replayed one, which takes the careful path.
         with transaction.atomic():
-            _events_copy(rows)
+            events_copy(rows)
             return _rollups_add(rows)
     except IntegrityError as error:
         if not _is_replay(error):
@@ -242,7 +276,7 @@ def _is_replay(error: IntegrityError) -> bool:
 
 _COLUMN_OF = {f.attname: f.column for f in UsageEvent._meta.concrete_fields}
 _COPY_COLUMNS = ", ".join(_COLUMN_OF[name] for name in EVENT_COLUMNS)
-_EVENT_COPY_SQL = f"COPY {UsageEvent._meta.db_table} ({_COPY_COLUMNS}) FROM STDIN"
+EVENT_COPY_SQL = f"COPY {UsageEvent._meta.db_table} ({_COPY_COLUMNS}) FROM STDIN"
 
 
 class _PropertiesDumper(JsonbDumper):
@@ -252,7 +286,7 @@ class _PropertiesDumper(JsonbDumper):
         return b"{}" if not obj else super().dump(obj)
 
 
-def _events_copy(rows: Sequence[Row], *, into: str = _EVENT_COPY_SQL) -> None:
+def events_copy(rows: Iterable[Row], *, into: str = EVENT_COPY_SQL) -> None:
     """Insert events with PostgreSQL's COPY: the ORM's bulk INSERT spends most
     of its time compiling SQL and adapting parameters (bench: ingest)."""
     connection.ensure_connection()
@@ -277,7 +311,7 @@ def _events_insert_new(rows: Sequence[Row]) -> list[Row]:
             f"SELECT {_COPY_COLUMNS} FROM {table} WITH NO DATA"
         )
         cursor.execute("TRUNCATE ledger_replay")
-    _events_copy(rows, into=f"COPY ledger_replay ({_COPY_COLUMNS}) FROM STDIN")
+    events_copy(rows, into=f"COPY ledger_replay ({_COPY_COLUMNS}) FROM STDIN")
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({_COPY_COLUMNS}) "  # noqa: S608

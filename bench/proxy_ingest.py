@@ -76,14 +76,14 @@ def measure() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
     from accounts.models import Organization
     from analytics.fold import rollups_fold_until_done
     from analytics.models import DailyCoarseRollup, UsageEvent
-    from analytics.services import _events_copy, event_row, usage_record_batch
+    from analytics.services import event_row, events_copy, usage_record_batch
 
     org, _ = Organization.objects.get_or_create(slug="bench-ingest", defaults={"name": "Ingest"})
     backend = _backend_cpu_reader(connection)
 
     def events_only(batch) -> None:
         with transaction.atomic():
-            _events_copy([event_row(r) for r in batch])
+            events_copy([event_row(r) for r in batch])
 
     rates: dict[str, list[tuple[float, float]]] = {"events_only": [], "ingest": []}
     fold = []

@@ -1,20 +1,27 @@
-"""`python manage.py seed_demo_usage --org SLUG|NAME --days 30 --events N [--seed S]`."""
+"""`python manage.py seed_demo_usage --org SLUG|NAME --days 30 --events N [--seed S] [--fast]`."""
 
 from __future__ import annotations
 
+import time
+
 from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
 from django.utils import timezone
 
 from accounts.models import ApiKey, Organization, Scope
 from accounts.services import api_key_issue, organization_bootstrap
 from analytics.demo import DemoGenerator, demo_usage_write
+from analytics.demo_copy import TABLES, OrganizationHasEvents, demo_usage_copy
 
 
 class Command(BaseCommand):
     help = (
         "Write realistic demo usage for an organization through the ledger path "
         "(usage_record_batch), so events and rollups agree. Deterministic per --seed; "
-        "re-running adds nothing. Creates the organization (and an owner) if it is missing."
+        "re-running adds nothing. Creates the organization (and an owner) if it is missing. "
+        "--fast (PostgreSQL only; benchmark databases): the same events COPY'd straight "
+        "into the events table, then every rollup built from them in SQL, ~10x faster; "
+        "for an organization with no events yet. On SQLite --fast uses the ledger path."
     )
 
     def add_arguments(self, parser):
@@ -30,6 +37,13 @@ class Command(BaseCommand):
             "--owner-email", default=None, help="owner of a new organization (default demo@…)"
         )
         parser.add_argument("--password", default=None, help="password of a new owner")
+        parser.add_argument(
+            "--fast",
+            action="store_true",
+            help="PostgreSQL: COPY the events and build the rollups from them in SQL, then "
+            "ANALYZE (an organization with no events; into an empty events table the "
+            "indexes are built once after the load); SQLite: the ledger path",
+        )
 
     def handle(self, *args, **options):
         if options["days"] < 1 or options["events"] < 0:
@@ -52,7 +66,14 @@ class Command(BaseCommand):
                 rate = done / elapsed if elapsed else 0
                 self.stdout.write(f"  {done:>10,} records, {new:,} new, {rate:,.0f}/s")
 
-        new, seconds = demo_usage_write(generator, batch_size=options["batch"], progress=progress)
+        if options["fast"] and connection.vendor == "postgresql":
+            new, seconds = self._copy(generator, every=every, progress=progress)
+        else:
+            if options["fast"]:
+                self.stdout.write("--fast is PostgreSQL's; writing through the ledger path.")
+            new, seconds = demo_usage_write(
+                generator, batch_size=options["batch"], progress=progress
+            )
         rate = options["events"] / seconds if seconds else 0
         self.stdout.write(
             self.style.SUCCESS(
@@ -60,6 +81,22 @@ class Command(BaseCommand):
                 f"in {seconds:,.1f} s ({rate:,.0f} events/s)"
             )
         )
+
+    def _copy(self, generator: DemoGenerator, *, every: int, progress) -> tuple[int, float]:
+        try:
+            new, seconds = demo_usage_copy(generator, every=every, progress=progress)
+        except OrganizationHasEvents:
+            raise CommandError(
+                "--fast builds the rollups from the organization's events, so it seeds only "
+                "an organization with no events; drop --fast to add to this one."
+            ) from None
+        started = time.monotonic()
+        # Fresh tables have no statistics (and outside a transaction, VACUUM
+        # sets the visibility map the index-only scans need).
+        analyze = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"
+        with connection.cursor() as cursor:
+            cursor.execute(f"{analyze} {', '.join(TABLES)}")
+        return new, seconds + time.monotonic() - started
 
     def _organization(self, options) -> Organization:
         wanted = options["org"].strip()
