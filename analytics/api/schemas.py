@@ -48,6 +48,21 @@ class MarginFields(serializers.Serializer):
     )
 
 
+class ChangeFields(serializers.Serializer):
+    """Customers and features lists: the change column of their pages."""
+
+    previous_cost = serializers.DecimalField(
+        max_digits=20, decimal_places=10, help_text="USD over the previous equal period"
+    )
+    change = serializers.DecimalField(
+        max_digits=None,
+        decimal_places=4,
+        allow_null=True,
+        help_text="(cost − previous_cost) / previous_cost, 4 decimals; null if nothing "
+        "was spent before (sort=change ranks those first: new)",
+    )
+
+
 def _keyed(name: str, field: serializers.Field) -> type[serializers.Serializer]:
     return type(f"{name.title().replace('_', '')}Totals", (TotalsSchema,), {name: field})
 
@@ -171,11 +186,19 @@ def _detail(keyed: type[serializers.Serializer], *extra: type) -> type[serialize
 
 CustomerRow = type(
     "CustomerRow",
-    (CustomerTotals, MarginFields),
-    {"__doc__": "A customer's spend, and its revenue and margin (null where unknown, never 0)."},
+    (CustomerTotals, ChangeFields, MarginFields),
+    {
+        "__doc__": "A customer's spend and its change, and its revenue and margin "
+        "(null where unknown, never 0)."
+    },
+)
+FeatureRow = type(
+    "FeatureRow",
+    (FeatureTotals, ChangeFields),
+    {"__doc__": "A feature's spend and its change against the previous period."},
 )
 CustomerListPage = _list_page(CustomerRow)
-FeatureListPage = _list_page(FeatureTotals)
+FeatureListPage = _list_page(FeatureRow)
 ModelListPage = _list_page(ModelTotals)
 ModelDetail = _detail(ModelTotals)
 CustomerDetail = _detail(CustomerTotals, MarginFields)

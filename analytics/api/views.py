@@ -7,6 +7,9 @@ a session; the organization comes from either, never from a parameter.
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
@@ -34,6 +37,8 @@ from analytics.params import (
     parse_int,
     untagged_value,
 )
+from analytics.selectors import Totals
+from analytics.selectors._common import change_ratio
 from analytics.selectors.revenue import (
     MARGIN_SORTS,
     PROFIT_FILTERS,
@@ -43,6 +48,7 @@ from analytics.selectors.revenue import (
     margins_for,
     revenue_by_customer,
 )
+from analytics.selectors.tables import previous_costs, table_ranking
 
 
 def margin_json(margin: Margin) -> dict[str, str | None]:
@@ -340,8 +346,24 @@ class KeyDetailView(_DetailView):
         return super().get(request, value)
 
 
+# The list endpoints' sorts, each in one direction (biggest first; names A to
+# Z), named as the pages' `?sort=` columns (analytics.views.tables).
+LIST_ORDERS = {"cost": True, "calls": True, "name": False, "tokens": True, "avg_cost": True}
+TREND_ORDERS = {**LIST_ORDERS, "change": True}
+
+
+def change_json(totals: Totals, previous_cost: Decimal) -> dict[str, str | None]:
+    """The change column: the previous equal period's cost, and (cost − previous) /
+    previous to 4 decimals (null when nothing was spent before)."""
+    change = change_ratio(totals.cost, previous_cost)
+    return {
+        "previous_cost": money_str(previous_cost),
+        "change": None if change is None else str(change),
+    }
+
+
 class _ListView(OrgAPIView):
-    """Customers or features of a period, from rollups: search, sort, page."""
+    """Customers, features or models of a period, from rollups: search, sort, page."""
 
     allowed_params: tuple[str, ...] = (
         *DATE_PARAMS,
@@ -351,14 +373,15 @@ class _ListView(OrgAPIView):
         "page",
         "per_page",
     )
-    sorts: tuple[str, ...] = ("cost", "calls", "name")
+    orders: dict[str, bool] = LIST_ORDERS
     by = ""
     key_name = ""
+    trend = False  # rows carry previous_cost and change
 
     def get(self, request):
         params = self.params
         period = self.period()
-        sort = parse_choice(params, "sort", self.sorts, default="cost")
+        sort = parse_choice(params, "sort", self.orders, default="cost")
         page = parse_int(params, "page", default=1, minimum=1, maximum=100_000)
         per_page = parse_int(params, "per_page", default=50, minimum=1, maximum=500)
         search = (params.get("q") or "").strip()
@@ -374,30 +397,62 @@ class _ListView(OrgAPIView):
         )
 
     def ranking(self, period, sort: str, search: str, limit: int, offset: int):
-        return selectors.spend_ranking(
+        return table_ranking(
             organization=self.organization,
             period=period,
             by=self.by,
             filters=self.filters(),
             order=sort,
+            descending=self.orders[sort],
             search=search,
             limit=limit,
             offset=offset,
         )
 
+    def row_json(self, totals: Totals, previous: dict) -> dict[str, Any]:
+        out = totals_json(totals, key_name=self.key_name)
+        if self.trend:
+            out.update(change_json(totals, previous[totals.key]))
+        return out
+
+    def previous(self, period, rows: list[Totals]) -> dict:
+        """Each row's cost in the previous equal period (for `trend` lists)."""
+        if not self.trend:
+            return {}
+        return previous_costs(
+            organization=self.organization,
+            period=period,
+            by=self.by,
+            rows=rows,
+            filters=self.filters(),
+        )
+
     def rows(self, period, sort: str, search: str, limit: int, offset: int):
         """One page of JSON rows and how many there are in all."""
         ranking = self.ranking(period, sort, search, limit, offset)
-        return [totals_json(row, key_name=self.key_name) for row in ranking.rows], ranking.count
+        previous = self.previous(period, ranking.rows)
+        return [self.row_json(row, previous) for row in ranking.rows], ranking.count
 
 
-def _list_schema(response, *extra: OpenApiParameter, sorts=_ListView.sorts):
+def _direction(name: str, descending: bool) -> str:
+    if name == "name":
+        return "A to Z"
+    return "biggest first" if descending else "lowest first"
+
+
+def _list_schema(response, *extra: OpenApiParameter, orders=LIST_ORDERS):
     return extend_schema(
         parameters=[
             *DATE_DOCS,
             *AGGREGATE_FILTER_DOCS,
             OpenApiParameter("q", TEXT_SCHEMA, description="substring, case-insensitive"),
-            OpenApiParameter("sort", OpenApiTypes.STR, enum=sorts),
+            OpenApiParameter(
+                "sort",
+                OpenApiTypes.STR,
+                enum=tuple(orders),
+                description="one direction each: "
+                + ", ".join(f"{name} ({_direction(name, down)})" for name, down in orders.items()),
+            ),
             OpenApiParameter("page", int_schema(1, 100_000), description="default 1"),
             OpenApiParameter("per_page", int_schema(1, 500), description="1–500, default 50"),
             *extra,
@@ -406,12 +461,10 @@ def _list_schema(response, *extra: OpenApiParameter, sorts=_ListView.sorts):
     )
 
 
-# The API's sorts, each in one direction (descending?): biggest spend first,
-# lowest margin first (who loses money), highest revenue first.
+# Customers add the margin sorts: lowest margin first (who loses money),
+# highest revenue first.
 CUSTOMER_ORDERS = {
-    "cost": True,
-    "calls": True,
-    "name": False,
+    **TREND_ORDERS,
     "margin": False,
     "margin_percent": False,
     "revenue": True,
@@ -420,11 +473,13 @@ CUSTOMER_ORDERS = {
 
 class CustomerListView(_ListView):
     """Customers by spend ("(untagged)": calls without a customer id), with
-    revenue and margin (issue 13); sortable and filterable by margin."""
+    revenue and margin (issue 13) and the change against the previous period;
+    sortable by every column of the customers page, filterable by margin."""
 
     by, key_name = "customer", "customer_id"
     allowed_params = (*_ListView.allowed_params, "profit")
-    sorts = tuple(CUSTOMER_ORDERS)
+    orders = CUSTOMER_ORDERS
+    trend = True
 
     @_list_schema(
         schemas.CustomerListPage,
@@ -433,9 +488,10 @@ class CustomerListView(_ListView):
             OpenApiTypes.STR,
             enum=PROFIT_FILTERS,
             description="unprofitable: margin < 0; thin: margin % below the organization's "
-            "threshold (Settings → Revenue). Customers with revenue but no calls count too.",
+            "threshold (Settings → Revenue). Without filters, customers with revenue but "
+            "no calls count too.",
         ),
-        sorts=tuple(CUSTOMER_ORDERS),
+        orders=CUSTOMER_ORDERS,
     )
     def get(self, request):
         return super().get(request)
@@ -448,19 +504,16 @@ class CustomerListView(_ListView):
             # Ranked by spend as any list; revenue is read for the page's customers only.
             ranking = self.ranking(period, sort, search, limit, offset)
             margins = margins_for(organization=self.organization, period=period, rows=ranking.rows)
+            previous = self.previous(period, ranking.rows)
             return [
-                {**totals_json(row, key_name=self.key_name), **margin_json(margins[row.key])}
+                {**self.row_json(row, previous), **margin_json(margins[row.key])}
                 for row in ranking.rows
             ], ranking.count
-        if self.filters().active:
-            raise ParamError(
-                "sort by margin, margin_percent or revenue and profit rank whole customers "
-                "(all their revenue against all their cost), so filters cannot apply; drop "
-                "the filters or sort by cost, calls or name."
-            )
+        # With filters, cost (so margin) counts the calls they keep; revenue is whole.
         page, count = customer_margin_page(
             organization=self.organization,
             period=period,
+            filters=self.filters(),
             sort=sort,
             descending=CUSTOMER_ORDERS[sort],
             profit=profit,
@@ -468,18 +521,21 @@ class CustomerListView(_ListView):
             limit=limit,
             offset=offset,
         )
+        totals = [row.totals for row in page]
+        previous = self.previous(period, totals)
         return [
-            {**totals_json(row.totals, key_name=self.key_name), **margin_json(row.margin)}
-            for row in page
+            {**self.row_json(row.totals, previous), **margin_json(row.margin)} for row in page
         ], count
 
 
 class FeatureListView(_ListView):
-    """Features by spend."""
+    """Features by spend, with the change against the previous period."""
 
     by, key_name = "feature", "feature"
+    orders = TREND_ORDERS
+    trend = True
 
-    @_list_schema(schemas.FeatureListPage)
+    @_list_schema(schemas.FeatureListPage, orders=TREND_ORDERS)
     def get(self, request):
         return super().get(request)
 

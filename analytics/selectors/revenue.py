@@ -108,18 +108,31 @@ class CustomerMargin:
 
 
 def customers_with_margin(
-    *, organization, period: Period, search: str = ""
+    *, organization, period: Period, filters: UsageFilters | None = None, search: str = ""
 ) -> list[CustomerMargin]:
-    """Every customer with calls or revenue in the period, with its margin
-    (for sorting and filtering by margin: a full ranking, costliest first)."""
-    rows = spend_breakdown(organization=organization, period=period, by="customer", search=search)
-    return _with_revenue(organization, period, rows, search)
+    """Every customer with calls (that pass `filters`) in the period, with its
+    margin, then, without filters, the customers with revenue but no calls (for
+    sorting and filtering by margin: a full ranking, costliest first)."""
+    rows = spend_breakdown(
+        organization=organization, period=period, by="customer", filters=filters, search=search
+    )
+    return _with_revenue(organization, period, rows, search, filters=filters)
 
 
-def _with_revenue(organization, period: Period, rows: Iterable[Totals], search: str):
-    """Each row with its margin, then the customers with revenue but no calls."""
+def _with_revenue(
+    organization,
+    period: Period,
+    rows: Iterable[Totals],
+    search: str,
+    *,
+    filters: UsageFilters | None = None,
+):
+    """Each row with its margin, then the customers with revenue but no calls
+    (none under filters: a filter keeps calls, and they have none)."""
     revenue = revenue_by_customer(organization=organization, period=period)
     out = [CustomerMargin(row, margin_of(revenue.pop(row.key, None), row.cost)) for row in rows]
+    if filters is not None and filters.active:
+        return out
     for customer_id, amount in sorted(revenue.items()):
         if search and search.lower() not in customer_id.lower():
             continue
@@ -216,6 +229,7 @@ def customer_margin_page(
     *,
     organization,
     period: Period,
+    filters: UsageFilters | None = None,
     sort: str = "margin",
     descending: bool = False,
     profit: str | None = None,
@@ -226,7 +240,11 @@ def customer_margin_page(
     """Customers sorted by any column of the customers table (`margin_sort_value`;
     unknown values last, ties by id); `profit` keeps only the unprofitable
     ones (margin < 0) or the thin ones (margin % below the organization's
-    threshold). Returns a page and the count."""
+    threshold). Returns a page and the count.
+
+    `filters` narrow the calls, as on every table: a customer's cost, so its
+    margin, counts only the calls they keep, against its whole revenue (revenue
+    is not per model, feature or key); customers without such calls drop out."""
     # Margin, revenue, cost and name need one sum per customer (its cost): rank
     # on that, then sum every counter for the page's customers only (as
     # spend_ranking does); the other columns need every customer's totals.
@@ -234,13 +252,18 @@ def customer_margin_page(
     costs: dict = {}
     if one_sum:
         costs = costs_by_value(
-            organization=organization, period=period, by="customer", search=search
+            organization=organization,
+            period=period,
+            by="customer",
+            filters=filters,
+            search=search,
         )
-        rows = _with_revenue(
-            organization, period, (Totals(key=k, cost=c) for k, c in costs.items()), search
-        )
+        called = (Totals(key=k, cost=c) for k, c in costs.items())
+        rows = _with_revenue(organization, period, called, search, filters=filters)
     else:
-        rows = customers_with_margin(organization=organization, period=period, search=search)
+        rows = customers_with_margin(
+            organization=organization, period=period, filters=filters, search=search
+        )
     if profit == "unprofitable":
         rows = [r for r in rows if r.margin.unprofitable]
     elif profit == "thin":
@@ -249,7 +272,7 @@ def customer_margin_page(
     previous: dict = {}
     if sort == "change":
         previous = costs_by_value(
-            organization=organization, period=period.previous(), by="customer"
+            organization=organization, period=period.previous(), by="customer", filters=filters
         )
     rows = sort_rows(
         rows,
@@ -259,13 +282,15 @@ def customer_margin_page(
     )
     page = rows[offset : offset + limit]
     if one_sum:
-        page = _full_totals(organization, period, page, called=costs)
+        page = _full_totals(organization, period, page, called=costs, filters=filters)
     return page, len(rows)
 
 
-def _full_totals(organization, period: Period, page: list[CustomerMargin], called) -> list:
+def _full_totals(
+    organization, period: Period, page: list[CustomerMargin], called, filters: UsageFilters | None
+) -> list:
     """The page's rows with every counter summed (customers without calls keep zeros)."""
-    rows = rollup_rows(organization=organization, period=period, by="customer")
+    rows = rollup_rows(organization=organization, period=period, filters=filters, by="customer")
     column = rows.column("customer")
     keys = [row.totals.key for row in page if row.totals.key in called]
     totals = dict(zip(keys, page_totals(rows, rows.qs, column, keys), strict=True))

@@ -14,7 +14,7 @@ from django.db.models import F
 from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows
-from analytics.selectors.ranking import Ranking, page_totals
+from analytics.selectors.ranking import RANK_ORDERS, Ranking, page_totals, spend_ranking
 from analytics.selectors.spend import spend_daily_split
 from analytics.sorting import sort_rows
 
@@ -117,3 +117,38 @@ def change_ranking(
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     return Ranking(rows=page_totals(rows, qs, column, keys), count=len(current))
+
+
+# Every order a breakdown table ranks by in the database: one sum
+# (analytics.selectors.ranking.RANK_ORDERS) or the change against the
+# previous period; each reads biggest first unless asked otherwise.
+TABLE_ORDERS = {**RANK_ORDERS, "change": True}
+
+
+def table_ranking(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    order: str,
+    filters: UsageFilters | None = None,
+    descending: bool | None = None,
+    limit: int,
+    offset: int = 0,
+    search: str = "",
+) -> Ranking:
+    """One page of the values of `by` in any TABLE_ORDERS order and how many
+    there are (the pages' tables and the list endpoints rank the same way)."""
+    scope = {
+        "organization": organization,
+        "period": period,
+        "by": by,
+        "filters": filters,
+        "descending": TABLE_ORDERS[order] if descending is None else descending,
+        "search": search,
+        "limit": limit,
+        "offset": offset,
+    }
+    if order == "change":
+        return change_ranking(**scope)
+    return spend_ranking(order=order, **scope)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors import Totals
 from analytics.selectors.revenue import (
@@ -31,7 +32,13 @@ def margin_context(request, period: Period, rows: list[Totals]) -> dict[str, Any
 
 
 def customers_by_margin(
-    request, period: Period, sort: Sort, profit: str | None, search: str, page: int
+    request,
+    period: Period,
+    filters: UsageFilters,
+    sort: Sort,
+    profit: str | None,
+    search: str,
+    page: int,
 ) -> dict[str, Any]:
     """The customers table sorted by margin / margin % / revenue, or filtered to
     unprofitable or thin customers (then sorted by any column): one full
@@ -40,6 +47,7 @@ def customers_by_margin(
     rows, count = customer_margin_page(
         organization=org,
         period=period,
+        filters=filters,
         sort=sort.column,
         descending=sort.descending,
         profit=profit,

@@ -15,7 +15,7 @@ from analytics.selectors import Totals
 from analytics.selectors._common import change_ratio
 from analytics.selectors.ranking import Ranking
 from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
-from analytics.selectors.tables import change_ranking, previous_costs, sparklines
+from analytics.selectors.tables import previous_costs, sparklines, table_ranking
 from analytics.sorting import Sort, parse_sort, sort_rows, totals_sort_value
 from analytics.views.common import (
     bad_request,
@@ -77,19 +77,17 @@ def _ranking(
     """One page of the table's values in the asked order."""
     if by == "key":
         return _key_ranking(request, period, filters, sort, search, page)
-    scope = {
-        "organization": request.organization,
-        "period": period,
-        "by": by,
-        "filters": filters,
-        "descending": sort.descending,
-        "search": search,
-        "limit": PER_PAGE,
-        "offset": (page - 1) * PER_PAGE,
-    }
-    if sort.column == "change":
-        return change_ranking(**scope)
-    return selectors.spend_ranking(order=sort.column, **scope)
+    return table_ranking(
+        organization=request.organization,
+        period=period,
+        by=by,
+        order=sort.column,
+        filters=filters,
+        descending=sort.descending,
+        search=search,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+    )
 
 
 def trend_context(
@@ -120,10 +118,7 @@ def _table(request, by: str):
     search = (request.GET.get("q") or "").strip()
     if by == "customer" and (sort.column in MARGIN_SORTS or profit):
         # a full ranking by margin (analytics.views.margin)
-        context = customers_by_margin(request, period, sort, profit, search, page)
-        # Margins compare a customer's whole revenue with its whole cost: the
-        # filter bar's filters do not apply to this ranking, and the page says so.
-        context["filters_ignored"] = filters.active
+        context = customers_by_margin(request, period, filters, sort, profit, search, page)
     else:
         ranking = _ranking(request, by, period, filters, sort, search, page)
         pages = max(1, -(-ranking.count // PER_PAGE))

@@ -395,16 +395,3 @@ def test_bad_values_are_a_400_that_says_why(owner_client, query, said):
         response = owner_client.get(f"{path}?{query}")
         assert response.status_code == 400, (path, query)
         assert said in response.content.decode()
-
-
-def test_margin_rankings_say_filters_do_not_apply(owner_client, ingest, org):
-    """Margins weigh a customer's whole revenue against its whole cost: the API
-    refuses filters there (400 that says why), the page says it ignores them."""
-    ingest(call(org, timezone.now(), customer_id="alpha", properties={"plan": "pro"}))
-    response = owner_client.get("/api/customers?sort=margin&property=plan:pro")
-    assert response.status_code == 400
-    assert "whole customers" in response.json()["detail"]
-    page = owner_client.get("/customers/?profit=unprofitable&property=plan:pro")
-    assert page.status_code == 200 and 'id="filters-ignored"' in page.content.decode()
-    plain = owner_client.get("/customers/?profit=unprofitable").content.decode()
-    assert 'id="filters-ignored"' not in plain
