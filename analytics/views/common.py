@@ -75,6 +75,17 @@ FILTER_LABELS = {
     "latency_max": "Latency ≤",
 }
 assert set(FILTER_LABELS) == set(ALL_FILTER_PARAMS)  # noqa: S101 (a label per filter)
+# The bar's folded summary names what it offers.
+FILTER_HINTS = {
+    "customer_id": "customer",
+    "feature": "feature",
+    "model": "model",
+    "key_id": "key",
+    "status": "status",
+    "property": "properties",
+    "cost_min": "cost",
+    "latency_min": "latency",
+}
 # How a chip spells a value with its unit (the URL keeps the bare number).
 CHIP_VALUES = {
     "cost_min": "${}",
@@ -85,16 +96,27 @@ CHIP_VALUES = {
 
 
 def filter_bar_context(
-    request, period: Period, filters: UsageFilters, *, fixed: tuple[str, ...] = ()
+    request,
+    period: Period,
+    filters: UsageFilters,
+    *,
+    fixed: tuple[str, ...] = (),
+    offered: tuple[str, ...] = ALL_FILTER_PARAMS,
+    export_template: str = "partials/export_buttons.html",
 ) -> dict[str, Any]:
     """What partials/filter_bar.html needs. `filters` are those in force (a
     detail page's own dimension included); `fixed` names the ones the page
-    sets itself, which the bar neither offers nor lists."""
+    sets itself, which the bar neither offers nor lists; `offered`, the only
+    ones the page can answer (the matrix: customer and feature)."""
     choices = selectors.filter_choices(organization=request.organization, period=period)
+    hidden = (*fixed, *(name for name in ALL_FILTER_PARAMS if name not in offered))
     return {
         "filters": filters,
         "filter_choices": choices,
         "filter_fixed": fixed,
+        "filter_hidden": hidden,
+        "filter_hint": ", ".join(FILTER_HINTS[name] for name in FILTER_HINTS if name not in hidden),
+        "filter_export_template": export_template,
         "filter_chips": filter_chips(request, filters, choices, fixed=fixed),
         "filter_properties": [f"{name}:{value}" for name, value in filters.properties],
         "statuses": Status.values,

@@ -150,3 +150,81 @@ def test_another_organization_sees_only_its_own(client, other_owner, matrixed, p
     assert [row.customer for row in response.context["matrix"].rows] == ["globex-only"]
     exported = client.get("/matrix/export.csv", params).content.decode()
     assert "acme" not in exported and "globex-only" in exported
+
+
+def cells(response) -> dict[tuple[str, str], tuple[int, Decimal]]:
+    assert response.status_code == 200, response.content
+    return shown_cells(response.context["matrix"])
+
+
+@pytest.mark.parametrize(
+    ("filters", "kept"),
+    [
+        ({"customer_id": "acme"}, lambda u, f: u == "acme"),
+        ({"feature": "chat"}, lambda u, f: f == "chat"),
+        ({"feature": "(untagged)"}, lambda u, f: f == ""),
+        ({"customer_id": "(untagged)"}, lambda u, f: u == ""),
+        ({"customer_id": "bolt", "feature": "chat"}, lambda u, f: (u, f) == ("bolt", "chat")),
+    ],
+)
+def test_filters_keep_the_cells_they_name(
+    owner_client, org, matrixed, period, params, filters, kept
+):
+    oracle = {cell: sums for cell, sums in events_group_by(org, period).items() if kept(*cell)}
+    response = owner_client.get("/matrix/", {**params, **filters})
+    assert cells(response) == oracle
+    totals: dict[str, Decimal] = {}
+    for (customer, _), (_, cost) in oracle.items():
+        totals[customer] = totals.get(customer, Decimal(0)) + cost
+    ranked = sorted(totals, key=lambda u: (-totals[u], u))
+    matrix = response.context["matrix"]
+    assert [row.customer for row in matrix.rows] == ranked and matrix.count == len(ranked)
+    assert {row.customer: row.total.cost for row in matrix.rows} == totals
+    # The export carries them: exactly these cells, the range in the file name.
+    html = response.content.decode()
+    link = html[html.index('id="matrix-export"') :]
+    link = link[link.index('href="') + 6 : link.index('"', link.index('href="') + 6)]
+    exported = owner_client.get(link.replace("&amp;", "&"))
+    name = f"aispendtrack-customer-features-{period.start}_{period.end}.csv"
+    assert exported["Content-Disposition"] == f'attachment; filename="{name}"'
+    rows = list(csv.reader(io.StringIO(exported.content.decode())))[1:]
+    assert {(u, f): (int(n), Decimal(c)) for u, f, n, c in rows} == oracle
+
+
+def test_filter_bar_offers_only_what_the_matrix_answers(owner_client, matrixed, params):
+    html = owner_client.get("/matrix/", {**params, "feature": "chat"}).content.decode()
+    assert 'id="filter-bar"' in html and 'id="f-customer"' in html and 'id="f-feature"' in html
+    for absent in ('id="f-model"', 'id="f-status"', 'id="f-key"', 'name="property"'):
+        assert absent not in html
+    assert 'data-filter="feature"' in html  # the chip that removes it
+
+
+def test_one_feature_sorted_among_another_features_calls_is_empty(owner_client, matrixed, params):
+    response = owner_client.get(
+        "/matrix/", {**params, "feature": "chat", "sort": "-feature:search"}
+    )
+    assert cells(response) == {} and response.context["matrix"].count == 0
+    same = owner_client.get("/matrix/", {**params, "feature": "chat", "sort": "-feature:chat"})
+    assert [row.customer for row in same.context["matrix"].rows][0] == "bolt"
+
+
+@pytest.mark.parametrize(
+    ("query", "said"),
+    [("model=gpt-4o", "model"), ("status=success", "status"), ("cost_min=0.01", "cost")],
+)
+def test_filters_the_rollup_cannot_answer_are_400s_that_say_so(owner_client, matrixed, query, said):
+    for path in ("/matrix/", "/matrix/export.csv"):
+        response = owner_client.get(f"{path}?{query}")
+        assert response.status_code == 400
+        message = response.content.decode()
+        assert f"do not keep {said}" in message and "filter it by customer or feature" in message
+
+
+def test_another_organization_filtered_by_our_customer_sees_nothing(
+    client, other_owner, matrixed, params
+):
+    client.force_login(other_owner)
+    response = client.get("/matrix/", {**params, "customer_id": "acme"})
+    assert cells(response) == {}
+    exported = client.get("/matrix/export.csv", {**params, "customer_id": "acme"})
+    assert exported.content.decode().strip() == "customer_id,feature,calls,cost"
