@@ -172,6 +172,14 @@ def api_key_authenticate(raw: str | None) -> KeyIdentity | None:
     return _authenticate_hash(key_hash)
 
 
+def api_key_known(raw: str | None) -> tuple[bool, KeyIdentity | None]:
+    """(True, identity) when this process can answer without I/O: a warm key,
+    or one that cannot be a key; (False, None) when the caches must be asked."""
+    if not raw or not _looks_like_key(raw):
+        return True, None
+    return _local_get(hash_secret(raw))
+
+
 async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
     """`api_key_authenticate` for the proxy's event loop; no I/O on a warm key."""
     if not raw or not _looks_like_key(raw):

@@ -17,7 +17,7 @@ from typing import Any
 from django.conf import settings
 from yarl import URL
 
-from accounts.selectors import aapi_key_authenticate
+from accounts.selectors import aapi_key_authenticate, api_key_known
 from analytics.models import Status
 from proxy import errors
 from proxy.adapters import ADAPTERS
@@ -39,11 +39,14 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         return await answer_error(send, style, 400, message, "aispendtrack_bad_path")
     if not split.key:
         return await answer_error(send, style, 401, errors.KEY_MISSING, "aispendtrack_key_missing")
-    try:
-        identity = await _authenticate(split.key)
-    except Exception as error:
-        _lookup_failed(error)
-        return await answer_error(send, style, 503, errors.KEY_UNVERIFIABLE, "aispendtrack_busy")
+    known, identity = api_key_known(split.key)  # a warm key: no I/O, no timer
+    if not known:
+        try:
+            identity = await _authenticate(split.key)
+        except Exception as error:
+            _lookup_failed(error)
+            message = errors.KEY_UNVERIFIABLE
+            return await answer_error(send, style, 503, message, "aispendtrack_busy")
     if identity is None:
         return await answer_error(send, style, 401, errors.KEY_INVALID, "aispendtrack_key_invalid")
     if not identity.has_scope("proxy"):

@@ -23,7 +23,6 @@ lines in memory and retries them with the next record, logged as CRITICAL.
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import socket
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 from analytics.records import UsageRecord
+from config import fastjson
 
 logger = logging.getLogger("aispendtrack.proxy")
 
@@ -40,7 +40,7 @@ CREATING = ".new"  # a file being created (not yet locked and renamed)
 
 def record_line(record: UsageRecord) -> bytes:
     """One record as the queue stores it: a JSON line (UsageRecord.from_json reads it)."""
-    return json.dumps(record.to_json(), separators=(",", ":")).encode() + b"\n"
+    return fastjson.dumps(record.to_json()) + b"\n"
 
 
 def queue_file_name() -> str:

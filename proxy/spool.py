@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import logging
 import os
 import re
@@ -26,6 +25,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from analytics.records import UsageRecord
+from config import fastjson
 from proxy.ledger import is_outage
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -90,7 +90,7 @@ class Spool:
             if not line.strip():
                 continue
             try:
-                records.append(UsageRecord.from_json(json.loads(line)))
+                records.append(UsageRecord.from_json(fastjson.loads(line)))
             except (ValueError, TypeError, KeyError):
                 # Only a line cut by a crash mid-write can be malformed.
                 logger.error("spool %s line %d unreadable; skipped", claimed.name, number)

@@ -41,6 +41,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from analytics.records import UsageRecord
+from config import fastjson
 from config.dbguard import db_deadline
 from proxy.handoff import CREATING, SUFFIX
 from proxy.ledger import DeadLetters, IsolatingWriter, is_outage, ledger_write
@@ -291,7 +292,7 @@ class LedgerWriter:
         records = []
         for line in lines:
             try:
-                records.append(UsageRecord.from_json(json.loads(line)))
+                records.append(UsageRecord.from_json(fastjson.loads(line)))
             except (ValueError, TypeError, KeyError):
                 logger.error(
                     "queue file %s: unreadable line near byte %d skipped",

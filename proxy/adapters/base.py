@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from config import fastjson
 from pricing.usage import Usage
 from proxy.sse import SseSplitter
 
@@ -53,7 +54,7 @@ def json_object(body: bytes) -> dict[str, Any] | None:
     if not body:
         return None
     try:
-        value = json.loads(body)
+        value = fastjson.loads(body)
     except JSON_ERRORS:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         return None
     return value if isinstance(value, dict) else None

@@ -8,10 +8,10 @@ counts: the last one wins.
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from typing import Any
 
+from config import fastjson
 from pricing.usage import Usage
 from proxy.adapters.base import (
     JSON_ERRORS,
@@ -79,7 +79,7 @@ def observe_body(body: bytes) -> Observed:
     observed = Observed()
     if body.lstrip().startswith(b"["):
         with contextlib.suppress(*JSON_ERRORS):
-            _read(observed, json.loads(body))
+            _read(observed, fastjson.loads(body))
         return observed
     _read(observed, json_object(body))
     return observed
