@@ -21,8 +21,11 @@ _LONG_NUMBER_TEXT = re.compile(r"\d{19}")
 
 def loads(data: bytes | str) -> Any:
     """`json.loads(data)`, faster."""
-    long_number = _LONG_NUMBER if isinstance(data, bytes) else _LONG_NUMBER_TEXT
-    if long_number.search(data):
+    if isinstance(data, bytes):
+        long_number = _LONG_NUMBER.search(data) is not None
+    else:
+        long_number = _LONG_NUMBER_TEXT.search(data) is not None
+    if long_number:
         return json.loads(data)
     try:
         return orjson.loads(data)
