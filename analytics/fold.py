@@ -35,6 +35,7 @@ from accounts.models import Organization
 from analytics.intervals import daily_ready, spans_of
 from analytics.models import CUSTOMER_DIMENSIONS, HourlyRollup, RollupDelta, Status
 from analytics.periods import org_zone
+from analytics.properties import property_daily_rebuild, property_fold_python, property_fold_sql
 from analytics.rollups import (
     COMPUTED_COUNTERS,
     CUSTOMER,
@@ -45,11 +46,12 @@ from analytics.rollups import (
     DERIVED,
     HOURLY,
     HOURLY_COARSE,
+    PROPERTY_DELTA,
     SHAPES,
     RollupTable,
     Row,
 )
-from analytics.services import buckets_sql
+from analytics.services import buckets_sql, property_buckets_sql
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +91,8 @@ def _fold_sql(*, organization_ids: list[int] | None, limit: int) -> int:
             # FOR KEY SHARE: an organization is not deleted under a fold.
             cursor.execute(
                 f"SELECT id FROM {org_table} WHERE id IN "  # noqa: S608
-                f"(SELECT DISTINCT organization_id FROM {DELTA.db_table}) "
+                f"(SELECT organization_id FROM {DELTA.db_table} "
+                f"UNION SELECT organization_id FROM {PROPERTY_DELTA.db_table}) "
                 f"AND pg_try_advisory_xact_lock(%s, id::int) FOR KEY SHARE",
                 [FOLD_LOCK],
             )
@@ -114,6 +117,9 @@ def _fold_sql(*, organization_ids: list[int] | None, limit: int) -> int:
         folded = cursor.rowcount
         if folded:
             _derived_add(cursor, "fold_batch")
+        folded += property_fold_sql(
+            cursor, organization_ids=organization_ids, limit=limit, zone_sql=_zone_sql("o")
+        )
     return folded
 
 
@@ -154,17 +160,29 @@ def rollups_build_from_events(*, organization_id: int) -> int:
         cursor.execute(HOURLY.derive_sql("event_buckets"))
         _derived_add(cursor, "event_buckets")
         cursor.execute("DROP TABLE event_buckets")
+        # The property rollups: their deltas from the events, folded through the guard.
+        cursor.execute(
+            f"INSERT INTO {PROPERTY_DELTA.db_table} ({', '.join(PROPERTY_DELTA.columns)}) "  # noqa: S608
+            + property_buckets_sql(where="organization_id = %s"),
+            [organization_id],
+        )
+        property_fold_sql(
+            cursor, organization_ids=[organization_id], limit=2**62, zone_sql=_zone_sql("o")
+        )
     return buckets
 
 
 def _drop_orphans(cursor) -> None:
     """Deltas of an organization deleted meanwhile (normally cascaded away)."""
-    cursor.execute(
-        f"DELETE FROM {DELTA.db_table} WHERE organization_id NOT IN "  # noqa: S608
-        f"(SELECT id FROM {Organization._meta.db_table})"
-    )
-    if cursor.rowcount:
-        logger.warning("dropped %d rollup deltas of deleted organizations", cursor.rowcount)
+    for log in (DELTA, PROPERTY_DELTA):
+        cursor.execute(
+            f"DELETE FROM {log.db_table} WHERE organization_id NOT IN "  # noqa: S608
+            f"(SELECT id FROM {Organization._meta.db_table})"
+        )
+        if cursor.rowcount:
+            logger.warning(
+                "dropped %d %s rows of deleted organizations", cursor.rowcount, log.db_table
+            )
 
 
 def _derive_sql(table: RollupTable, source: str) -> str:
@@ -209,26 +227,34 @@ def _customer_source_sql(source: str) -> str:
 
 
 def _fold_python(*, organization_ids: list[int] | None, limit: int) -> int:
+    properties = property_fold_python(
+        organization_ids=organization_ids, limit=limit, zones=_zones_of
+    )
     deltas = RollupDelta.objects.order_by("pk")
     if organization_ids is not None:
         deltas = deltas.filter(organization_id__in=organization_ids)
     rows = list(deltas.values("pk", *DELTA.columns)[:limit])
     if not rows:
-        return 0
+        return properties
     RollupDelta.objects.filter(pk__in=[row["pk"] for row in rows]).delete()
-    zones = {
-        pk: org_zone_named(name)
-        for pk, name in Organization.objects.filter(
-            pk__in={row["organization_id"] for row in rows}
-        ).values_list("pk", "rollup_timezone")
-    }
+    zones = _zones_of({row["organization_id"] for row in rows})
     kept = [row for row in rows if row["organization_id"] in zones]
     if len(kept) < len(rows):
         logger.warning("dropped %d rollup deltas of deleted organizations", len(rows) - len(kept))
     with_days(kept, zones)
     for table in DERIVED:
         derive_add(table, kept)
-    return len(rows)
+    return len(rows) + properties
+
+
+def _zones_of(organization_ids: set[int]) -> dict[int, ZoneInfo]:
+    """The rollup zones of the organizations that still exist."""
+    return {
+        pk: org_zone_named(name)
+        for pk, name in Organization.objects.filter(pk__in=organization_ids).values_list(
+            "pk", "rollup_timezone"
+        )
+    }
 
 
 def org_zone_named(name: str) -> ZoneInfo:
@@ -300,6 +326,7 @@ def daily_rollups_rebuild(organization_id: int) -> int:
             read = _rebuild_sql(organization_id, zone)
         else:
             read = _rebuild_python(organization_id, zone)
+        property_daily_rebuild(organization_id, zone)
     logger.info("daily rollups of organization %s rebuilt in %s", organization_id, zone.key)
     return read
 

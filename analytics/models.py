@@ -176,12 +176,15 @@ class CoarseDimensions(models.Model):
 COARSE_DIMENSIONS = tuple(field.name for field in CoarseDimensions._meta.local_fields)
 
 
-def rollup_unique(time: str, *extra: str, name: str) -> models.UniqueConstraint:
-    """A rollup table's key: organization, its time column, every coarse
-    dimension (declaration order), then `extra` dimensions. The unique index
-    serves the upserts and every (organization, time range) scan."""
+def rollup_unique(
+    time: str, *extra: str, name: str, lead: tuple[str, ...] = ()
+) -> models.UniqueConstraint:
+    """A rollup table's key: organization, `lead` dimensions, its time column,
+    every coarse dimension (declaration order), then `extra` dimensions. The
+    unique index serves the upserts and every (organization, lead, time
+    range) scan."""
     organization, *rest = COARSE_DIMENSIONS
-    return models.UniqueConstraint(fields=[organization, time, *rest, *extra], name=name)
+    return models.UniqueConstraint(fields=[organization, *lead, time, *rest, *extra], name=name)
 
 
 class HourlyRollup(RollupCounters, CoarseDimensions):
@@ -293,6 +296,111 @@ class DailyModelRollup(RollupCounters):
 
     def __str__(self) -> str:
         return f"{self.organization_id} {self.day} {self.model} {self.feature or '(untagged)'}"
+
+
+# --- x-property-* rollups (issue 12: the filter bar's property=name:value) ------
+
+# A property key rolls up while the organization has recorded at most this many
+# distinct values for it, each at most PROPERTY_VALUE_ROLLED characters long.
+# The first key past either is "capped" for good (PropertyKey.capped): its rows
+# leave the property rollups and its filters read the events, so a key like a
+# request id costs the rollups at most this many values once.
+PROPERTY_VALUES_ROLLED = 100
+PROPERTY_VALUE_ROLLED = 256
+# What a property rollup row is keyed by besides the coarse dimensions: the
+# (name, value) pair, first, so one pair's rows of a period are one index range.
+PROPERTY_LEAD = ("name", "value")
+
+
+class PropertyDimensions(models.Model):
+    name = models.CharField(max_length=64)  # the part after x-property-
+    value = models.CharField(max_length=PROPERTY_VALUE_ROLLED)
+
+    class Meta:
+        abstract = True
+
+
+class PropertyHourlyRollup(RollupCounters, CoarseDimensions, PropertyDimensions):
+    """HourlyCoarseRollup per x-property-* (name, value) pair: each call counts
+    once under each property it carries. Folded from PropertyRollupDelta
+    (analytics.properties); only keys that are not capped (PropertyKey)."""
+
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+
+    class Meta:
+        constraints = [rollup_unique("hour", lead=PROPERTY_LEAD, name="uniq_property_hourly")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}={self.value} {self.hour:%Y-%m-%d %H}h"
+
+
+class PropertyDailyRollup(RollupCounters, CoarseDimensions, PropertyDimensions):
+    """PropertyHourlyRollup per local day of the organization's zone (the rule
+    of DailyCoarseRollup; re-keyed with it when the zone changes)."""
+
+    day = models.DateField()  # local, in organization.rollup_timezone
+
+    class Meta:
+        constraints = [rollup_unique("day", lead=PROPERTY_LEAD, name="uniq_property_daily")]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}={self.value} {self.day}"
+
+
+class PropertyRollupDelta(RollupCounters, CoarseDimensions, PropertyDimensions):
+    """The property rollups' delta log: what a ledger batch (or re-pricing)
+    added per (property pair, hourly coarse bucket), appended in its
+    transaction and folded like RollupDelta (analytics.properties)."""
+
+    organization = models.ForeignKey(
+        Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    hour = models.DateTimeField()
+    # A value longer than the rollups keep is logged clipped and caps its key.
+    value = models.CharField(max_length=PROPERTY_VALUE_ROLLED + 1)
+
+    def __str__(self) -> str:
+        return f"property delta {self.pk} {self.organization_id} {self.name}={self.value}"
+
+
+class PropertyKey(models.Model):
+    """An x-property-* name an organization has recorded, and whether it rolls up.
+
+    `values`: distinct values recorded while it rolled up (PropertyValue rows).
+    `capped`: it went past PROPERTY_VALUES_ROLLED values (or a value past
+    PROPERTY_VALUE_ROLLED characters); its filters read the events from then on."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64)
+    values = models.IntegerField(default=0)
+    capped = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "name"], name="uniq_property_key")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}{' (capped)' if self.capped else ''}"
+
+
+class PropertyValue(models.Model):
+    """A value of a rolled-up property key (at most PROPERTY_VALUES_ROLLED a key):
+    what the guard counts, and the filter bar's suggestions."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    name = models.CharField(max_length=64)
+    value = models.CharField(max_length=PROPERTY_VALUE_ROLLED + 1)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "name", "value"], name="uniq_property_value"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}={self.value}"
 
 
 class Span(models.TextChoices):

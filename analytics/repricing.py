@@ -23,8 +23,23 @@ from django.utils import timezone
 
 from accounts.models import Organization
 from analytics.models import HourlyRollup, RepriceRun, RepriceStatus, UsageEvent
-from analytics.rollups import DELTA, HOURLY, hourly_add, hourly_of, quantize_cost, unshaped, zeros
-from analytics.services import hourly_key, rollup_buckets, stored_row
+from analytics.rollups import (
+    DELTA,
+    HOURLY,
+    PROPERTY_DELTA,
+    hourly_add,
+    hourly_of,
+    quantize_cost,
+    unshaped,
+    zeros,
+)
+from analytics.services import (
+    EVENT_COLUMNS,
+    hourly_key,
+    property_buckets,
+    rollup_buckets,
+    stored_row,
+)
 from pricing import engine
 from pricing.usage import Usage
 
@@ -203,6 +218,7 @@ def _reprice_chunk(chunk: list[UsageEvent]) -> int:
         buckets.add(hourly_key(stored_row(event)))
     if not updated:
         return 0
+    property_changes = _property_changes([event for event in updated if event.properties])
     UsageEvent.objects.bulk_update(updated, ["cost", "priced"], batch_size=500)
     changes = {}
     for key in sorted(buckets, key=repr):  # the lock order every rollup writer uses
@@ -212,7 +228,38 @@ def _reprice_chunk(chunk: list[UsageEvent]) -> int:
     # The derived tables follow through the fold, as for every other change
     # (costs only: the simulator's token shapes do not change).
     DELTA.append(unshaped(changes))
+    PROPERTY_DELTA.append(property_changes)
     return len(updated)
+
+
+def _property_changes(events: list[UsageEvent]) -> dict[tuple, dict[str, Any]]:
+    """What re-pricing these events changes in the property rollups, as delta
+    rows: their new cost and priced against those stored now, read under a
+    row lock (a concurrent re-pricing of the same events waits, then sees
+    these values and changes nothing)."""
+    if not events:
+        return {}
+    stored = dict(
+        (pk, (cost, priced))
+        for pk, cost, priced in UsageEvent.objects.select_for_update()
+        .filter(pk__in=[event.pk for event in events])
+        .order_by("pk")
+        .values_list("pk", "cost", "priced")
+    )
+    at = {name: n for n, name in enumerate(EVENT_COLUMNS)}
+    before = []
+    events = [event for event in events if event.pk in stored]  # not purged meanwhile
+    for event in events:
+        row = list(stored_row(event))
+        row[at["cost"]], row[at["priced"]] = stored[event.pk]
+        before.append(tuple(row))
+    new, old = property_buckets([stored_row(e) for e in events]), property_buckets(before)
+    changes = {}
+    for key, values in new.items():
+        change = {name: values[name] - old[key][name] for name in PROPERTY_DELTA.counters}
+        if any(change.values()):
+            changes[key] = change
+    return changes
 
 
 def _rollup_recompute(key: tuple) -> dict[str, Any] | None:

@@ -33,6 +33,9 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyDailyRollup,
+    PropertyHourlyRollup,
+    PropertyRollupDelta,
     RefusalRollup,
     RollupDelta,
     Status,
@@ -170,7 +173,15 @@ class RollupTable:
         if not rows:
             return
         if connection.vendor == "postgresql":
-            bulk_execute(self.append_sql(), self.arrays(rows))
+            # COPY: psycopg dumps array parameters element by element in Python.
+            connection.ensure_connection()
+            with (
+                connection.wrap_database_errors,
+                connection.connection.cursor() as cursor,
+                cursor.copy(self.copy_sql()) as copy,
+            ):
+                for key, values in rows.items():
+                    copy.write_row((*key, *[values[name] for name in self.counters]))
             return
         fields = {f.column: f.attname for f in self.model._meta.concrete_fields}
         self.model._default_manager.bulk_create(
@@ -185,11 +196,8 @@ class RollupTable:
         )
 
     @functools.cache  # noqa: B019
-    def append_sql(self) -> str:
-        return (
-            f"INSERT INTO {self.db_table} ({', '.join(self.columns)}) "  # noqa: S608 (identifiers)
-            f"SELECT * FROM {self.unnest_sql()}"
-        )
+    def copy_sql(self) -> str:
+        return f"COPY {self.db_table} ({', '.join(self.columns)}) FROM STDIN"
 
     def _merge_python(self, rows: dict[tuple, Row]) -> None:
         fields = {f.column: f.attname for f in self.model._meta.concrete_fields}
@@ -250,6 +258,11 @@ REFUSALS = RollupTable.of(RefusalRollup)
 DERIVED = (HOURLY_COARSE, DAILY_COARSE, DAILY_MODEL, CUSTOMER, SHAPES)
 # The tables keyed in local days, re-keyed when the organization's zone changes.
 DAILY = (DAILY_COARSE, DAILY_MODEL, CUSTOMER)
+# The x-property-* rollups (analytics.properties): their own delta log, keyed
+# like the hourly table; folded beside the others, rebuilt with the daily ones.
+PROPERTY_HOURLY = RollupTable.of(PropertyHourlyRollup)
+PROPERTY_DAILY = RollupTable.of(PropertyDailyRollup)
+PROPERTY_DELTA = RollupTable.of(PropertyRollupDelta, key_of=PropertyHourlyRollup)
 # Delta counters HourlyRollup does not keep (the shapes' extra sums).
 SHAPE_EXTRAS = tuple(name for name in DELTA.counters if name not in HOURLY.counters)
 

@@ -11,6 +11,7 @@ unique by `request_id` and only newly inserted ones reach the rollups.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -23,9 +24,18 @@ from psycopg.types.json import JsonbDumper
 
 from accounts.models import Organization
 from accounts.services import api_key_touch_many
-from analytics.models import INPUT_BAND_EDGES, REQUEST_ID_UNIQUE, UsageEvent
+from analytics.models import INPUT_BAND_EDGES, PROPERTY_VALUE_ROLLED, REQUEST_ID_UNIQUE, UsageEvent
 from analytics.records import UsageRecord
-from analytics.rollups import DELTA, HOURLY, MAXIMA, REFUSALS, hourly_add, quantize_cost, zeros
+from analytics.rollups import (
+    DELTA,
+    HOURLY,
+    MAXIMA,
+    PROPERTY_DELTA,
+    REFUSALS,
+    hourly_add,
+    quantize_cost,
+    zeros,
+)
 from analytics.shapes import input_band
 
 __all__ = [
@@ -37,6 +47,8 @@ __all__ = [
     "events_copy",
     "hour_of",
     "hourly_key",
+    "property_buckets",
+    "property_buckets_sql",
     "quantize_cost",
     "refusal_counts_add",
     "rollup_buckets",
@@ -169,14 +181,51 @@ def rollup_buckets(rows: Sequence[Row]) -> dict[tuple, dict[str, Any]]:
         into = buckets.get(key)
         if into is None:
             into = buckets[key] = zeros(DELTA.counters)
-        into["calls"] += 1
-        into["unpriced_calls"] += 0 if row[_priced] else 1
-        into["streamed_calls"] += 1 if row[_streamed] else 0
-        into["latency_ms_sum"] += row[_latency]
+        _count(into, row, _SUMMED)
         if row[_input] > into["max_input_tokens"]:
             into["max_input_tokens"] = row[_input]
-        for name, at in _SUMMED:
-            into[name] += row[at]
+    return buckets
+
+
+def _count(into: dict[str, Any], row: Row, summed: tuple[tuple[str, int], ...]) -> None:
+    into["calls"] += 1
+    into["unpriced_calls"] += 0 if row[_priced] else 1
+    into["streamed_calls"] += 1 if row[_streamed] else 0
+    into["latency_ms_sum"] += row[_latency]
+    for name, at in summed:
+        into[name] += row[at]
+
+
+# The property delta log's key: an event's hourly coarse bucket and one of its
+# properties (name, value clipped one past what the rollups keep, so the fold
+# sees it is too long).
+_PROPERTY_KEY = ("hour", "api_key_id", "name", "value")
+_property_key_of = itemgetter(
+    *[
+        len(EVENT_COLUMNS) + _PROPERTY_KEY.index(name) if name in _PROPERTY_KEY else _AT(name)
+        for name in PROPERTY_DELTA.key
+    ]
+)
+_properties = _AT("properties")
+_PROPERTY_SUMMED = tuple((name, at) for name, at in _SUMMED if name in PROPERTY_DELTA.counters)
+_CLIP = PROPERTY_VALUE_ROLLED + 1
+
+
+def property_buckets(rows: Sequence[Row]) -> dict[tuple, dict[str, Any]]:
+    """Events summed per property delta key (PROPERTY_DELTA): each call once
+    under each x-property-* it carries; calls without properties cost nothing."""
+    buckets: dict[tuple, dict[str, Any]] = {}
+    for row in rows:
+        properties = row[_properties]
+        if not properties:
+            continue
+        hour, api_key = hour_of(row[_created]), row[_api_key] or 0
+        for name, value in properties.items():
+            key = _property_key_of((*row, hour, api_key, name, str(value)[:_CLIP]))
+            into = buckets.get(key)
+            if into is None:
+                into = buckets[key] = zeros(PROPERTY_DELTA.counters)
+            _count(into, row, _PROPERTY_SUMMED)
     return buckets
 
 
@@ -207,6 +256,28 @@ def buckets_sql(*, where: str) -> str:
     groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
     return (
         f"SELECT {', '.join(keys + sums)} FROM {UsageEvent._meta.db_table} "  # noqa: S608
+        f"WHERE {where} GROUP BY {groups}"
+    )
+
+
+_PROPERTY_KEY_SQL = {
+    **_KEY_SQL,
+    "name": "p.name",
+    "value": f"left(p.value, {_CLIP})",
+}
+
+
+def property_buckets_sql(*, where: str) -> str:
+    """A SELECT of property delta log rows (PROPERTY_DELTA.columns, in order)
+    summed from the events matching `where`: `property_buckets` as one GROUP BY."""
+    keys = [f"{_PROPERTY_KEY_SQL.get(name, name)} AS {name}" for name in PROPERTY_DELTA.key]
+    sums = [
+        f"{_COUNTER_SQL.get(name, f'SUM({name})')} AS {name}" for name in PROPERTY_DELTA.counters
+    ]
+    groups = ", ".join(str(n) for n in range(1, len(keys) + 1))
+    return (
+        f"SELECT {', '.join(keys + sums)} FROM {UsageEvent._meta.db_table} "  # noqa: S608
+        f"CROSS JOIN LATERAL jsonb_each_text(properties) AS p(name, value) "
         f"WHERE {where} GROUP BY {groups}"
     )
 
@@ -253,6 +324,7 @@ def _rollups_add(rows: Sequence[Row]) -> int:
     if not rows:
         return 0
     hourly_add(rollup_buckets(rows))
+    PROPERTY_DELTA.append(property_buckets(rows))
     key_ids = {row[_api_key] for row in rows} - {None}
     api_key_touch_many(key_ids=key_ids, at=timezone.now())
     return len(rows)
@@ -318,7 +390,14 @@ def _events_insert_new(rows: Sequence[Row]) -> list[Row]:
             f"SELECT {_COPY_COLUMNS} FROM ledger_replay "
             f"ON CONFLICT (request_id) DO NOTHING RETURNING {_COPY_COLUMNS}"
         )
-        return cursor.fetchall()
+        stored = cursor.fetchall()
+    # Django's cursor hands jsonb back as text; the rollups read properties as a dict.
+    return [
+        (*row[:_properties], json.loads(row[_properties]), *row[_properties + 1 :])
+        if isinstance(row[_properties], str)
+        else row
+        for row in stored
+    ]
 
 
 @transaction.atomic

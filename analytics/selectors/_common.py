@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -23,6 +23,9 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyDailyRollup,
+    PropertyHourlyRollup,
+    PropertyKey,
     RollupDelta,
     Span,
     UsageEvent,
@@ -253,6 +256,11 @@ def rollup_rows(
     (hour-of-day questions) is asked. `daily` asks for rows per local day.
     """
     if filters is not None and filters.needs_events:
+        rows = property_rows(
+            organization=organization, period=period, filters=filters, by=by, hourly=hourly
+        )
+        if rows is not None:
+            return rows
         return event_rows(organization=organization, period=period, filters=filters)
     lookup = filters.lookup() if filters is not None else {}
     ready = not hourly and daily_ready(organization, period)
@@ -288,6 +296,39 @@ def rollup_rows(
         organization=organization, hour__gte=period.start_utc, hour__lt=period.end_utc, **lookup
     )
     return Rows(hours, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
+
+
+# What the property rollups can group by or filter on (no customer).
+PROPERTY_COLUMNS = {name: column for name, column in DIMENSIONS.items() if name != "customer"}
+
+
+def property_rows(
+    *, organization, period: Period, filters: UsageFilters, by: str | None, hourly: bool = False
+) -> Rows | None:
+    """The property rollups' rows for a filter on one x-property-* pair, alone
+    or with filters on the coarse dimensions (model, provider, feature,
+    environment, key, status), or None: more than one property, a customer,
+    trace, cost or latency filter, grouping by customer, or a capped key
+    (analytics.properties) read the events. Daily rows when the daily tables
+    are in the period's zone and no hour-of-day question is asked."""
+    if len(filters.properties) != 1 or by not in (None, *PROPERTY_COLUMNS):
+        return None
+    rest = replace(filters, properties=())
+    if rest.needs_events or rest.customer_id is not None:
+        return None
+    ((name, value),) = filters.properties
+    if PropertyKey.objects.filter(organization=organization, name=name, capped=True).exists():
+        return None
+    pair = {"organization": organization, "name": name, "value": value, **rest.lookup()}
+    if not hourly and daily_ready(organization, period):
+        days = PropertyDailyRollup.objects.filter(
+            day__gte=period.start, day__lte=period.end, **pair
+        )
+        return Rows(days, F("day"), PROPERTY_COLUMNS, totals_annotations)
+    hours = PropertyHourlyRollup.objects.filter(
+        hour__gte=period.start_utc, hour__lt=period.end_utc, **pair
+    )
+    return Rows(hours, TruncDate("hour", tzinfo=period.zone), PROPERTY_COLUMNS, totals_annotations)
 
 
 def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, Any] | None:

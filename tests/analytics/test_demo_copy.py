@@ -19,6 +19,10 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyDailyRollup,
+    PropertyHourlyRollup,
+    PropertyRollupDelta,
+    PropertyValue,
     RollupDelta,
     UsageEvent,
     UsageShapeRollup,
@@ -38,6 +42,10 @@ TABLES = (
     DailyModelRollup,
     CustomerRollup,
     UsageShapeRollup,
+    PropertyRollupDelta,
+    PropertyHourlyRollup,
+    PropertyDailyRollup,
+    PropertyValue,
 )
 END = datetime(2026, 11, 4, 15, 30, tzinfo=UTC)
 
@@ -87,7 +95,8 @@ def test_fast_seed_builds_the_events_and_every_rollup_the_ledger_path_builds(dem
     # The seed reaches what the comparison should cover.
     assert len(fast["UsageShapeRollup"]) > 1000 and len(fast["CustomerRollup"]) > 1000
     assert {row[6] for row in fast["UsageShapeRollup"]} >= {0, 1}  # input bands
-    assert not fast["RollupDelta"]
+    assert not fast["RollupDelta"] and not fast["PropertyRollupDelta"]
+    assert len(fast["PropertyHourlyRollup"]) > 100  # every customer's calls carry a plan
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT indexname FROM pg_indexes WHERE tablename = %s",

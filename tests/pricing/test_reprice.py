@@ -11,7 +11,14 @@ from django.core.management import call_command
 from django.db.models import Sum
 
 from analytics.fold import rollups_fold_until_done
-from analytics.models import HourlyCoarseRollup, HourlyRollup, Status, UsageEvent
+from analytics.models import (
+    HourlyCoarseRollup,
+    HourlyRollup,
+    PropertyDailyRollup,
+    PropertyHourlyRollup,
+    Status,
+    UsageEvent,
+)
 from analytics.records import UsageRecord
 from analytics.repricing import usage_reprice
 from analytics.rollups import HOURLY_COARSE
@@ -206,3 +213,35 @@ def test_reprice_command(org, price_row, capsys):
     assert UsageEvent.objects.filter(priced=True).count() == 1
     total = HourlyRollup.objects.filter(organization=org).aggregate(s=Sum("unpriced_calls"))["s"]
     assert total == 1
+
+
+def test_repricing_keeps_the_property_rollups_equal_to_the_events(org, price_row):
+    """Each re-priced call moves its properties' rollup rows by its change
+    (through the property delta log and the fold), never twice."""
+    engine.ensure_fresh(force=True)
+    usage_record_batch(
+        [
+            record(org, 1, properties={"plan": "pro"}),
+            record(org, 2, properties={"plan": "pro", "region": "eu"}),
+            record(org, 3, properties={"plan": "free"}),
+            record(org, 4, model="gpt-4o", properties={"plan": "pro"}),
+        ]
+    )
+    rollups_fold_until_done()
+    price_row("acme-llm", input="1", output="2")
+    assert usage_reprice(model="acme-llm") == 3
+    assert usage_reprice(model="acme-llm", include_priced=True) == 0  # nothing moves twice
+    rollups_fold_until_done()
+    for name, value in (("plan", "pro"), ("plan", "free"), ("region", "eu")):
+        events = UsageEvent.objects.filter(organization=org, **{f"properties__{name}": value})
+        for table in (PropertyHourlyRollup, PropertyDailyRollup):
+            rows = table.objects.filter(organization=org, name=name, value=value)
+            assert rows.aggregate(c=Sum("cost"))["c"] == sum(e.cost for e in events), (name, table)
+            assert rows.aggregate(n=Sum("unpriced_calls"))["n"] == sum(
+                0 if e.priced else 1 for e in events
+            )
+    pro = PropertyHourlyRollup.objects.filter(organization=org, name="plan", value="pro")
+    assert (
+        pro.aggregate(c=Sum("cost"))["c"]
+        == Decimal("2.4") + UsageEvent.objects.get(request_id=f"req_{org.pk}_4").cost
+    )

@@ -1,0 +1,179 @@
+"""The x-property-* rollups: folded from their delta log, with a cardinality guard.
+
+Ingest (analytics.services.property_buckets) appends, in the batch's
+transaction, what each batch added per (property name, value, hourly coarse
+bucket) to PropertyRollupDelta. The fold (analytics.fold) calls
+`property_fold_sql` / `property_fold_python` in its own transaction: the
+deltas are deleted, passed through the guard and added to PropertyHourlyRollup
+(UTC hours) and PropertyDailyRollup (local days), so each is counted once.
+
+The guard bounds the tables: a key rolls up while the organization has
+recorded at most PROPERTY_VALUES_ROLLED distinct values for it, none longer
+than PROPERTY_VALUE_ROLLED characters (PropertyValue keeps them, PropertyKey
+counts them). The delta that goes past either caps the key for good: its rows
+leave the property tables, its later deltas are dropped, and its filters read
+the events (analytics.selectors._common.property_rows). A key's rows are thus
+either complete (every call that carries it) or absent.
+"""
+
+from __future__ import annotations
+
+import logging
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.db.models import Count, Max
+from django.db.models.functions import Length
+
+from accounts.models import Organization
+from analytics.models import (
+    PROPERTY_VALUE_ROLLED,
+    PROPERTY_VALUES_ROLLED,
+    PropertyKey,
+    PropertyRollupDelta,
+    PropertyValue,
+)
+from analytics.rollups import PROPERTY_DAILY, PROPERTY_DELTA, PROPERTY_HOURLY, Row
+
+logger = logging.getLogger(__name__)
+
+_BATCH = "property_fold_batch"
+_KEYS = PropertyKey._meta.db_table
+_VALUES = PropertyValue._meta.db_table
+# The property tables a capped key leaves (its values included).
+_CAPPED_LEAVE = (PROPERTY_HOURLY.db_table, PROPERTY_DAILY.db_table, _VALUES)
+
+
+def property_fold_sql(cursor, *, organization_ids: list[int], limit: int, zone_sql: str) -> int:
+    """Fold up to `limit` pending property deltas of these organizations
+    (PostgreSQL, inside the fold's transaction); returns how many.
+    `zone_sql`: the organization's zone as an expression over alias `o`."""
+    org_table = Organization._meta.db_table
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} ON COMMIT DELETE ROWS AS "  # noqa: S608
+        f"SELECT *, NULL::date AS day FROM {PROPERTY_DELTA.db_table} WITH NO DATA"
+    )
+    cursor.execute(f"TRUNCATE {_BATCH}")
+    cursor.execute(
+        f"WITH d AS (DELETE FROM {PROPERTY_DELTA.db_table} WHERE id IN "  # noqa: S608
+        f"(SELECT id FROM {PROPERTY_DELTA.db_table} WHERE organization_id = ANY(%s) "
+        f"ORDER BY id LIMIT %s) RETURNING *) "
+        f"INSERT INTO {_BATCH} SELECT d.*, (d.hour AT TIME ZONE {zone_sql})::date "
+        f"FROM d JOIN {org_table} o ON o.id = d.organization_id",
+        [organization_ids, limit],
+    )
+    folded = cursor.rowcount
+    if not folded:
+        return 0
+    _guard_sql(cursor)
+    cursor.execute(PROPERTY_HOURLY.derive_sql(_BATCH))
+    cursor.execute(PROPERTY_DAILY.derive_sql(_BATCH))
+    return folded
+
+
+def _guard_sql(cursor) -> None:
+    """Drop the batch's deltas of capped keys; record new values, cap the keys
+    that went past the limits, and take their rows out of the property tables."""
+    pair = f"(SELECT DISTINCT organization_id, name FROM {_BATCH})"  # noqa: S608
+    cursor.execute(
+        f"DELETE FROM {_BATCH} b USING {_KEYS} k WHERE k.organization_id = b.organization_id "  # noqa: S608
+        "AND k.name = b.name AND k.capped"
+    )
+    cursor.execute(
+        f"INSERT INTO {_VALUES} (organization_id, name, value) "  # noqa: S608
+        f"SELECT DISTINCT organization_id, name, value FROM {_BATCH} ON CONFLICT DO NOTHING"
+    )
+    cursor.execute(
+        f"INSERT INTO {_KEYS} (organization_id, name, values, capped) "  # noqa: S608
+        f"SELECT organization_id, name, COUNT(*), COUNT(*) > %s OR MAX(LENGTH(value)) > %s "
+        f"FROM {_VALUES} WHERE (organization_id, name) IN {pair} GROUP BY organization_id, name "
+        "ON CONFLICT (organization_id, name) DO UPDATE "
+        "SET values = EXCLUDED.values, capped = EXCLUDED.capped "
+        f"RETURNING organization_id, name, capped",
+        [PROPERTY_VALUES_ROLLED, PROPERTY_VALUE_ROLLED],
+    )
+    capped = [(org, name) for org, name, is_capped in cursor.fetchall() if is_capped]
+    if not capped:
+        return
+    logger.info("property keys capped (too many or too long values): %s", capped)
+    organizations = [org for org, _ in capped]
+    names = [name for _, name in capped]
+    for table in (_BATCH, *_CAPPED_LEAVE):
+        cursor.execute(
+            f"DELETE FROM {table} t USING unnest(%s::bigint[], %s::text[]) AS c(o, n) "  # noqa: S608
+            "WHERE t.organization_id = c.o AND t.name = c.n",
+            [organizations, names],
+        )
+
+
+# --- SQLite (and any database without the SQL path) ------------------------------
+
+
+def property_fold_python(*, organization_ids: list[int] | None, limit: int, zones) -> int:
+    """`property_fold_sql` in Python (the fold's SQLite path). `zones`: a
+    callable from organization ids to their ZoneInfo (deleted ones absent)."""
+    deltas = PropertyRollupDelta.objects.order_by("pk")
+    if organization_ids is not None:
+        deltas = deltas.filter(organization_id__in=organization_ids)
+    rows = list(deltas.values("pk", *PROPERTY_DELTA.columns)[:limit])
+    if not rows:
+        return 0
+    PropertyRollupDelta.objects.filter(pk__in=[row["pk"] for row in rows]).delete()
+    known: dict[int, ZoneInfo] = zones({row["organization_id"] for row in rows})
+    kept = _guard_python([row for row in rows if row["organization_id"] in known])
+    for row in kept:
+        row["day"] = row["hour"].astimezone(known[row["organization_id"]]).date()
+    PROPERTY_HOURLY.add(PROPERTY_HOURLY.derive(kept))
+    PROPERTY_DAILY.add(PROPERTY_DAILY.derive(kept))
+    return len(rows)
+
+
+def _guard_python(rows: list[Row]) -> list[Row]:
+    pairs = {(row["organization_id"], row["name"]) for row in rows}
+    capped_before = {
+        (org, name)
+        for org, name in PropertyKey.objects.filter(capped=True).values_list(
+            "organization_id", "name"
+        )
+        if (org, name) in pairs
+    }
+    rows = [row for row in rows if (row["organization_id"], row["name"]) not in capped_before]
+    for org, name, value in {(r["organization_id"], r["name"], r["value"]) for r in rows}:
+        PropertyValue.objects.get_or_create(organization_id=org, name=name, value=value)
+    capped_now = set()
+    for org, name in pairs - capped_before:
+        counted = PropertyValue.objects.filter(organization_id=org, name=name).aggregate(
+            n=Count("pk"), longest=Max(Length("value"))
+        )
+        capped = counted["n"] > PROPERTY_VALUES_ROLLED or counted["longest"] > PROPERTY_VALUE_ROLLED
+        PropertyKey.objects.update_or_create(
+            organization_id=org, name=name, defaults={"values": counted["n"], "capped": capped}
+        )
+        if capped:
+            capped_now.add((org, name))
+            for table in (PROPERTY_HOURLY, PROPERTY_DAILY):
+                table.model._default_manager.filter(organization_id=org, name=name).delete()
+            PropertyValue.objects.filter(organization_id=org, name=name).delete()
+    return [row for row in rows if (row["organization_id"], row["name"]) not in capped_now]
+
+
+# --- re-keying after a zone change -------------------------------------------------
+
+
+def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
+    """Replace one organization's PropertyDailyRollup from its hourly rows in
+    `zone` (inside analytics.fold.daily_rollups_rebuild's snapshot)."""
+    PROPERTY_DAILY.model._default_manager.filter(organization_id=organization_id).delete()
+    if connection.vendor == "postgresql":
+        source = (
+            f"(SELECT *, (hour AT TIME ZONE %s)::date AS day FROM {PROPERTY_HOURLY.db_table} "  # noqa: S608
+            f"WHERE organization_id = %s) AS src"
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(PROPERTY_DAILY.derive_sql(source), [zone.key, organization_id])
+        return
+    hourly = PROPERTY_HOURLY.model._default_manager.filter(organization_id=organization_id)
+    rows = list(hourly.values(*PROPERTY_HOURLY.columns))
+    for row in rows:
+        row["day"] = row["hour"].astimezone(zone).date()
+    PROPERTY_DAILY.add(PROPERTY_DAILY.derive(rows))

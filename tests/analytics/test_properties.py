@@ -1,0 +1,301 @@
+"""The x-property-* rollups (analytics.properties): filters on one property,
+alone or with coarse dimensions, are answered from them and equal an oracle
+(Python over the calls the test wrote); the fold, its cardinality guard, a
+zone rebuild and the migration's backfill keep them equal to the events; a
+second organization's properties never show."""
+
+from __future__ import annotations
+
+import importlib
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from types import SimpleNamespace
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from analytics import selectors
+from analytics.fold import daily_rollups_rebuild, rollups_fold_until_done
+from analytics.models import (
+    PROPERTY_VALUE_ROLLED,
+    PROPERTY_VALUES_ROLLED,
+    PropertyDailyRollup,
+    PropertyHourlyRollup,
+    PropertyKey,
+    PropertyRollupDelta,
+    PropertyValue,
+)
+from analytics.params import UsageFilters
+from analytics.periods import Period, org_zone, period_preset
+from analytics.selectors._common import rollup_rows
+from tests.analytics.conftest import call
+
+pytestmark = pytest.mark.django_db
+PLANS = ["free", "pro", "enterprise"]
+MODELS = [("gpt-4o", "openai"), ("claude-opus-4", "anthropic")]
+STATUSES = ["success", "success", "upstream_error"]
+
+
+@pytest.fixture
+def ledger(org, other_org, api_key, ingest):
+    """60 calls over 5 days with plan and region properties and varied
+    dimensions, and a second organization's look-alike calls."""
+    now = timezone.now()
+    mine = []
+    for n in range(60):
+        model, provider = MODELS[n % 2]
+        mine.append(
+            call(
+                org,
+                now - timedelta(days=n % 5, minutes=5 + 7 * n),
+                cost=f"{(n % 7) * 0.0131 + 0.0001:.10f}",
+                model=model,
+                provider=provider,
+                feature=["chat", "search", ""][n % 5 % 3],
+                environment=["production", "staging"][n % 2],
+                status=STATUSES[n % 3],
+                api_key_id=api_key.row.pk if n % 4 else None,
+                latency_ms=100 + n,
+                customer_id=["a", "b"][n % 2],
+                properties={
+                    "plan": PLANS[n % 3],
+                    **({"region": "eu"} if n % 4 == 0 else {}),
+                },
+            )
+        )
+    theirs = [
+        call(
+            other_org,
+            now - timedelta(hours=n),
+            cost="5.0000000000",
+            properties={"plan": "pro", "secret": "globex-only"},
+        )
+        for n in range(5)
+    ]
+    ingest(*mine, *theirs)
+    return mine
+
+
+def _matches(record, spec: dict) -> bool:
+    for name, wanted in spec.items():
+        if name == "property":
+            key, _, value = wanted.partition(":")
+            if record.properties.get(key) != value:
+                return False
+        elif name == "key_id":
+            if record.api_key_id != wanted:
+                return False
+        elif getattr(record, name) != wanted:
+            return False
+    return True
+
+
+def _filters(spec: dict) -> UsageFilters:
+    fields = {name: value for name, value in spec.items() if name != "property"}
+    if "property" in spec:
+        fields["properties"] = (tuple(spec["property"].split(":", 1)),)
+    return UsageFilters(**fields)
+
+
+SERVED = [
+    {"property": "plan:pro"},
+    {"property": "region:eu"},
+    {"property": "plan:free", "model": "gpt-4o"},
+    {"property": "plan:enterprise", "provider": "anthropic", "status": "upstream_error"},
+    {"property": "plan:pro", "environment": "staging", "feature": "chat"},
+    {"property": "plan:free", "key_id": "KEY"},
+]
+
+
+def test_one_property_with_coarse_filters_reads_the_rollups_and_equals_the_oracle(
+    org, api_key, ledger
+):
+    period = period_preset(org, "30d")
+    for spec in SERVED:
+        if spec.get("key_id") == "KEY":
+            spec = {**spec, "key_id": api_key.row.pk}
+        print("filter:", spec)
+        expected = [r for r in ledger if _matches(r, spec)]
+        assert expected
+        filters = _filters(spec)
+        assert rollup_rows(organization=org, period=period, filters=filters).qs.model is (
+            PropertyDailyRollup
+        )
+        hours = rollup_rows(organization=org, period=period, filters=filters, hourly=True)
+        assert hours.qs.model is PropertyHourlyRollup
+
+        totals = selectors.spend_totals(organization=org, period=period, filters=filters)
+        assert (totals.calls, totals.cost) == (len(expected), sum(r.cost for r in expected))
+        assert totals.error_calls == sum(1 for r in expected if r.status != "success")
+        assert totals.latency_ms_sum == sum(r.latency_ms for r in expected)
+
+        by_model = defaultdict(Decimal)
+        for r in expected:
+            by_model[r.model] += r.cost
+        rows = selectors.spend_breakdown(
+            organization=org, period=period, by="model", filters=filters
+        )
+        assert {row.key: row.cost for row in rows} == dict(by_model)
+
+        per_day = defaultdict(int)
+        for r in expected:
+            per_day[timezone.localtime(r.created_at, period.zone).date()] += 1
+        daily = selectors.spend_daily(organization=org, period=period, filters=filters)
+        assert {d.key: d.calls for d in daily.days if d.calls} == dict(per_day)
+
+        peaks = selectors.usage_peaks(organization=org, period=period, filters=filters)
+        assert sum(map(sum, peaks.calls)) == len(expected)
+
+
+def test_what_the_rollups_cannot_answer_reads_the_events(org, ledger):
+    period = period_preset(org, "30d")
+    for filters in (
+        UsageFilters(properties=(("plan", "pro"), ("region", "eu"))),
+        UsageFilters(properties=(("plan", "pro"),), customer_id="a"),
+        UsageFilters(properties=(("plan", "pro"),), cost_min=Decimal("0.01")),
+        UsageFilters(properties=(("plan", "pro"),), trace_id="t"),
+    ):
+        rows = rollup_rows(organization=org, period=period, filters=filters)
+        assert rows.qs.model.__name__ == "UsageEvent", filters
+    by_customer = rollup_rows(
+        organization=org, period=period, filters=_filters({"property": "plan:pro"}), by="customer"
+    )
+    assert by_customer.qs.model.__name__ == "UsageEvent"
+
+
+def _event_sums(org) -> dict[tuple, tuple[int, Decimal]]:
+    """The oracle of the hourly property table: plain Python over the events."""
+    sums: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    from analytics.models import UsageEvent  # noqa: PLC0415 (the oracle reads rows, not code)
+
+    for event in UsageEvent.objects.filter(organization=org):
+        hour = event.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        for name, value in event.properties.items():
+            into = sums[(name, value, hour, event.model, event.status)]
+            into[0] += 1
+            into[1] += event.cost
+    return {key: (calls, cost) for key, (calls, cost) in sums.items()}
+
+
+def _hourly_sums(org) -> dict[tuple, tuple[int, Decimal]]:
+    sums: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    for row in PropertyHourlyRollup.objects.filter(organization=org):
+        into = sums[(row.name, row.value, row.hour, row.model, row.status)]
+        into[0] += row.calls
+        into[1] += row.cost
+    return {key: (calls, cost) for key, (calls, cost) in sums.items()}
+
+
+def test_the_fold_makes_hourly_and_daily_rows_equal_the_events(org, other_org, ledger):
+    assert not PropertyRollupDelta.objects.exists()
+    assert _hourly_sums(org) == _event_sums(org)
+    zone = org_zone(org)
+    daily: dict[tuple, int] = defaultdict(int)
+    for row in PropertyHourlyRollup.objects.filter(organization=org):
+        daily[(row.name, row.value, row.hour.astimezone(zone).date())] += row.calls
+    stored: dict[tuple, int] = defaultdict(int)
+    for row in PropertyDailyRollup.objects.filter(organization=org):
+        stored[(row.name, row.value, row.day)] += row.calls
+    assert stored == daily
+    assert set(PropertyValue.objects.filter(organization=org).values_list("name", "value")) == {
+        ("plan", "free"),
+        ("plan", "pro"),
+        ("plan", "enterprise"),
+        ("region", "eu"),
+    }
+
+
+def test_a_second_organization_never_shows(org, other_org, ledger):
+    period = period_preset(org, "30d")
+    secret = _filters({"property": "secret:globex-only"})
+    assert selectors.spend_totals(organization=org, period=period, filters=secret).calls == 0
+    pro = selectors.spend_totals(
+        organization=org, period=period, filters=_filters({"property": "plan:pro"})
+    )
+    assert pro.calls == sum(1 for r in ledger if r.properties["plan"] == "pro")
+    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyValue, PropertyKey):
+        assert not model.objects.filter(organization=org, name="secret").exists()
+    theirs = selectors.spend_totals(
+        organization=other_org, period=period_preset(other_org, "30d"), filters=secret
+    )
+    assert (theirs.calls, theirs.cost) == (5, Decimal(25))
+
+
+def test_a_key_with_too_many_values_is_capped_and_read_from_the_events(org, ingest):
+    now = timezone.now()
+    ingest(*(call(org, now, properties={"run": f"r{n}", "plan": "pro"}) for n in range(5)))
+    assert PropertyKey.objects.get(organization=org, name="run").capped is False
+    assert PropertyHourlyRollup.objects.filter(organization=org, name="run").count() == 5
+    many = PROPERTY_VALUES_ROLLED + 1
+    ingest(*(call(org, now, properties={"run": f"x{n}", "plan": "pro"}) for n in range(many)))
+    key = PropertyKey.objects.get(organization=org, name="run")
+    assert key.capped
+    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyValue):
+        assert not model.objects.filter(organization=org, name="run").exists()
+    # Later calls with that key add nothing to the rollups; the plan key still rolls up.
+    ingest(call(org, now, properties={"run": "r1", "plan": "pro"}))
+    assert not PropertyHourlyRollup.objects.filter(organization=org, name="run").exists()
+    period = period_preset(org, "7d")
+    run = _filters({"property": "run:r1"})
+    assert rollup_rows(organization=org, period=period, filters=run).qs.model.__name__ == (
+        "UsageEvent"
+    )
+    assert selectors.spend_totals(organization=org, period=period, filters=run).calls == 2
+    plan = _filters({"property": "plan:pro"})
+    assert rollup_rows(organization=org, period=period, filters=plan).qs.model is (
+        PropertyDailyRollup
+    )
+    assert selectors.spend_totals(organization=org, period=period, filters=plan).calls == (
+        5 + many + 1
+    )
+
+
+def test_a_value_too_long_to_roll_up_caps_its_key(org, ingest):
+    now = timezone.now()
+    ingest(call(org, now, properties={"note": "short"}))
+    ingest(call(org, now, properties={"note": "x" * (PROPERTY_VALUE_ROLLED + 5)}))
+    assert PropertyKey.objects.get(organization=org, name="note").capped
+    assert not PropertyHourlyRollup.objects.filter(organization=org, name="note").exists()
+    period = period_preset(org, "7d")
+    long = _filters({"property": f"note:{'x' * (PROPERTY_VALUE_ROLLED + 5)}"})
+    assert selectors.spend_totals(organization=org, period=period, filters=long).calls == 1
+
+
+def test_a_zone_rebuild_rekeys_the_daily_property_rows(org, ingest):
+    # 23:30 UTC is the next day in Tokyo (UTC+9).
+    at = datetime(2026, 11, 2, 23, 30, tzinfo=UTC)
+    ingest(*(call(org, at + timedelta(minutes=n), properties={"plan": "pro"}) for n in range(3)))
+    days = set(PropertyDailyRollup.objects.filter(organization=org).values_list("day", flat=True))
+    assert days == {at.date()}
+    org.timezone = "Asia/Tokyo"
+    org.save()
+    daily_rollups_rebuild(org.pk)
+    org.refresh_from_db()
+    rows = PropertyDailyRollup.objects.filter(organization=org)
+    assert {(row.day, row.calls) for row in rows} == {(at.date() + timedelta(days=1), 3)}
+    period = Period(at.date() + timedelta(days=1), at.date() + timedelta(days=1), org_zone(org))
+    filters = _filters({"property": "plan:pro"})
+    assert rollup_rows(organization=org, period=period, filters=filters).qs.model is (
+        PropertyDailyRollup
+    )
+    assert selectors.spend_totals(organization=org, period=period, filters=filters).calls == 3
+
+
+def test_the_migration_backfill_through_the_fold_rebuilds_the_same_rows(org, other_org, ledger):
+    before = _hourly_sums(org)
+    daily_before = sorted(
+        PropertyDailyRollup.objects.filter(organization=org).values_list("name", "value", "day")
+    )
+    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyKey, PropertyValue):
+        model.objects.all().delete()
+    migration = importlib.import_module("analytics.migrations.0019_property_rollups")
+    migration.backfill(None, SimpleNamespace(connection=connection))
+    assert PropertyRollupDelta.objects.exists()
+    rollups_fold_until_done()
+    assert _hourly_sums(org) == before == _event_sums(org)
+    daily_after = sorted(
+        PropertyDailyRollup.objects.filter(organization=org).values_list("name", "value", "day")
+    )
+    assert daily_after == daily_before
