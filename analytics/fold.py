@@ -123,13 +123,14 @@ def _fold_sql(*, organization_ids: list[int] | None, limit: int) -> int:
     return folded
 
 
-def _derived_add(cursor, source: str) -> None:
-    """Add `source` (delta log rows, each with its local `day`) to every derived table."""
+def _derived_add(cursor, source: str, *, add: bool = True) -> None:
+    """Add `source` (delta log rows, each with its local `day`) to every
+    derived table (`add=False`: into empty tables, see RollupTable.derive_sql)."""
     for table in DERIVED:
-        cursor.execute(_derive_sql(table, source))
+        cursor.execute(_derive_sql(table, source, add=add))
 
 
-def rollups_build_from_events(*, organization_id: int) -> int:
+def rollups_build_from_events(*, organization_id: int, into_empty: bool = False) -> int:
     """Build an organization's HourlyRollup, derived tables and shapes from
     its stored events, for a bulk load that bypassed the ledger (the fast demo
     seeder); returns the number of delta rows the events sum to.
@@ -138,7 +139,9 @@ def rollups_build_from_events(*, organization_id: int) -> int:
     rules, analytics.services.buckets_sql), and those rows go through the
     fold's own statements, in the organization's rollup zone. The rollups
     must not hold the organization's events yet (they are added to, not
-    replaced). Inside the caller's transaction (PostgreSQL)."""
+    replaced); `into_empty`: every rollup table is empty, and may lack its
+    unique key (a bulk load builds it after). Inside the caller's
+    transaction (PostgreSQL)."""
     org_table = Organization._meta.db_table
     columns = ", ".join(DELTA.columns)
     with connection.cursor() as cursor:
@@ -157,8 +160,8 @@ def rollups_build_from_events(*, organization_id: int) -> int:
         )
         buckets = cursor.rowcount
         cursor.execute("ANALYZE event_buckets")
-        cursor.execute(HOURLY.derive_sql("event_buckets"))
-        _derived_add(cursor, "event_buckets")
+        cursor.execute(HOURLY.derive_sql("event_buckets", add=not into_empty))
+        _derived_add(cursor, "event_buckets", add=not into_empty)
         cursor.execute("DROP TABLE event_buckets")
         # The property rollups: their deltas from the events, folded through the guard.
         cursor.execute(
@@ -185,14 +188,15 @@ def _drop_orphans(cursor) -> None:
             )
 
 
-def _derive_sql(table: RollupTable, source: str) -> str:
+def _derive_sql(table: RollupTable, source: str, *, add: bool = True) -> str:
     """`table`'s rows from `source` (a table or a parenthesised, aliased
     subquery with the hourly key columns, `day` and the counters)."""
     if table is CUSTOMER:
-        return CUSTOMER.derive_sql(_customer_source_sql(source))
+        return CUSTOMER.derive_sql(_customer_source_sql(source), add=add)
     if table is SHAPES:
-        return SHAPES.derive_sql(f"(SELECT * FROM {source} WHERE band IS NOT NULL) AS shaped")  # noqa: S608
-    return table.derive_sql(source)
+        shaped = f"(SELECT * FROM {source} WHERE band IS NOT NULL) AS shaped"  # noqa: S608
+        return SHAPES.derive_sql(shaped, add=add)
+    return table.derive_sql(source, add=add)
 
 
 # CustomerRollup counters summed as they are from the finer rows.

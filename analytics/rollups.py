@@ -232,14 +232,16 @@ class RollupTable:
                 into[name] = into.get(name, 0) + rule(row)
         return out
 
-    def derive_sql(self, source: str) -> str:
+    def derive_sql(self, source: str, *, add: bool = True) -> str:
         """INSERT … SELECT … GROUP BY from `source`, a relation with this
-        table's key columns and the fine counters, adding into existing rows."""
+        table's key columns and the fine counters, adding into existing rows
+        (`add=False`: into an empty table, which needs no unique key then)."""
         sums = ", ".join(_aggregate_sql(name) for name in self.counters)
         keys = ", ".join(self.key)
         return (
             f"INSERT INTO {self.db_table} ({', '.join(self.columns)}) "  # noqa: S608 (identifiers)
-            f"SELECT {keys}, {sums} FROM {source} GROUP BY {keys}" + self.conflict_sql()
+            f"SELECT {keys}, {sums} FROM {source} GROUP BY {keys}"
+            + (self.conflict_sql() if add else "")
         )
 
 

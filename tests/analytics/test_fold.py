@@ -82,10 +82,10 @@ def test_a_crash_between_fold_steps_neither_double_counts_nor_skips(org, other_o
             raise RuntimeError("killed between steps")
         return real_add(self, rows)
 
-    def crash_at_daily_model_sql(self, source):
+    def crash_at_daily_model_sql(self, source, **options):
         if self is DAILY_MODEL:
             raise RuntimeError("killed between steps")
-        return real_sql(self, source)
+        return real_sql(self, source, **options)
 
     monkeypatch.setattr(RollupTable, "add", crash_at_daily_model_add)
     monkeypatch.setattr(RollupTable, "derive_sql", crash_at_daily_model_sql)
