@@ -11,6 +11,7 @@ hand-off queue file.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from typing import Any
 
@@ -54,6 +55,7 @@ class ProxyApplication:
         runtime = ProxyRuntime()
         await runtime.start()
         self.runtime = runtime
+        _freeze_startup_objects()
         return runtime
 
     async def shutdown(self) -> None:
@@ -92,3 +94,22 @@ class ProxyApplication:
 
 def build_application(django_application) -> ProxyApplication:
     return ProxyApplication(django_application)
+
+
+_frozen = False
+
+
+def _freeze_startup_objects() -> None:
+    """Move everything alive after startup (Django, the apps, the price
+    snapshot: ~130k objects) out of the collector's sight, once per process.
+
+    A full (generation 2) collection walks every tracked object with the event
+    loop stopped: 20–260 ms each, several a minute under load, which was the
+    proxy's p99. Frozen objects are never walked again (`gc.freeze`), so a full
+    collection only walks what the calls themselves allocate.
+    """
+    global _frozen
+    if not _frozen:
+        _frozen = True
+        gc.collect()
+        gc.freeze()
