@@ -114,11 +114,14 @@ def _targets(organization) -> list[tuple[str, str]]:
         ("page: customers by name, descending, page 3", "/customers/?sort=-name&page=3"),
         ("page: customers by change", "/customers/?sort=-change"),
         ("page: customers by revenue", "/customers/?sort=-revenue"),
+        ("page: customers by margin, one feature", f"/customers/?sort=margin&feature={q(feature)}"),
+        ("page: customers, thin filter", "/customers/?profit=thin"),
         ("page: features", "/features/"),
         ("page: features by change", "/features/?sort=-change"),
         ("page: matrix (customers × features)", "/matrix/"),
         ("page: matrix by one feature", f"/matrix/?sort=-feature:{q(feature or '(untagged)')}"),
         ("page: matrix by name, page 3", "/matrix/?sort=name&page=3"),
+        ("page: matrix of one feature (customers)", f"/matrix/?feature={q(feature)}"),
         ("export: matrix CSV (30 days)", "/matrix/export.csv"),
         ("page: customer detail (top)", f"/customers/{q(customer)}/"),
         ("page: feature detail", f"/features/{q(feature or '(untagged)')}/"),
@@ -144,6 +147,12 @@ def _targets(organization) -> list[tuple[str, str]]:
         (
             "api: customers, unprofitable",
             f"/api/customers?start_date={period.start}&profit=unprofitable",
+        ),
+        ("api: customers by change", f"/api/customers?start_date={period.start}&sort=change"),
+        ("api: customers by avg_cost", f"/api/customers?start_date={period.start}&sort=avg_cost"),
+        (
+            "api: customers by margin, one feature",
+            f"/api/customers?start_date={period.start}&sort=margin&feature={q(feature)}",
         ),
         ("api: features", f"/api/features?start_date={period.start}"),
         ("api: by-model", f"/api/costs/by-model/{q(model)}"),
@@ -201,6 +210,38 @@ def _filtered_targets(organization, period, *, customer: str, feature: str) -> l
             f"/api/costs?limit=100&latency_min={latency}",
         ),
     ]
+
+
+REVENUE_SHARE = 0.3  # customers with revenue, as the margin targets assume
+
+
+def _seed_revenue(organization, period) -> int:
+    """Revenue for every third customer of the period's ranking (30 %), 0.5–3×
+    its cost over the period, so some are unprofitable; deterministic, added
+    once (the margin targets read it). Returns the entries added."""
+    from decimal import Decimal
+
+    from analytics import selectors
+    from analytics.models import RevenueEntry, RevenueSource
+
+    if RevenueEntry.objects.filter(organization=organization).exists():
+        return 0
+    rows = selectors.spend_breakdown(organization=organization, period=period, by="customer")
+    entries = [
+        RevenueEntry(
+            organization=organization,
+            customer_id=row.key,
+            amount=(row.cost * Decimal(50 + (i * 37) % 251) / 100).quantize(Decimal("0.01")),
+            period_start=period.start,
+            period_end=period.end,
+            source=RevenueSource.API,
+            external_id=f"bench-{row.key}",
+        )
+        for i, row in enumerate(rows)
+        if row.key and i % round(1 / REVENUE_SHARE) == 0
+    ]
+    RevenueEntry.objects.bulk_create(entries, batch_size=1000)
+    return len(entries)
 
 
 def _time_urls(client, targets, repeat: int) -> list[tuple[str, float, float, int]]:
@@ -283,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
         HourlyRollup,
         UsageEvent,
     )
+    from analytics.periods import period_preset
 
     if connection.vendor != "postgresql":
         print("warning: the budget is for PostgreSQL; DATABASE_URL is not postgres://")
@@ -315,6 +357,9 @@ def main(argv: list[str] | None = None) -> int:
         for model in (HourlyRollup, HourlyCoarseRollup, DailyCoarseRollup, CustomerRollup)
     )
     print(f"{organization.name}: {events:,} events; rows: {sizes}")
+    added = _seed_revenue(organization, period_preset(organization, "30d"))
+    if added:
+        print(f"revenue added for {added:,} customers (the margin targets)")
 
     client = Client()
     client.force_login(user)
