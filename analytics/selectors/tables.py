@@ -7,13 +7,16 @@ ranking, which needs every value's cost in both periods (two grouped sums).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 
-from django.db.models import F
+from django.db.models import Count, F
 
+from analytics.intervals import period_spans
+from analytics.models import CustomerRollup
 from analytics.params import UsageFilters
-from analytics.periods import Period
-from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows
+from analytics.periods import Period, org_today
+from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows, spans_q
 from analytics.selectors.ranking import RANK_ORDERS, Ranking, page_totals, spend_ranking
 from analytics.selectors.spend import spend_daily_split
 from analytics.sorting import sort_rows
@@ -89,6 +92,91 @@ def sparklines(
     return {key: split.get(str(key), zeros) for key in keys}
 
 
+# Up to this many days, a page's sparklines and previous costs are one read
+# of daily rows over both periods; longer, the previous period's cost is read
+# from coarse intervals (its daily rows would outnumber them many times).
+ONE_READ_DAYS = 92
+
+
+@dataclass(slots=True)
+class Trend:
+    sparklines: dict  # value → its cost per local day of the period, zero-filled
+    previous: dict  # value → its cost over the previous equal period (ZERO if none)
+
+
+def page_trend(
+    *,
+    organization,
+    period: Period,
+    by: str,
+    rows: list[Totals],
+    filters: UsageFilters | None = None,
+) -> Trend:
+    """The sparkline and the previous period's cost of each row of a page:
+    one query (daily rows of the page's values over both periods)."""
+    if not rows:
+        return Trend({}, {})
+    scope = {"organization": organization, "by": by, "rows": rows, "filters": filters}
+    if period.days > ONE_READ_DAYS:
+        return Trend(sparklines(period=period, **scope), previous_costs(period=period, **scope))
+    before = period.previous()
+    keys = [row.key for row in rows]
+    split = spend_daily_split(
+        organization=organization,
+        period=Period(before.start, period.end, period.zone),
+        by=by,
+        filters=filters,
+        keys=keys,
+    )
+    zeros = [ZERO] * (before.days + period.days)
+    trend = Trend({}, {})
+    for key in keys:
+        days = split.get(str(key), zeros)
+        trend.previous[key] = sum(days[: before.days], ZERO)
+        trend.sparklines[key] = days[before.days :]
+    return trend
+
+
+def _costs_now_and_before(
+    *, organization, period: Period, by: str, filters: UsageFilters | None, search: str
+) -> tuple[dict, dict]:
+    """Cost per value of `by` in the period (values with calls in it) and in
+    the previous equal period: one grouped read where CustomerRollup
+    intervals answer both, else `costs_by_value` twice."""
+    scope = {"organization": organization, "by": by, "filters": filters}
+    now = rollup_rows(period=period, **scope)
+    before = rollup_rows(period=period.previous(), **scope)
+    if now.qs.model is not CustomerRollup or before.qs.model is not CustomerRollup:
+        return (
+            costs_by_value(period=period, search=search, **scope),
+            costs_by_value(period=period.previous(), search=search, **scope),
+        )
+    today = org_today(organization)
+    current = spans_q(period_spans(period, today=today))
+    earlier = spans_q(period_spans(period.previous(), today=today))
+    column = now.column(by)
+    qs = now.qs | before.qs  # the same scope, either period's intervals
+    if search:
+        qs = qs.filter(**{f"{column}__icontains": search})
+    grouped = (
+        qs.values(key=F(column))
+        .annotate(
+            now=cost_sum(where=current),
+            before=cost_sum(where=earlier),
+            called=Count("pk", filter=current),
+        )
+        .order_by()
+    )
+    costs: dict = {}
+    previous: dict = {}
+    for row in grouped:
+        if row["called"]:
+            costs[row["key"]] = money(row["now"])
+        if row["before"] is not None:
+            previous[row["key"]] = money(row["before"])
+    return costs, previous
+
+
 def change_ranking(
     *,
     organization,
@@ -103,9 +191,9 @@ def change_ranking(
     """One page of the values with calls in the period ranked by their cost's
     change against the previous equal period (biggest rise first unless not
     `descending`; "new" above every ratio; no spend either time last)."""
-    scope = {"organization": organization, "by": by, "filters": filters, "search": search}
-    current = costs_by_value(period=period, **scope)
-    previous = costs_by_value(period=period.previous(), **scope)
+    current, previous = _costs_now_and_before(
+        organization=organization, period=period, by=by, filters=filters, search=search
+    )
     ranked = sort_rows(
         current,
         value=lambda key: change_value(current[key], previous.get(key, ZERO)),

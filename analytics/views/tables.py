@@ -15,7 +15,7 @@ from analytics.selectors import Totals
 from analytics.selectors._common import change_ratio
 from analytics.selectors.ranking import Ranking
 from analytics.selectors.revenue import MARGIN_SORTS, PROFIT_FILTERS
-from analytics.selectors.tables import previous_costs, sparklines, table_ranking
+from analytics.selectors.tables import page_trend, table_ranking
 from analytics.sorting import Sort, parse_sort, sort_rows, totals_sort_value
 from analytics.views.common import (
     bad_request,
@@ -94,11 +94,12 @@ def trend_context(
     request, by: str, period: Period, rows: list[Totals], filters: UsageFilters
 ) -> dict[str, Any]:
     """Each row's sparkline (daily cost) and change against the previous period."""
-    scope = {"organization": request.organization, "period": period, "by": by, "rows": rows}
-    previous = previous_costs(**scope, filters=filters)
+    trend = page_trend(
+        organization=request.organization, period=period, by=by, rows=rows, filters=filters
+    )
     return {
-        "sparklines": sparklines(**scope, filters=filters),
-        "changes": {row.key: change_ratio(row.cost, previous[row.key]) for row in rows},
+        "sparklines": trend.sparklines,
+        "changes": {row.key: change_ratio(row.cost, trend.previous[row.key]) for row in rows},
     }
 
 

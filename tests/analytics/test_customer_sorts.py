@@ -12,7 +12,9 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
-from analytics.periods import org_today
+from analytics.periods import Period, org_today, org_zone
+from analytics.selectors import Totals
+from analytics.selectors.tables import ONE_READ_DAYS, page_trend
 from tests.analytics.conftest import call
 from tests.analytics.test_api_margin import get, schema  # noqa: F401 (fixtures)
 from tests.factories import RevenueEntryFactory
@@ -175,3 +177,22 @@ def test_another_organization_never_appears(get, customers):  # noqa: F811
         assert "zeta" not in _ids(body)
         rows = {row["customer_id"]: row for row in body["results"]}
         assert rows.get("beta", {}).get("revenue") in (None, "30.0000000000")
+
+
+@pytest.mark.parametrize("days", [10, ONE_READ_DAYS + 8])
+def test_page_trend_is_the_hand_computed_sums(org, customers, days):
+    """One read of both periods' days (up to ONE_READ_DAYS) or two reads: the
+    same sparkline sums and previous costs. Over 100 days, the calls 12 days
+    ago are inside the period, so nothing was spent before it."""
+    today = org_today(org)
+    period = Period(today - timedelta(days=days - 1), today, org_zone(org))
+    rows = [Totals(key=key) for key in ("alpha", "beta", "delta", "nobody")]
+    trend = page_trend(organization=org, period=period, by="customer", rows=rows)
+    sums = {key: sum(values) for key, values in trend.sparklines.items()}
+    if days == 10:
+        assert sums == {"alpha": 40, "beta": 20, "delta": 5, "nobody": 0}
+        assert trend.previous == {"alpha": 20, "beta": 40, "delta": 0, "nobody": 0}
+    else:
+        assert sums == {"alpha": 60, "beta": 60, "delta": 5, "nobody": 0}
+        assert trend.previous == {"alpha": 0, "beta": 0, "delta": 0, "nobody": 0}
+    assert {len(values) for values in trend.sparklines.values()} == {days}
