@@ -2,11 +2,12 @@
 
     DATABASE_URL=postgres://… python -m bench.simulator --events 1000000
 
-Seeds `--org` with `seed_demo_usage` if it has fewer events than asked, installs
-genai-prices' bundled price book (every model, ~2,600 price rows) in the engine,
-then times `analytics.simulator.simulate` for the costliest feature over the
-last 30 days (budget ≤ 1 s), for the whole organization, and the "All
-features" ranking; the baseline is the same feature's `spend_totals` (one
+Seeds `--org` with `seed_demo_usage` (`--fast` when it has no events) if it
+has fewer events than asked, installs genai-prices' bundled price book (every
+model, ~2,600 price rows) in the engine, then times
+`analytics.simulator.simulate` for the costliest feature over the last 30
+days (budget ≤ 1 s), for the whole organization, and the "All features"
+ranking; the baseline is the same feature's `spend_totals` (one
 rollup aggregate) in the same run. `make bench` runs `run()`: the same on a
 throwaway test database seeded with BENCH_EVENTS events.
 """
@@ -64,7 +65,14 @@ def _seed(org_name: str, events: int, days: int, seed: int) -> None:
     have = UsageEvent.objects.filter(organization=org).count() if org else 0
     if have < events:
         print(f"seeding {org_name!r}: {have:,} events present, {events:,} wanted")
-        call_command("seed_demo_usage", org=org_name, days=days, events=events, seed=seed)
+        call_command(
+            "seed_demo_usage",
+            org=org_name,
+            days=days,
+            events=events,
+            seed=seed,
+            fast=have == 0,  # COPY + rollups in SQL on PostgreSQL
+        )
 
 
 def _cases(organization, repeat: int, only: str = "") -> list[tuple[str, float, float, str]]:
