@@ -24,6 +24,7 @@ BENCHMARKS: tuple[str, ...] = (
     "plan_limits",
     "purge",
     "budgets",
+    "soak",  # BENCH_SOAK_SECONDS long (default 10 minutes)
 )
 
 

@@ -110,7 +110,8 @@ def _wait_port(port: int, timeout: float = 30) -> None:
     raise RuntimeError(f"nothing listening on {port}")
 
 
-def _wrk(url: str, key: str, connections: int, seconds: float) -> dict:
+def _wrk(url: str, key: str, connections: int, seconds: float, script: str = "post.lua") -> dict:
+    """wrk with bench/`script` (post.lua's summary line); totals, latencies, errors."""
     threads = 1 if connections == 1 else 2
     out = subprocess.run(
         [
@@ -119,7 +120,7 @@ def _wrk(url: str, key: str, connections: int, seconds: float) -> dict:
             f"-c{connections}",
             f"-d{max(1, round(seconds))}s",
             "-s",
-            str(ROOT / "bench" / "post.lua"),
+            str(ROOT / "bench" / script),
             url,
         ],
         env={**os.environ, "AST_KEY": key},
@@ -184,8 +185,9 @@ def _ingest_rate(env: dict[str, str]) -> float:
     return float(found.group(1))
 
 
-def _uvicorn(app: str, port: int) -> list[str]:
-    """uvicorn as `make serve` runs it (same workers, loop and parser)."""
+def _uvicorn(app: str, port: int, *, http: str = "httptools") -> list[str]:
+    """uvicorn as `make serve` runs it (same workers, loop and parser; `make
+    serve`'s own protocol class, config.httpguard's, when `http` names it)."""
     return [
         str(Path(PYTHON).with_name("uvicorn")),
         app,
@@ -193,7 +195,7 @@ def _uvicorn(app: str, port: int) -> list[str]:
         f"--port={port}",
         f"--workers={WORKERS}",
         "--loop=uvloop",
-        "--http=httptools",
+        f"--http={http}",
         "--no-access-log",
         "--no-server-header",
         "--no-date-header",

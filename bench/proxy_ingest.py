@@ -30,6 +30,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from bench import Result
+from bench.foldlag import FoldLagWatch
 
 EVENTS = 20_000
 BATCH = int(os.environ.get("BENCH_INGEST_BATCH", "500"))
@@ -149,31 +150,24 @@ def _fold_lag(org) -> float:
     loop = subprocess.Popen(  # noqa: S603
         [sys.executable, "manage.py", "rollups_fold", "--loop"], cwd=ROOT, env=os.environ
     )
-    lags: list[float] = []
     done = threading.Event()
     patience = 120.0  # after the last batch, for the fold to catch up
-
     deadline = float("inf")
 
+    def pending() -> tuple[int | None, int | None]:
+        deltas = RollupDelta.objects.filter(organization=org).order_by("pk")
+        oldest = deltas.values_list("pk", flat=True).first()
+        return oldest, deltas.values_list("pk", flat=True).last()
+
+    lag = FoldLagWatch(pending)
+
     def watch() -> None:
-        # Markers: (when noted, newest delta id then); one is folded once no
-        # pending delta of the organization has an id at or below it.
-        markers: list[tuple[float, int]] = []
-        noted = 0
         try:
             while True:
-                deltas = RollupDelta.objects.filter(organization=org)
-                oldest = deltas.order_by("pk").values_list("pk", flat=True).first()
-                now = time.perf_counter()
-                while markers and (oldest is None or oldest > markers[0][1]):
-                    lags.append(now - markers.pop(0)[0])
-                if done.is_set() and (not markers and oldest is None or now > deadline):
-                    lags.extend(now - noted for noted, _ in markers)  # never folded: at least
+                settled = lag.sample()
+                if done.is_set() and (settled or time.perf_counter() > deadline):
+                    lag.give_up()
                     return
-                newest = deltas.order_by("-pk").values_list("pk", flat=True).first()
-                if newest is not None and newest > noted:  # the last batch's too
-                    markers.append((now, newest))
-                    noted = newest
                 time.sleep(1 if not done.is_set() else 0.05)
         finally:
             connections.close_all()
@@ -193,7 +187,7 @@ def _fold_lag(org) -> float:
         done.set()
         loop.terminate()
         loop.wait(30)
-    return max(lags, default=0.0)
+    return lag.worst()
 
 
 def _clean(org) -> None:

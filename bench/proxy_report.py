@@ -23,8 +23,7 @@ def write_results(data: dict, s: dict, *, seconds: int, rounds: int, workers: in
     section = f"""{BEGIN}
 ## Proxy (`python -m bench proxy`)
 
-Machine: {platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), Linux {platform.release()},
-Python {platform.python_version()}; shared with other work while measured. uvicorn {workers}
+Machine: {machine_line()}; shared with other work while measured. uvicorn {workers}
 workers (uvloop, httptools), DEBUG off, PostgreSQL + Redis, per-call INFO log on, the
 ledger writer process beside the web workers. Floor: a raw ASGI callable relaying with
 aiohttp (bench/floor.py), served alike. Fake upstream: raw asyncio/httptools canned chat
@@ -56,13 +55,27 @@ Per round (µs; req/s):
 |---|---|---|---|---|---|---|---|---|
 {rows}
 {END}"""
+    section_write(section, begin=BEGIN, end=END)
+
+
+def section_write(section: str, *, begin: str, end: str) -> None:
+    """Replace bench/RESULTS.md's text from `begin` to `end` (both in `section`)
+    with `section`, or append it when the markers are not there yet."""
     path = ROOT / "bench" / "RESULTS.md"
     text = path.read_text() if path.exists() else "# Benchmark results\n"
-    if BEGIN in text:
-        text = text[: text.index(BEGIN)] + section + text[text.index(END) + len(END) :]
+    if begin in text:
+        text = text[: text.index(begin)] + section + text[text.index(end) + len(end) :]
     else:
         text = text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)
+
+
+def machine_line() -> str:
+    """The machine, for a section's first line."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores ({_cpu_model()}), "
+        f"Linux {platform.release()}, Python {platform.python_version()}"
+    )
 
 
 def _cpu_model() -> str:
