@@ -409,6 +409,9 @@ AISPENDTRACK_SIMULATOR_MAX_SCORE_DROP = env_float("AISPENDTRACK_SIMULATOR_MAX_SC
 # log into the daily / coarse / per-customer tables; dashboards lag by at most
 # about this much plus one fold.
 AISPENDTRACK_FOLD_INTERVAL = env_float("AISPENDTRACK_FOLD_INTERVAL", 2.0)
+# Open live pages of one organization share its marker this long (0: each poll
+# reads it); analytics.selectors.events.live_marker.
+AISPENDTRACK_LIVE_MARKER_SECONDS = env_float("AISPENDTRACK_LIVE_MARKER_SECONDS", 1.0)
 
 # --- Billing: plans, Stripe, retention (issue 15) -------------------------------
 # off (self-hosting, the default): every organization is on the unlimited

@@ -21,6 +21,7 @@ from analytics.selectors.events import (
     first_call_exists,
     first_call_with_key,
     latest_call_marker,
+    live_marker,
     requests_top_expensive,
     trace_detail,
     traces_list,
@@ -57,6 +58,7 @@ from analytics.selectors.spend import (
 
 __all__ = [
     "latest_call_marker",
+    "live_marker",
     "first_call_with_key",
     "LATENCY_SAMPLE",
     "Headline",

@@ -14,6 +14,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
 from django.http import Http404
 
@@ -204,6 +206,23 @@ def latest_call_marker(*, organization) -> str:
     pending = RollupDelta.objects.filter(organization=organization).exists()
     runs = reprice_runs_marker(organization=organization)
     return f"{pk}{'+' if pending else ''}{runs}"
+
+
+def live_marker(*, organization) -> str:
+    """`latest_call_marker`, shared through the cache (Redis when configured) by
+    every open page of the organization for AISPENDTRACK_LIVE_MARKER_SECONDS
+    (1 s), so that N open tabs cost one marker read a second, not N every 5 s
+    (bench/live_tabs.py), and a change shows that much later at most. Not kept
+    before the first call (""): a new organization's first call shows at the
+    next poll."""
+    seconds = settings.AISPENDTRACK_LIVE_MARKER_SECONDS
+    key = f"analytics:live-marker:{organization.pk}"
+    marker = cache.get(key) if seconds > 0 else None
+    if marker is None:
+        marker = latest_call_marker(organization=organization)
+        if marker and seconds > 0:
+            cache.set(key, marker, seconds)
+    return marker
 
 
 def first_call_with_key(*, organization, api_key) -> dict[str, Any] | None:

@@ -71,7 +71,7 @@ def dashboard(request):
         "forecast": selectors.spend_forecast(**scope),
         "unpriced": selectors.unpriced_summary(organization=org, period=period),
         "unprofitable": None if filters.active else unprofitable_this_month(organization=org),
-        "live_latest": selectors.latest_call_marker(organization=org),
+        "live_latest": selectors.live_marker(organization=org),
     }
     return render(request, "analytics/overview.html", context)
 
@@ -79,9 +79,10 @@ def dashboard(request):
 @never_cache
 @spend_page
 def live(request):
-    """Polled every 5 s by open live pages (static/js/live.js): one cheap query.
-    The page re-fetches itself only when `latest` moved."""
-    return JsonResponse({"latest": selectors.latest_call_marker(organization=request.organization)})
+    """Polled every 5 s by open live pages (static/js/live.js): the marker, read
+    once a second at most for all of the organization's open pages (beside the
+    session's own queries). The page re-fetches itself only when `latest` moved."""
+    return JsonResponse({"latest": selectors.live_marker(organization=request.organization)})
 
 
 @never_cache

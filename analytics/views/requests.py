@@ -61,6 +61,6 @@ def requests_log(request):
         "is_first_page": not request.GET.get("cursor"),
         "sort": sort,
         "columns": COLUMNS,
-        "live_latest": selectors.latest_call_marker(organization=org),
+        "live_latest": selectors.live_marker(organization=org),
     }
     return render(request, "analytics/requests.html", context)

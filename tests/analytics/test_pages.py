@@ -6,6 +6,8 @@ from datetime import timedelta
 from urllib.parse import quote
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from analytics.models import Status, UsageEvent
@@ -196,6 +198,21 @@ def test_live_marker_moves_with_our_calls_only(owner_client, org, other_org, ing
     assert ours == str(UsageEvent.objects.get(organization=org).pk)
     ingest(call(other_org, timezone.now()))
     assert owner_client.get("/dashboard/live.json").json()["latest"] == ours
+
+
+def test_live_marker_is_read_once_for_all_open_pages(owner_client, org, ingest, settings):
+    """The organization's open pages share its marker for a second
+    (AISPENDTRACK_LIVE_MARKER_SECONDS): another tab's poll reads no event."""
+    ingest(call(org, timezone.now()))
+    first = owner_client.get("/dashboard/live.json").json()["latest"]
+    with CaptureQueriesContext(connection) as polled:
+        assert owner_client.get("/dashboard/live.json").json()["latest"] == first
+    assert not [q for q in polled.captured_queries if "analytics_" in q["sql"]]
+    ingest(call(org, timezone.now()))  # within the second: still shared
+    assert owner_client.get("/dashboard/live.json").json()["latest"] == first
+    settings.AISPENDTRACK_LIVE_MARKER_SECONDS = 0  # each poll reads it
+    newest = str(UsageEvent.objects.filter(organization=org).latest("created_at", "pk").pk)
+    assert owner_client.get("/dashboard/live.json").json()["latest"] == newest != first
 
 
 def test_requests_export_is_what_is_on_screen_and_suggests_our_own_values(
