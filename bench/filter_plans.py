@@ -43,9 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     _setup()
     from django.db import connection
 
+    from analytics.models import UsageEvent
     from analytics.params import UsageFilters
     from analytics.periods import period_preset
-    from analytics.selectors._common import events_in, rollup_rows
+    from analytics.selectors._common import event_rows, events_in, rollup_rows
 
     if connection.vendor != "postgresql":
         print("needs PostgreSQL (DATABASE_URL=postgres://…)")
@@ -54,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     period = period_preset(organization, "30d")
     cost = _rare_bound(organization, "cost")
     latency = _rare_bound(organization, "latency_ms")
+    model = (
+        events_in(organization=organization, period=period).values_list("model", flat=True).first()
+    )
     customer = (
         events_in(organization=organization, period=period)
         .exclude(customer_id="")
@@ -63,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     cases = {
         "no filter (rollups: the baseline)": UsageFilters(),
         "property plan:enterprise (broad)": UsageFilters(properties=(("plan", "enterprise"),)),
+        "property plan:enterprise + model": UsageFilters(
+            properties=(("plan", "enterprise"),), model=model
+        ),
         f"cost ≥ {cost} (top 0.1 %)": UsageFilters(cost_min=Decimal(cost)),
         f"latency ≥ {latency} ms (top 0.1 %)": UsageFilters(latency_min=int(latency)),
         "one customer + property": UsageFilters(
@@ -80,7 +87,13 @@ def main(argv: list[str] | None = None) -> int:
         totals = rows.qs.values("organization").annotate(**rows.annotations())
         records = events_in(organization=organization, period=period, filters=filters)
         first_page = records.order_by("-created_at", "-pk")[:51]
-        for statement, qs in (("period totals", totals), ("records, first page", first_page)):
+        statements = [("period totals", totals), ("records, first page", first_page)]
+        if filters.needs_events and rows.qs.model is not UsageEvent:
+            # A filter the property rollups answer: the events path it replaced, same run.
+            events = event_rows(organization=organization, period=period, filters=filters)
+            before = events.qs.values("organization").annotate(**events.annotations())
+            statements.insert(1, ("period totals, events path (before)", before))
+        for statement, qs in statements:
             runs = [_summary(qs.explain(analyze=True, buffers=True)) for _ in range(args.repeat)]
             used = runs[0][0]
             millis = sorted(ms for _, ms in runs)[len(runs) // 2]

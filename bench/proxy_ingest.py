@@ -13,7 +13,10 @@ Alternating rounds, medians:
   `make serve` runs it): every second a marker notes the newest delta, and
   its lag is the time until the fold has consumed it; the largest lag.
 `python -m bench.proxy_ingest` prints the figures (bench.proxy reads INGEST).
-BENCH_INGEST_BATCH sets the batch size (default 500).
+BENCH_INGEST_BATCH sets the batch size (default 500). BENCH_INGEST_PROPERTIES=1
+gives every call two x-property-* (plan: 3 values, region: 4) and adds the
+same-run "before" of the property rollups: INGEST_NO_PROPERTY_ROLLUPS, the
+ledger's write with the property delta log left out.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 from bench import Result
 from bench.foldlag import FoldLagWatch
@@ -37,6 +41,7 @@ BATCH = int(os.environ.get("BENCH_INGEST_BATCH", "500"))
 ROUNDS = 3
 SUSTAINED_ROUNDS = 4  # rounds of EVENTS ingested back to back beside the fold loop
 TARGET_PER_S = 10_000
+PROPERTIES = os.environ.get("BENCH_INGEST_PROPERTIES") == "1"
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -86,10 +91,18 @@ def measure() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
         with transaction.atomic():
             events_copy([event_row(r) for r in batch])
 
-    rates: dict[str, list[tuple[float, float]]] = {"events_only": [], "ingest": []}
+    def ingest_no_property_rollups(batch) -> None:
+        with mock.patch("analytics.services.property_buckets", return_value={}):
+            usage_record_batch(batch)
+
+    writers: list[tuple[str, Callable]] = [("events_only", events_only)]
+    if PROPERTIES:
+        writers.append(("ingest_no_property_rollups", ingest_no_property_rollups))
+    writers.append(("ingest", usage_record_batch))  # last: the fold below folds its deltas
+    rates: dict[str, list[tuple[float, float]]] = {name: [] for name, _ in writers}
     fold = []
     for _ in range(ROUNDS):
-        for name, write in (("events_only", events_only), ("ingest", usage_record_batch)):
+        for name, write in writers:
             _clean(org)
             rates[name].append(_timed(_records(org.pk), write, backend))
         assert UsageEvent.objects.filter(organization=org).count() == EVENTS  # noqa: S101
@@ -108,6 +121,10 @@ def measure() -> tuple[dict[str, float], dict[str, list[tuple[float, float]]]]:
         "fold": statistics.median(fold),
         "fold_lag": lag,
     }
+    if PROPERTIES:
+        before = rates["ingest_no_property_rollups"]
+        figures["ingest_no_property_rollups"] = statistics.median(rate for rate, _ in before)
+        figures["ingest_no_property_rollups_cpu"] = statistics.median(cpu for _, cpu in before)
     return figures, rates
 
 
@@ -197,6 +214,9 @@ def _clean(org) -> None:
         DailyModelRollup,
         HourlyCoarseRollup,
         HourlyRollup,
+        PropertyDailyRollup,
+        PropertyHourlyRollup,
+        PropertyRollupDelta,
         RollupDelta,
         UsageEvent,
         UsageShapeRollup,
@@ -206,6 +226,9 @@ def _clean(org) -> None:
         UsageEvent,
         HourlyRollup,
         RollupDelta,
+        PropertyRollupDelta,
+        PropertyHourlyRollup,
+        PropertyDailyRollup,
         HourlyCoarseRollup,
         DailyCoarseRollup,
         DailyModelRollup,
@@ -237,6 +260,11 @@ def _records(org_id: int) -> list:
             usage=Usage(input_tokens=1000 + n % 97, output_tokens=200 + n % 31),
             cost=Decimal("0.0012345678"),
             latency_ms=400,
+            properties=(
+                {"plan": ("free", "pro", "team")[n % 3], "region": f"r{n % 4}"}
+                if PROPERTIES
+                else {}
+            ),
         )
         for n in range(EVENTS)
     ]
@@ -249,6 +277,9 @@ def main() -> None:
     print(f"EVENTS_ONLY {figures['events_only']:.1f}")
     print(f"EVENTS_ONLY_CPU_US {figures['events_only_cpu']:.1f}")
     print(f"RATIO {figures['ingest'] / figures['events_only']:.2f}")
+    if PROPERTIES:
+        print(f"INGEST_NO_PROPERTY_ROLLUPS {figures['ingest_no_property_rollups']:.1f}")
+        print(f"INGEST_NO_PROPERTY_ROLLUPS_CPU_US {figures['ingest_no_property_rollups_cpu']:.1f}")
     print(f"FOLD {figures['fold']:.1f}")
     print(f"FOLD_LAG {figures['fold_lag']:.2f}")
     print(
