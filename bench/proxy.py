@@ -158,8 +158,13 @@ def _ledger_count(env: dict[str, str], org_id: int) -> int:
 
 
 def _clear_ledger(env: dict[str, str], org_id: int) -> None:
+    """An empty ledger for the benchmark's organization, and no hand-off files
+    left by an interrupted run: the writer would spend this run writing them."""
     import psycopg
 
+    queue = Path(env["AISPENDTRACK_VAR_DIR"]) / "queue"
+    for leftover in queue.glob("*.jsonl*"):
+        leftover.unlink()
     with psycopg.connect(env["DATABASE_URL"], autocommit=True) as conn:
         for table in (
             "usageevent",

@@ -280,3 +280,30 @@ def test_poisoned_calls_of_one_org_cost_another_org_nothing(
     assert all("\x00" not in e.model for e in a_events)
     assert proxy.writer is not None
     assert dead_letter_count(proxy.writer.dead.directory.parent) == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deleted_key_costs_its_batch_one_retry_not_a_bisection(org, other_org, tmp_path):
+    """Staff delete a busy key in admin while its calls wait in the queue: every
+    call still lands (without its key), in a few writes rather than ~2 a record."""
+    row, _ = api_key_issue(organization=org, name="busy")
+    kept, _ = api_key_issue(organization=other_org, name="kept")
+    batch = [record(org.pk, n, api_key_id=row.pk) for n in range(200)]
+    batch += [record(other_org.pk, n, api_key_id=kept.pk) for n in range(200, 250)]
+    gone = Organization.objects.create(name="Gone", slug="gone")
+    batch.append(record(gone.pk, 300))
+    row.delete()
+    gone.delete()
+    attempts = []
+
+    def counting(records):
+        attempts.append(len(records))
+        return usage_record_batch(records)
+
+    writer = IsolatingWriter(DeadLetters(tmp_path), counting)
+    assert writer(batch) == 250
+    assert attempts == [251, 250]
+    assert writer.dropped == 1 and writer.dead_lettered == 0
+    events = UsageEvent.objects.filter(organization=org)
+    assert events.count() == 200 and not events.exclude(api_key=None).exists()
+    assert UsageEvent.objects.filter(organization=other_org, api_key=kept).count() == 50
