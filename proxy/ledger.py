@@ -165,17 +165,12 @@ class IsolatingWriter:
 
     def _alone(self, record: UsageRecord, error: Exception) -> int:
         """One record refused on its own: a vanished owner, or a dead letter."""
-        if not Organization.objects.filter(pk=record.organization_id).exists():
-            self._drop(record)
-            return 0
-        if (
-            record.api_key_id is not None
-            and not ApiKey.objects.filter(pk=record.api_key_id).exists()
-        ):
-            # The key was deleted since: the call happened, keep it without its key.
-            record.api_key_id = None
+        kept = self._without_vanished_owners([record])
+        if kept is not None:
+            if not kept:  # its organization is gone (logged)
+                return 0
             try:
-                return self._write([record])
+                return self._write(kept)
             except Exception as again:
                 if is_outage(again):
                     raise
