@@ -14,6 +14,8 @@ import math
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
+from django.db import connection
+
 from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import Totals, change_ratio
@@ -57,13 +59,29 @@ def latency_percentiles(
     the sample is the whole period."""
     qs = events_in(organization=organization, period=period, filters=filters)
     latest = qs.order_by("-created_at").values_list("latency_ms", flat=True)[:sample]
-    values = sorted(latest)
-    return Latency(
-        p50_ms=nearest_rank(values, 50),
-        p95_ms=nearest_rank(values, 95),
-        sampled=len(values),
-        calls=max(calls, len(values)),
-    )
+    if connection.vendor == "postgresql":
+        sampled, p50, p95 = _percentiles_sql(latest)
+    else:
+        values = sorted(latest)
+        sampled, p50, p95 = len(values), nearest_rank(values, 50), nearest_rank(values, 95)
+    return Latency(p50_ms=p50, p95_ms=p95, sampled=sampled, calls=max(calls, sampled))
+
+
+def _percentiles_sql(latest) -> tuple[int, int | None, int | None]:
+    """`nearest_rank` of the sample's p50 and p95 in the database: the rank
+    ceil(p × n / 100) in integer arithmetic (no float fraction, as
+    percentile_disc would take), so the page gets two numbers instead of
+    decoding 20,000 rows in Python (~10 ms a period)."""
+    sql, params = latest.query.sql_with_params()
+    rank = "GREATEST(1, ({p} * COUNT(*) + 99) / 100)::int"
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT COUNT(*), (ARRAY_AGG(v ORDER BY v))[{rank.format(p=50)}], "  # noqa: S608
+            f"(ARRAY_AGG(v ORDER BY v))[{rank.format(p=95)}] FROM ({sql}) AS sample(v)",
+            params,
+        )
+        sampled, p50, p95 = cursor.fetchone()
+    return sampled, p50, p95
 
 
 def error_rate(totals: Totals) -> Decimal | None:
