@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
 from typing import Any
 
-from django.db.models import F
+from django.db.models import F, QuerySet
 from django.http import Http404
 
 from analytics.models import RevenueEntry, RevenueSettings
@@ -65,13 +65,18 @@ def _share(amount: Decimal, start: date, end: date, period_start: date, period_e
         return amount * overlap / days
 
 
+def revenue_entries_in(*, organization, period: Period) -> QuerySet[RevenueEntry]:
+    """The organization's entries that cover at least one day of the period."""
+    return RevenueEntry.objects.filter(
+        organization=organization, period_end__gte=period.start, period_start__lte=period.end
+    )
+
+
 def revenue_by_customer(
     *, organization, period: Period, customer_ids: Iterable[str] | None = None
 ) -> dict[str, Decimal]:
     """Revenue per customer over the period's days (only customers with an entry there)."""
-    qs = RevenueEntry.objects.filter(
-        organization=organization, period_end__gte=period.start, period_start__lte=period.end
-    )
+    qs = revenue_entries_in(organization=organization, period=period)
     if customer_ids is not None:
         qs = qs.filter(customer_id__in=list(customer_ids))
     sums: dict[str, Decimal] = {}
@@ -157,9 +162,12 @@ def unprofitable_this_month(*, organization, now: datetime | None = None) -> Unp
         return Unprofitable(period, 0, ZERO)
     rows = rollup_rows(organization=organization, period=period, by="customer")
     column = rows.column("customer")
+    # The paying customers as a subquery, not a list of ids: thousands of
+    # parameters cost more to bind and plan than the read itself.
+    paying = revenue_entries_in(organization=organization, period=period).values("customer_id")
     costs = {
         row["key"]: money(row["c"])
-        for row in rows.qs.filter(**{f"{column}__in": list(revenue)})
+        for row in rows.qs.filter(**{f"{column}__in": paying})
         .values(key=F(column))
         .annotate(c=cost_sum())
         .order_by()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
 from urllib.parse import urlencode
 
@@ -183,11 +184,17 @@ def sparkline_points(values) -> str:
         values = values * 2
     top = max(values)
     scale = (SPARK_HEIGHT - 2) / top if top > 0 else 0.0
-    step = SPARK_WIDTH / (len(values) - 1)
     return " ".join(
-        f"{round(step * n, 1):g},{round(SPARK_HEIGHT - 1 - value * scale, 1):g}"
-        for n, value in enumerate(values)
+        f"{x},{round(SPARK_HEIGHT - 1 - value * scale, 1):g}"
+        for x, value in zip(_spark_xs(len(values)), values, strict=True)
     )
+
+
+@functools.cache
+def _spark_xs(count: int) -> tuple[str, ...]:
+    """The x of each of `count` points (every row of a page has the same)."""
+    step = SPARK_WIDTH / (count - 1)
+    return tuple(f"{round(step * n, 1):g}" for n in range(count))
 
 
 @register.simple_tag
