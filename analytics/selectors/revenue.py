@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, localcontext
-from typing import Any
 
 from django.db.models import F, QuerySet
 from django.http import Http404
@@ -245,8 +244,9 @@ def customer_margin_page(
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[CustomerMargin], int]:
-    """Customers sorted by any column of the customers table (`margin_sort_value`;
-    unknown values last, ties by id); `profit` keeps only the unprofitable
+    """Customers sorted by any column of the customers table (exact values:
+    average cost per call unrounded; unknown values last: no revenue, no spend
+    either period; ties by id); `profit` keeps only the unprofitable
     ones (margin < 0) or the thin ones (margin % below the organization's
     threshold). Returns a page and the count.
 
@@ -256,42 +256,51 @@ def customer_margin_page(
     # Margin, revenue, cost and name need one sum per customer (its cost): rank
     # on that, then sum every counter for the page's customers only (as
     # spend_ranking does); the other columns need every customer's totals.
+    # Only paying customers have a margin: the others are ranked by id alone
+    # (unknown sorts last), and get their row objects only if on the page.
     one_sum = sort in ONE_SUM_SORTS
-    costs: dict = {}
+    scope = {"organization": organization, "period": period, "filters": filters}
+    totals: dict = {}
     if one_sum:
-        costs = costs_by_value(
-            organization=organization,
-            period=period,
-            by="customer",
-            filters=filters,
-            search=search,
-        )
-        called = (Totals(key=k, cost=c) for k, c in costs.items())
-        rows = _with_revenue(organization, period, called, search, filters=filters)
+        costs = costs_by_value(by="customer", search=search, **scope)
     else:
-        rows = customers_with_margin(
-            organization=organization, period=period, filters=filters, search=search
-        )
+        totals = {row.key: row for row in spend_breakdown(by="customer", search=search, **scope)}
+        costs = {key: row.cost for key, row in totals.items()}
+    margins = _paying_margins(organization, period, costs, search, filters=filters)
     if profit == "unprofitable":
-        rows = [r for r in rows if r.margin.unprofitable]
+        keys = [key for key, margin in margins.items() if margin.unprofitable]
     elif profit == "thin":
         threshold = revenue_settings_get(organization=organization).thin_margin_percent
-        rows = [r for r in rows if r.margin.thin(threshold)]
+        keys = [key for key, margin in margins.items() if margin.thin(threshold)]
+    else:
+        keys = [*costs, *(key for key in margins if key not in costs)]
     previous: dict = {}
     if sort == "change":
         previous = costs_by_value(
             organization=organization, period=period.previous(), by="customer", filters=filters
         )
-    rows = sort_rows(
-        rows,
-        value=lambda r: margin_sort_value(r, sort, previous.get(r.totals.key, ZERO)),
-        key=lambda r: r.totals.key,
-        descending=descending,
-    )
-    page = rows[offset : offset + limit]
+
+    def value(key):  # the cell as it sorts
+        if sort in MARGIN_SORTS:
+            margin = margins.get(key)
+            return None if margin is None else getattr(margin, sort)
+        if sort == "change":
+            return change_value(costs.get(key, ZERO), previous.get(key, ZERO))
+        if sort in ("cost", "name"):
+            return costs.get(key, ZERO) if sort == "cost" else key
+        return totals_sort_value(totals.get(key) or Totals(key=key), sort, key)
+
+    ranked = sort_rows(keys, value=value, key=lambda key: key, descending=descending)
+    page = [
+        CustomerMargin(
+            totals.get(key) or Totals(key=key, cost=costs.get(key, ZERO)),
+            margins.get(key) or margin_of(None, costs.get(key, ZERO)),
+        )
+        for key in ranked[offset : offset + limit]
+    ]
     if one_sum:
         page = _full_totals(organization, period, page, called=costs, filters=filters)
-    return page, len(rows)
+    return page, len(ranked)
 
 
 def _full_totals(
@@ -305,14 +314,19 @@ def _full_totals(
     return [CustomerMargin(totals.get(row.totals.key, row.totals), row.margin) for row in page]
 
 
-def margin_sort_value(row: CustomerMargin, column: str, previous_cost: Decimal) -> Any:
-    """A customers-table cell as it sorts: exact values (average cost per call
-    unrounded), None for unknown (no revenue, no spend either period)."""
-    if column in MARGIN_SORTS:
-        return getattr(row.margin, column)
-    if column == "change":
-        return change_value(row.totals.cost, previous_cost)
-    return totals_sort_value(row.totals, column, row.totals.key)
+def _paying_margins(
+    organization, period: Period, costs: dict, search: str, *, filters: UsageFilters | None
+) -> dict[str, Margin]:
+    """The margin of each customer with revenue in the period (and, without
+    filters, revenue but no calls; under filters only those with calls kept)."""
+    revenue = revenue_by_customer(organization=organization, period=period)
+    narrowed = filters is not None and filters.active
+    needle = search.lower()
+    return {
+        key: margin_of(amount, costs.get(key, ZERO))
+        for key, amount in revenue.items()
+        if (key in costs if narrowed else not needle or needle in key.lower())
+    }
 
 
 @dataclass(slots=True)
