@@ -33,7 +33,7 @@ from django.db.models import F
 
 from accounts.models import Organization
 from analytics.intervals import daily_ready, spans_of
-from analytics.models import CUSTOMER_DIMENSIONS, HourlyRollup, RollupDelta, Status
+from analytics.models import CUSTOMER_DIMENSIONS, HourlyRollup, RollupDelta
 from analytics.periods import org_zone
 from analytics.properties import property_daily_rebuild, property_fold_python, property_fold_sql
 from analytics.rollups import (
@@ -205,19 +205,19 @@ _CUSTOMER_SUMMED = tuple(name for name in CUSTOMER.counters if name not in COMPU
 
 def _customer_source_sql(source: str) -> str:
     """Finer rows as CustomerRollup keys: each (customer, local day, model,
-    feature) counts in its day, ISO week and month, as totals and under its
-    model and its feature. Grouped per day first (success or not) so a rebuild
-    expands days, not hours."""
+    feature, status) counts in its day, ISO week and month, as totals and
+    under each of its splits (CUSTOMER_DIMENSIONS). Grouped per day first so a
+    rebuild expands days, not hours."""
     sums = ", ".join(f"SUM({name}) AS {name}" for name in _CUSTOMER_SUMMED)
     kept = ", ".join(f"u.{name}" for name in _CUSTOMER_SUMMED)
-    ok = Status.SUCCESS
     splits = ", ".join(f"('{name}', u.{name})" for name in CUSTOMER_DIMENSIONS)
-    groups = ", ".join(str(n) for n in range(1, 5 + len(CUSTOMER_DIMENSIONS)))
+    # The status a row's error calls are counted by (COMPUTED_COUNTERS), split or not.
+    grouped = tuple(dict.fromkeys((*CUSTOMER_DIMENSIONS, "status")))
+    groups = ", ".join(str(n) for n in range(1, 4 + len(grouped)))
     return (
         f"(SELECT u.organization_id, x.dim AS dimension, x.val AS value, s.sp AS span, "  # noqa: S608
         f"s.st AS start, u.customer_id, u.status, {kept} FROM "
-        f"(SELECT organization_id, day, customer_id, {', '.join(CUSTOMER_DIMENSIONS)}, "
-        f"CASE WHEN status = '{ok}' THEN '{ok}' ELSE 'error' END AS status, {sums} "
+        f"(SELECT organization_id, day, customer_id, {', '.join(grouped)}, {sums} "
         f"FROM {source} GROUP BY {groups}) AS u "
         f"CROSS JOIN LATERAL (VALUES ('d', u.day), "
         f"('w', u.day - (EXTRACT(ISODOW FROM u.day)::int - 1)), "

@@ -410,7 +410,9 @@ class Span(models.TextChoices):
 
 
 # The dimensions a customer's totals are split by (besides the totals, dimension "").
-CUSTOMER_DIMENSIONS = ("model", "feature")
+# Status: the customers of a status (the filter bar's status=…) rank from these
+# rows instead of summing a month of HourlyRollup (1.3 s at 10M events).
+CUSTOMER_DIMENSIONS = ("model", "feature", "status")
 
 
 class CustomerRollup(models.Model):
@@ -419,9 +421,10 @@ class CustomerRollup(models.Model):
     Ranking a long tail of customers must read a row per customer per stored
     interval; storing weeks and months as well as days lets a 30-day period be
     ~6 intervals instead of 30 (analytics.intervals.period_spans). Each interval
-    holds the customer's totals (dimension "") and its split by model and by
-    feature (dimension "model"/"feature", `value` the model or feature), which
-    the model and feature pages rank customers by. Folded from the deltas.
+    holds the customer's totals (dimension "") and its split by model, by
+    feature and by status (dimension "model"/"feature"/"status", `value` the
+    model, feature or status), which the model and feature pages and the
+    status filter rank customers by. Folded from the deltas.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")

@@ -96,7 +96,7 @@ def _oracle_sql(org) -> dict[str, dict]:
         out["models"] = _plain(cursor.fetchall(), 4, (*COUNTERS, "error_calls"))
         spans = [("d", "day"), ("w", "date_trunc('week', day)::date")]
         spans += [("m", "date_trunc('month', day)::date")]
-        splits = (("", "''"), ("model", "model"), ("feature", "feature"))
+        splits = (("", "''"), ("model", "model"), ("feature", "feature"), ("status", "status"))
         parts = [
             f"SELECT '{span}' AS span, {start} AS start, '{dim}' AS dimension, "  # noqa: S608
             f"{value} AS value, customer_id, priced, status, input_tokens, cost FROM d"
@@ -153,7 +153,8 @@ def _oracle_python(org) -> dict[str, dict]:
         starts = [("d", day), ("w", day - timedelta(days=day.weekday()))]
         starts += [("m", day.replace(day=1))]
         for span, start in starts:
-            for dim, value in (("", ""), ("model", event.model), ("feature", event.feature)):
+            splits = (("model", event.model), ("feature", event.feature), ("status", event.status))
+            for dim, value in (("", ""), *splits):
                 into = tables["customers"][(span, start, dim, value, event.customer_id)]
                 for counter in CUSTOMER_COUNTERS:
                     into[counter] += values[counter]

@@ -64,10 +64,10 @@ def test_ingest_writes_events_hourly_and_deltas_only_and_the_fold_the_rest(org):
     assert rollups_fold_until_done() == 2
     assert not RollupDelta.objects.exists()
     # 2 calls of 0.01 each, in every derived table (CustomerRollup: day, week
-    # and month × totals, model and feature = 9 rows per customer).
+    # and month × totals, model, feature and status = 12 rows per customer).
     for model in (HourlyCoarseRollup, DailyCoarseRollup, DailyModelRollup):
         assert totals(model, org) == (2, Decimal("0.0200000000"))
-    assert totals(CustomerRollup, org) == (18, Decimal("0.1800000000"))
+    assert totals(CustomerRollup, org) == (24, Decimal("0.2400000000"))
     assert rollups_fold_until_done() == 0  # nothing counted twice
 
 
@@ -277,4 +277,4 @@ def test_the_fold_loop_keeps_dashboards_fresh_within_10_s(org):
     finally:
         loop.terminate()
         loop.wait(15)
-    assert totals(CustomerRollup, org) == (9, Decimal("0.0900000000"))
+    assert totals(CustomerRollup, org) == (12, Decimal("0.1200000000"))
