@@ -28,7 +28,13 @@ from analytics.demo import DemoGenerator
 from analytics.fold import rollups_build_from_events
 from analytics.models import UsageEvent
 from analytics.records import UsageRecord
-from analytics.rollups import DERIVED, HOURLY, PROPERTY_DAILY, PROPERTY_HOURLY
+from analytics.rollups import (
+    DERIVED,
+    HOURLY,
+    PROPERTY_CUSTOMER_HOURLY,
+    PROPERTY_DAILY,
+    PROPERTY_HOURLY,
+)
 from analytics.services import EVENT_COPY_SQL, event_row, events_copy
 
 EVENTS = UsageEvent._meta.db_table
@@ -37,7 +43,10 @@ ROLLUPS = (HOURLY.db_table, *(table.db_table for table in DERIVED))
 TABLES = (EVENTS, *ROLLUPS)
 # What the fast load writes (the property rollups through their fold's
 # upserts, which need their unique keys): ANALYZE (or VACUUM) these after it.
-WRITTEN = (*TABLES, PROPERTY_HOURLY.db_table, PROPERTY_DAILY.db_table)
+WRITTEN = (
+    *TABLES,
+    *(table.db_table for table in (PROPERTY_HOURLY, PROPERTY_DAILY, PROPERTY_CUSTOMER_HOURLY)),
+)
 
 
 class OrganizationHasEvents(Exception):

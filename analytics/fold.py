@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
@@ -32,13 +32,13 @@ from django.db import connection, transaction
 from django.db.models import F
 
 from accounts.models import Organization
-from analytics.intervals import daily_ready, spans_of
-from analytics.models import CUSTOMER_DIMENSIONS, HourlyRollup, RollupDelta
+from analytics.intervals import daily_ready
+from analytics.models import HourlyRollup, RollupDelta
 from analytics.periods import org_zone
 from analytics.properties import property_daily_rebuild, property_fold_python, property_fold_sql
 from analytics.rollups import (
-    COMPUTED_COUNTERS,
     CUSTOMER,
+    CUSTOMER_SPLITS,
     DAILY,
     DAILY_COARSE,
     DAILY_MODEL,
@@ -50,6 +50,8 @@ from analytics.rollups import (
     SHAPES,
     RollupTable,
     Row,
+    customer_rows,
+    customer_source_sql,
 )
 from analytics.services import buckets_sql, property_buckets_sql
 
@@ -170,7 +172,11 @@ def rollups_build_from_events(*, organization_id: int, into_empty: bool = False)
             [organization_id],
         )
         property_fold_sql(
-            cursor, organization_ids=[organization_id], limit=2**62, zone_sql=_zone_sql("o")
+            cursor,
+            organization_ids=[organization_id],
+            limit=2**62,
+            zone_sql=_zone_sql("o"),
+            add=not into_empty,
         )
     return buckets
 
@@ -192,39 +198,11 @@ def _derive_sql(table: RollupTable, source: str, *, add: bool = True) -> str:
     """`table`'s rows from `source` (a table or a parenthesised, aliased
     subquery with the hourly key columns, `day` and the counters)."""
     if table is CUSTOMER:
-        return CUSTOMER.derive_sql(_customer_source_sql(source), add=add)
+        return CUSTOMER.derive_sql(customer_source_sql(source, CUSTOMER_SPLITS), add=add)
     if table is SHAPES:
         shaped = f"(SELECT * FROM {source} WHERE band IS NOT NULL) AS shaped"  # noqa: S608
         return SHAPES.derive_sql(shaped, add=add)
     return table.derive_sql(source, add=add)
-
-
-# CustomerRollup counters summed as they are from the finer rows.
-_CUSTOMER_SUMMED = tuple(name for name in CUSTOMER.counters if name not in COMPUTED_COUNTERS)
-
-
-def _customer_source_sql(source: str) -> str:
-    """Finer rows as CustomerRollup keys: each (customer, local day, model,
-    feature, status) counts in its day, ISO week and month, as totals and
-    under each of its splits (CUSTOMER_DIMENSIONS). Grouped per day first so a
-    rebuild expands days, not hours."""
-    sums = ", ".join(f"SUM({name}) AS {name}" for name in _CUSTOMER_SUMMED)
-    kept = ", ".join(f"u.{name}" for name in _CUSTOMER_SUMMED)
-    splits = ", ".join(f"('{name}', u.{name})" for name in CUSTOMER_DIMENSIONS)
-    # The status a row's error calls are counted by (COMPUTED_COUNTERS), split or not.
-    grouped = tuple(dict.fromkeys((*CUSTOMER_DIMENSIONS, "status")))
-    groups = ", ".join(str(n) for n in range(1, 4 + len(grouped)))
-    return (
-        f"(SELECT u.organization_id, x.dim AS dimension, x.val AS value, s.sp AS span, "  # noqa: S608
-        f"s.st AS start, u.customer_id, u.status, {kept} FROM "
-        f"(SELECT organization_id, day, customer_id, {', '.join(grouped)}, {sums} "
-        f"FROM {source} GROUP BY {groups}) AS u "
-        f"CROSS JOIN LATERAL (VALUES ('d', u.day), "
-        f"('w', u.day - (EXTRACT(ISODOW FROM u.day)::int - 1)), "
-        f"('m', u.day - (EXTRACT(DAY FROM u.day)::int - 1))) AS s(sp, st) "
-        f"CROSS JOIN LATERAL (VALUES ('', ''), {splits}) "
-        f"AS x(dim, val)) AS expanded"
-    )
 
 
 # --- SQLite (and any database without the SQL path) ------------------------------
@@ -282,21 +260,11 @@ def with_days(rows: list[Row], zones: dict[int, ZoneInfo]) -> list[Row]:
 
 def derive_add(table: RollupTable, rows: list[Row]) -> None:
     if table is CUSTOMER:
-        table.add(table.derive(_customer_rows(rows)))
+        table.add(table.derive(customer_rows(rows, CUSTOMER_SPLITS)))
     elif table is SHAPES:
         table.add(table.derive(row for row in rows if row["band"] is not None))
     else:
         table.add(table.derive(rows))
-
-
-def _customer_rows(rows: Iterable[Row]) -> Iterator[Row]:
-    for row in rows:
-        for span, start in spans_of(row["day"]):
-            for dimension, value in (
-                ("", ""),
-                *((name, row[name]) for name in CUSTOMER_DIMENSIONS),
-            ):
-                yield {**row, "dimension": dimension, "value": value, "span": span, "start": start}
 
 
 # --- re-keying after a zone change -------------------------------------------------

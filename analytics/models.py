@@ -347,10 +347,37 @@ class PropertyDailyRollup(RollupCounters, CoarseDimensions, PropertyDimensions):
         return f"{self.organization_id} {self.name}={self.value} {self.day}"
 
 
+# CustomerRollup's dimension for a property key: "x-property-<name>", the
+# header the calls carried it in (analytics.properties).
+PROPERTY_CUSTOMER_PREFIX = "x-property-"
+
+
+class PropertyCustomerHourlyRollup(RollupCounters, CoarseDimensions, PropertyDimensions):
+    """HourlyRollup per x-property-* pair (customer included), keyed pair and
+    customer first: what one customer's pages read under a property filter
+    (one index range), and what CustomerRollup's property rows (dimension
+    "x-property-<name>") are re-keyed from when the zone changes. Folded from
+    PropertyRollupDelta with the other property rollups, under the same guard."""
+
+    hour = models.DateTimeField()  # UTC, truncated to the hour
+    customer_id = models.CharField(max_length=256)
+
+    class Meta:
+        constraints = [
+            rollup_unique(
+                "hour", lead=(*PROPERTY_LEAD, "customer_id"), name="uniq_property_customer_hourly"
+            )
+        ]
+
+    def __str__(self) -> str:
+        pair = f"{self.name}={self.value}"
+        return f"{self.organization_id} {pair} {self.customer_id} {self.hour:%Y-%m-%d %H}h"
+
+
 class PropertyRollupDelta(RollupCounters, CoarseDimensions, PropertyDimensions):
     """The property rollups' delta log: what a ledger batch (or re-pricing)
-    added per (property pair, hourly coarse bucket), appended in its
-    transaction and folded like RollupDelta (analytics.properties)."""
+    added per (property pair, hourly bucket with the customer), appended in
+    its transaction and folded like RollupDelta (analytics.properties)."""
 
     organization = models.ForeignKey(
         Organization, on_delete=models.CASCADE, related_name="+", db_constraint=False
@@ -358,6 +385,10 @@ class PropertyRollupDelta(RollupCounters, CoarseDimensions, PropertyDimensions):
     hour = models.DateTimeField()
     # A value longer than the rollups keep is logged clipped and caps its key.
     value = models.CharField(max_length=PROPERTY_VALUE_ROLLED + 1)
+    # NULL: logged before migration 0020 by a writer that did not know the
+    # customer; such deltas reach the coarse property tables only (the
+    # migration built the customer rows from the events instead).
+    customer_id = models.CharField(max_length=256, null=True)  # noqa: DJ001
 
     def __str__(self) -> str:
         return f"property delta {self.pk} {self.organization_id} {self.name}={self.value}"
@@ -424,13 +455,16 @@ class CustomerRollup(models.Model):
     holds the customer's totals (dimension "") and its split by model, by
     feature and by status (dimension "model"/"feature"/"status", `value` the
     model, feature or status), which the model and feature pages and the
-    status filter rank customers by. Folded from the deltas.
+    status filter rank customers by, and by each rolled-up x-property-* pair
+    (dimension "x-property-<name>", `value` its value), which property-filtered
+    customer rankings read. Folded from the delta logs.
     """
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
     span = models.CharField(max_length=1, choices=Span.choices)
     start = models.DateField()  # local, in organization.rollup_timezone
-    dimension = models.CharField(max_length=8)  # "", "model" or "feature"
+    # "", "model", "feature" or "x-property-<name>" (PROPERTY_CUSTOMER_PREFIX)
+    dimension = models.CharField(max_length=80)
     value = models.CharField(max_length=256)
     customer_id = models.CharField(max_length=256)
     calls = models.BigIntegerField(default=0)

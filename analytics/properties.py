@@ -27,27 +27,57 @@ from django.db.models.functions import Length
 
 from accounts.models import Organization
 from analytics.models import (
+    PROPERTY_CUSTOMER_PREFIX,
     PROPERTY_VALUE_ROLLED,
     PROPERTY_VALUES_ROLLED,
+    CustomerRollup,
     PropertyKey,
     PropertyRollupDelta,
     PropertyValue,
 )
-from analytics.rollups import PROPERTY_DAILY, PROPERTY_DELTA, PROPERTY_HOURLY, Row
+from analytics.rollups import (
+    CUSTOMER,
+    PROPERTY_CUSTOMER_HOURLY,
+    PROPERTY_DAILY,
+    PROPERTY_DELTA,
+    PROPERTY_HOURLY,
+    CustomerSplits,
+    Row,
+    customer_rows,
+    customer_source_sql,
+)
 
 logger = logging.getLogger(__name__)
 
 _BATCH = "property_fold_batch"
 _KEYS = PropertyKey._meta.db_table
 _VALUES = PropertyValue._meta.db_table
-# The property tables a capped key leaves (its values included).
-_CAPPED_LEAVE = (PROPERTY_HOURLY.db_table, PROPERTY_DAILY.db_table, _VALUES)
+# The property tables a capped key leaves (its values included; its
+# CustomerRollup rows too, see `_customer_leave_sql`).
+_CAPPED_LEAVE = (
+    PROPERTY_HOURLY.db_table,
+    PROPERTY_DAILY.db_table,
+    PROPERTY_CUSTOMER_HOURLY.db_table,
+    _VALUES,
+)
+# CustomerRollup's rows of a property pair: dimension "x-property-<name>",
+# value the property's value, in the customer's day, week and month.
+PROPERTY_SPLITS: CustomerSplits = (
+    ("name", "value"),
+    ((f"'{PROPERTY_CUSTOMER_PREFIX}' || u.name", "u.value"),),
+    lambda row: [(PROPERTY_CUSTOMER_PREFIX + row["name"], row["value"])],
+)
 
 
-def property_fold_sql(cursor, *, organization_ids: list[int], limit: int, zone_sql: str) -> int:
+def property_fold_sql(
+    cursor, *, organization_ids: list[int], limit: int, zone_sql: str, add: bool = True
+) -> int:
     """Fold up to `limit` pending property deltas of these organizations
     (PostgreSQL, inside the fold's transaction); returns how many.
-    `zone_sql`: the organization's zone as an expression over alias `o`."""
+    `zone_sql`: the organization's zone as an expression over alias `o`.
+    `add=False`: CustomerRollup holds none of these organizations' property
+    rows and may lack its unique key (a bulk load's, see
+    analytics.fold.rollups_build_from_events)."""
     org_table = Organization._meta.db_table
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {_BATCH} ON COMMIT DELETE ROWS AS "  # noqa: S608
@@ -68,6 +98,10 @@ def property_fold_sql(cursor, *, organization_ids: list[int], limit: int, zone_s
     _guard_sql(cursor)
     cursor.execute(PROPERTY_HOURLY.derive_sql(_BATCH))
     cursor.execute(PROPERTY_DAILY.derive_sql(_BATCH))
+    # Deltas logged before the customer was (NULL) reach the coarse tables only.
+    known = f"(SELECT * FROM {_BATCH} WHERE customer_id IS NOT NULL) AS known"  # noqa: S608
+    cursor.execute(PROPERTY_CUSTOMER_HOURLY.derive_sql(known))
+    cursor.execute(CUSTOMER.derive_sql(customer_source_sql(known, PROPERTY_SPLITS), add=add))
     return folded
 
 
@@ -104,6 +138,11 @@ def _guard_sql(cursor) -> None:
             "WHERE t.organization_id = c.o AND t.name = c.n",
             [organizations, names],
         )
+    cursor.execute(
+        f"DELETE FROM {CUSTOMER.db_table} t USING unnest(%s::bigint[], %s::text[]) AS c(o, d) "  # noqa: S608
+        "WHERE t.organization_id = c.o AND t.dimension = c.d",
+        [organizations, [PROPERTY_CUSTOMER_PREFIX + name for name in names]],
+    )
 
 
 # --- SQLite (and any database without the SQL path) ------------------------------
@@ -125,6 +164,9 @@ def property_fold_python(*, organization_ids: list[int] | None, limit: int, zone
         row["day"] = row["hour"].astimezone(known[row["organization_id"]]).date()
     PROPERTY_HOURLY.add(PROPERTY_HOURLY.derive(kept))
     PROPERTY_DAILY.add(PROPERTY_DAILY.derive(kept))
+    known = [row for row in kept if row["customer_id"] is not None]
+    PROPERTY_CUSTOMER_HOURLY.add(PROPERTY_CUSTOMER_HOURLY.derive(known))
+    CUSTOMER.add(CUSTOMER.derive(customer_rows(known, PROPERTY_SPLITS)))
     return len(rows)
 
 
@@ -151,8 +193,11 @@ def _guard_python(rows: list[Row]) -> list[Row]:
         )
         if capped:
             capped_now.add((org, name))
-            for table in (PROPERTY_HOURLY, PROPERTY_DAILY):
+            for table in (PROPERTY_HOURLY, PROPERTY_DAILY, PROPERTY_CUSTOMER_HOURLY):
                 table.model._default_manager.filter(organization_id=org, name=name).delete()
+            CustomerRollup.objects.filter(
+                organization_id=org, dimension=PROPERTY_CUSTOMER_PREFIX + name
+            ).delete()
             PropertyValue.objects.filter(organization_id=org, name=name).delete()
     return [row for row in rows if (row["organization_id"], row["name"]) not in capped_now]
 
@@ -162,18 +207,30 @@ def _guard_python(rows: list[Row]) -> list[Row]:
 
 def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
     """Replace one organization's PropertyDailyRollup from its hourly rows in
-    `zone` (inside analytics.fold.daily_rollups_rebuild's snapshot)."""
+    `zone`, and add its CustomerRollup property rows from
+    PropertyCustomerHourlyRollup (inside analytics.fold.daily_rollups_rebuild's
+    snapshot, which has emptied the organization's CustomerRollup)."""
     PROPERTY_DAILY.model._default_manager.filter(organization_id=organization_id).delete()
     if connection.vendor == "postgresql":
-        source = (
-            f"(SELECT *, (hour AT TIME ZONE %s)::date AS day FROM {PROPERTY_HOURLY.db_table} "  # noqa: S608
-            f"WHERE organization_id = %s) AS src"
-        )
+
+        def local(table) -> str:
+            return (
+                f"(SELECT *, (hour AT TIME ZONE %s)::date AS day FROM {table.db_table} "  # noqa: S608
+                f"WHERE organization_id = %s) AS src"
+            )
+
+        by_day = [zone.key, organization_id]
         with connection.cursor() as cursor:
-            cursor.execute(PROPERTY_DAILY.derive_sql(source), [zone.key, organization_id])
+            cursor.execute(PROPERTY_DAILY.derive_sql(local(PROPERTY_HOURLY)), by_day)
+            customers = customer_source_sql(local(PROPERTY_CUSTOMER_HOURLY), PROPERTY_SPLITS)
+            cursor.execute(CUSTOMER.derive_sql(customers), by_day)
         return
-    hourly = PROPERTY_HOURLY.model._default_manager.filter(organization_id=organization_id)
-    rows = list(hourly.values(*PROPERTY_HOURLY.columns))
-    for row in rows:
-        row["day"] = row["hour"].astimezone(zone).date()
-    PROPERTY_DAILY.add(PROPERTY_DAILY.derive(rows))
+    for table in (PROPERTY_HOURLY, PROPERTY_CUSTOMER_HOURLY):
+        hourly = table.model._default_manager.filter(organization_id=organization_id)
+        rows = list(hourly.values(*table.columns))
+        for row in rows:
+            row["day"] = row["hour"].astimezone(zone).date()
+        if table is PROPERTY_HOURLY:
+            PROPERTY_DAILY.add(PROPERTY_DAILY.derive(rows))
+        else:
+            CUSTOMER.add(CUSTOMER.derive(customer_rows(rows, PROPERTY_SPLITS)))

@@ -17,7 +17,7 @@ Adding a dimension is one field in `CoarseDimensions` (and the event's column).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -25,14 +25,17 @@ from typing import Any
 import psycopg
 from django.db import connection, models
 
+from analytics.intervals import spans_of
 from analytics.models import (
     COST_PLACES,
+    CUSTOMER_DIMENSIONS,
     ROLLUP_COUNTERS,
     CustomerRollup,
     DailyCoarseRollup,
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyRollupDelta,
@@ -264,7 +267,11 @@ DAILY = (DAILY_COARSE, DAILY_MODEL, CUSTOMER)
 # like the hourly table; folded beside the others, rebuilt with the daily ones.
 PROPERTY_HOURLY = RollupTable.of(PropertyHourlyRollup)
 PROPERTY_DAILY = RollupTable.of(PropertyDailyRollup)
-PROPERTY_DELTA = RollupTable.of(PropertyRollupDelta, key_of=PropertyHourlyRollup)
+PROPERTY_CUSTOMER_HOURLY = RollupTable.of(PropertyCustomerHourlyRollup)
+# Keyed like the coarse property table plus the customer (the finer table's key).
+PROPERTY_DELTA = RollupTable.of(
+    PropertyRollupDelta, key_of=PropertyHourlyRollup, extra_key=("customer_id",)
+)
 # Delta counters HourlyRollup does not keep (the shapes' extra sums).
 SHAPE_EXTRAS = tuple(name for name in DELTA.counters if name not in HOURLY.counters)
 
@@ -357,3 +364,52 @@ def _aggregate_sql(name: str) -> str:
 
 assert HOURLY.counters == ROLLUP_COUNTERS, "HourlyRollup keeps every ROLLUP_COUNTER"  # noqa: S101
 assert DELTA.key[: len(HOURLY.key)] == HOURLY.key, "a delta is keyed by its hourly bucket"  # noqa: S101
+
+
+# --- CustomerRollup's rows from finer rows -----------------------------------------
+
+# CustomerRollup counters summed as they are from the finer rows.
+_CUSTOMER_SUMMED = tuple(name for name in CUSTOMER.counters if name not in COMPUTED_COUNTERS)
+# The rows each fine row counts in, besides its day/week/month: (dimension,
+# value) as SQL over the fine row (alias u) and in Python, and the fine
+# columns they need. The ledger's: the totals, the model's, the feature's.
+CustomerSplits = tuple[tuple[str, ...], tuple[tuple[str, str], ...], Callable[[Row], list]]
+CUSTOMER_SPLITS: CustomerSplits = (
+    CUSTOMER_DIMENSIONS,
+    (("''", "''"), *((f"'{name}'", f"u.{name}") for name in CUSTOMER_DIMENSIONS)),
+    lambda row: [("", ""), *((name, row[name]) for name in CUSTOMER_DIMENSIONS)],
+)
+
+
+def customer_source_sql(source: str, splits: CustomerSplits) -> str:
+    """Finer rows (with a local `day`) as CustomerRollup keys: each (customer,
+    local day, split columns, status) counts in its day, ISO week and month,
+    under each of `splits`' (dimension, value). Grouped per day first so a
+    rebuild expands days, not hours."""
+    columns, split_sql, _ = splits
+    sums = ", ".join(f"SUM({name}) AS {name}" for name in _CUSTOMER_SUMMED)
+    kept = ", ".join(f"u.{name}" for name in _CUSTOMER_SUMMED)
+    values = ", ".join(f"({dimension}, {value})" for dimension, value in split_sql)
+    # The status a row's error calls are counted by (COMPUTED_COUNTERS), split or not.
+    grouped = tuple(dict.fromkeys((*columns, "status")))
+    groups = ", ".join(str(n) for n in range(1, 4 + len(grouped)))
+    return (
+        f"(SELECT u.organization_id, x.dim AS dimension, x.val AS value, s.sp AS span, "  # noqa: S608
+        f"s.st AS start, u.customer_id, u.status, {kept} FROM "
+        f"(SELECT organization_id, day, customer_id, {', '.join(grouped)}, {sums} "
+        f"FROM {source} GROUP BY {groups}) AS u "
+        f"CROSS JOIN LATERAL (VALUES ('d', u.day), "
+        f"('w', u.day - (EXTRACT(ISODOW FROM u.day)::int - 1)), "
+        f"('m', u.day - (EXTRACT(DAY FROM u.day)::int - 1))) AS s(sp, st) "
+        f"CROSS JOIN LATERAL (VALUES {values}) "
+        f"AS x(dim, val)) AS expanded"
+    )
+
+
+def customer_rows(rows: Iterable[Row], splits: CustomerSplits) -> Iterator[Row]:
+    """`customer_source_sql` in Python."""
+    _, _, split = splits
+    for row in rows:
+        for span, start in spans_of(row["day"]):
+            for dimension, value in split(row):
+                yield {**row, "dimension": dimension, "value": value, "span": span, "start": start}

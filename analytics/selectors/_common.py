@@ -18,11 +18,13 @@ from analytics.intervals import daily_ready, period_spans
 from analytics.models import (
     COST_PLACES,
     CUSTOMER_DIMENSIONS,
+    PROPERTY_CUSTOMER_PREFIX,
     CustomerRollup,
     DailyCoarseRollup,
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyKey,
@@ -169,7 +171,9 @@ class Rows:
 
     `day` is the expression giving a row's local date (daily series);
     `columns` maps each dimension the rows can be grouped by to its column;
-    `calls` sums calls; `instant` is the time column (hour-of-day questions).
+    `calls` sums calls; `instant` is the time column (hour-of-day questions);
+    `scope`: CustomerRollup's (dimension, value) when the rows are every
+    customer's of one split (the rankings' threshold and name paths).
     """
 
     qs: QuerySet
@@ -178,6 +182,7 @@ class Rows:
     annotations: Callable[[], dict[str, Any]]
     calls: Callable[[], Any] = lambda: Sum("calls")
     instant: str = "hour"
+    scope: tuple[str, str] | None = None
 
     def column(self, by: str) -> str:
         return self.columns[by]
@@ -257,7 +262,12 @@ def rollup_rows(
     """
     if filters is not None and filters.needs_events:
         rows = property_rows(
-            organization=organization, period=period, filters=filters, by=by, hourly=hourly
+            organization=organization,
+            period=period,
+            filters=filters,
+            by=by,
+            daily=daily,
+            hourly=hourly,
         )
         if rows is not None:
             return rows
@@ -267,19 +277,14 @@ def rollup_rows(
     scope = customer_scope(lookup, by) if ready else None
     if scope is not None:
         dimension, value, customer_id = scope
-        qs: QuerySet = CustomerRollup.objects.filter(organization=organization, dimension=dimension)
-        if value is not None:
-            qs = qs.filter(value=value)
-        if customer_id is not None:
-            qs = qs.filter(customer_id=customer_id)
-        if daily:
-            qs = qs.filter(span=Span.DAY, start__gte=period.start, start__lte=period.end)
-        else:
-            qs = qs.filter(spans_q(period_spans(period, today=org_today(organization))))
-        columns = {"customer": "customer_id"}
-        if dimension:
-            columns[dimension] = "value"
-        return Rows(qs, F("start"), columns, counted_errors_annotations)
+        return customer_rows(
+            organization=organization,
+            period=period,
+            dimension=dimension,
+            value=value,
+            customer_id=customer_id,
+            daily=daily,
+        )
     customer_level = by == "customer" or "customer_id" in lookup
     if ready and not customer_level:
         if by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS):
@@ -298,29 +303,89 @@ def rollup_rows(
     return Rows(hours, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
 
 
-# What the property rollups can group by or filter on (no customer).
+def customer_rows(
+    *,
+    organization,
+    period: Period,
+    dimension: str,
+    value: Any,
+    customer_id: Any,
+    daily: bool = False,
+) -> Rows:
+    """CustomerRollup rows of the period (its intervals; `daily`: its days) for
+    one split (`dimension` "" for totals; `value` None: every value of it) and
+    one customer or all (`customer_id` None)."""
+    qs: QuerySet = CustomerRollup.objects.filter(organization=organization, dimension=dimension)
+    if value is not None:
+        qs = qs.filter(value=value)
+    if customer_id is not None:
+        qs = qs.filter(customer_id=customer_id)
+    if daily:
+        qs = qs.filter(span=Span.DAY, start__gte=period.start, start__lte=period.end)
+    else:
+        qs = qs.filter(spans_q(period_spans(period, today=org_today(organization))))
+    columns = {"customer": "customer_id"}
+    if dimension in CUSTOMER_DIMENSIONS:
+        columns[dimension] = "value"
+    every = customer_id is None and value is not None
+    scope = (dimension, str(value)) if every else None
+    return Rows(qs, F("start"), columns, counted_errors_annotations, scope=scope)
+
+
+# What the property rollups can group by or filter on: the coarse ones
+# without the customer; the customer ones (PropertyCustomerHourlyRollup) all.
 PROPERTY_COLUMNS = {name: column for name, column in DIMENSIONS.items() if name != "customer"}
 
 
 def property_rows(
-    *, organization, period: Period, filters: UsageFilters, by: str | None, hourly: bool = False
+    *,
+    organization,
+    period: Period,
+    filters: UsageFilters,
+    by: str | None,
+    daily: bool = False,
+    hourly: bool = False,
 ) -> Rows | None:
     """The property rollups' rows for a filter on one x-property-* pair, alone
-    or with filters on the coarse dimensions (model, provider, feature,
-    environment, key, status), or None: more than one property, a customer,
-    trace, cost or latency filter, grouping by customer, or a capped key
-    (analytics.properties) read the events. Daily rows when the daily tables
-    are in the period's zone and no hour-of-day question is asked."""
-    if len(filters.properties) != 1 or by not in (None, *PROPERTY_COLUMNS):
+    or with filters on the rollups' dimensions, or None: more than one
+    property, a trace, cost or latency filter, or a capped key
+    (analytics.properties) read the events. Customer rankings and one
+    customer's totals read CustomerRollup's rows of the pair; other questions
+    about customers (a customer's models, customers of a model) read
+    PropertyCustomerHourlyRollup; the rest the coarse property tables, daily
+    rows when the daily tables are in the period's zone and no hour-of-day
+    question is asked."""
+    if len(filters.properties) != 1 or by not in (None, *DIMENSIONS):
         return None
     rest = replace(filters, properties=())
-    if rest.needs_events or rest.customer_id is not None:
+    if rest.needs_events:
         return None
     ((name, value),) = filters.properties
     if PropertyKey.objects.filter(organization=organization, name=name, capped=True).exists():
         return None
-    pair = {"organization": organization, "name": name, "value": value, **rest.lookup()}
-    if not hourly and daily_ready(organization, period):
+    lookup = rest.lookup()
+    ready = not hourly and daily_ready(organization, period)
+    if by == "customer" or "customer_id" in lookup:
+        if ready and by in (None, "customer") and set(lookup) <= {"customer_id"}:
+            return customer_rows(
+                organization=organization,
+                period=period,
+                dimension=PROPERTY_CUSTOMER_PREFIX + name,
+                value=value,
+                customer_id=lookup.get("customer_id"),
+                daily=daily,
+            )
+        fine = PropertyCustomerHourlyRollup.objects.filter(
+            organization=organization,
+            name=name,
+            value=value,
+            hour__gte=period.start_utc,
+            hour__lt=period.end_utc,
+            **lookup,
+        )
+        return Rows(fine, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
+    pair = {"organization": organization, "name": name, "value": value, **lookup}
+    if ready:
         days = PropertyDailyRollup.objects.filter(
             day__gte=period.start, day__lte=period.end, **pair
         )

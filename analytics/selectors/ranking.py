@@ -20,7 +20,6 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast, NullIf
 
-from analytics.models import CustomerRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period
 from analytics.selectors._common import Rows, Totals, cost_sum, rollup_rows, totals_from_row
@@ -85,18 +84,16 @@ def spend_ranking(
     column = rows.column(by)
     qs = rows.qs.filter(**{f"{column}__icontains": search}) if search else rows.qs
     keys: list | None = None
-    lookup = filters.lookup() if filters else {}
     if (
         by == "customer"
         and (order, descending) in (("cost", True), ("name", False), ("name", True))
         and not search
-        and rows.qs.model is CustomerRollup
-        and len(lookup) <= 1
-        and "customer_id" not in lookup
+        and rows.scope is not None
     ):
-        # all customers (dimension ""), or the customers of one model or feature
-        ((dimension, value),) = lookup.items() or [("", "")]
-        scope = {"dimension": dimension, "value": str(value)}
+        # all customers (dimension ""), or the customers of one model,
+        # feature or x-property-* pair
+        dimension, value = rows.scope
+        scope = {"dimension": dimension, "value": value}
         if order == "name":
             keys = customers_by_name(
                 organization=organization,

@@ -20,6 +20,7 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyRollupDelta,
@@ -46,6 +47,7 @@ TABLES = (
     PropertyRollupDelta,
     PropertyHourlyRollup,
     PropertyDailyRollup,
+    PropertyCustomerHourlyRollup,
     PropertyValue,
 )
 END = datetime(2026, 11, 4, 15, 30, tzinfo=UTC)

@@ -21,6 +21,8 @@ from analytics.fold import daily_rollups_rebuild, rollups_fold_until_done
 from analytics.models import (
     PROPERTY_VALUE_ROLLED,
     PROPERTY_VALUES_ROLLED,
+    CustomerRollup,
+    PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyKey,
@@ -30,6 +32,7 @@ from analytics.models import (
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone, period_preset
 from analytics.selectors._common import rollup_rows
+from analytics.selectors.tables import table_ranking
 from tests.analytics.conftest import call
 
 pytestmark = pytest.mark.django_db
@@ -58,7 +61,7 @@ def ledger(org, other_org, api_key, ingest):
                 status=STATUSES[n % 3],
                 api_key_id=api_key.row.pk if n % 4 else None,
                 latency_ms=100 + n,
-                customer_id=["a", "b"][n % 2],
+                customer_id=["a", "b", "c", ""][n % 4],
                 properties={
                     "plan": PLANS[n % 3],
                     **({"region": "eu"} if n % 4 == 0 else {}),
@@ -153,16 +156,77 @@ def test_what_the_rollups_cannot_answer_reads_the_events(org, ledger):
     period = period_preset(org, "30d")
     for filters in (
         UsageFilters(properties=(("plan", "pro"), ("region", "eu"))),
-        UsageFilters(properties=(("plan", "pro"),), customer_id="a"),
         UsageFilters(properties=(("plan", "pro"),), cost_min=Decimal("0.01")),
         UsageFilters(properties=(("plan", "pro"),), trace_id="t"),
     ):
         rows = rollup_rows(organization=org, period=period, filters=filters)
         assert rows.qs.model.__name__ == "UsageEvent", filters
-    by_customer = rollup_rows(
-        organization=org, period=period, filters=_filters({"property": "plan:pro"}), by="customer"
-    )
-    assert by_customer.qs.model.__name__ == "UsageEvent"
+
+
+# Questions about customers under one property, and the table each reads.
+CUSTOMER_QUESTIONS = [
+    ({"property": "plan:pro"}, "customer", CustomerRollup),
+    ({"property": "region:eu"}, "customer", CustomerRollup),
+    ({"property": "plan:free", "customer_id": "a"}, None, CustomerRollup),
+    ({"property": "plan:enterprise", "customer_id": "b"}, "model", PropertyCustomerHourlyRollup),
+    ({"property": "plan:pro", "model": "gpt-4o"}, "customer", PropertyCustomerHourlyRollup),
+    ({"property": "plan:free", "customer_id": ""}, "status", PropertyCustomerHourlyRollup),
+]
+
+
+def _grouped(records, by: str | None) -> dict:
+    """The oracle: calls and cost per value of `by` (None: one group)."""
+    sums: dict = defaultdict(lambda: [0, Decimal(0)])
+    for r in records:
+        into = sums[getattr(r, {"customer": "customer_id"}.get(by, by)) if by else None]
+        into[0] += 1
+        into[1] += r.cost
+    return {key: tuple(value) for key, value in sums.items()}
+
+
+def test_customer_questions_under_a_property_read_rollups_and_equal_the_oracle(org, ledger):
+    period = period_preset(org, "30d")
+    for spec, by, table in CUSTOMER_QUESTIONS:
+        print("filter:", spec, "by:", by)
+        expected = [r for r in ledger if _matches(r, spec)]
+        assert expected
+        filters = _filters(spec)
+        assert rollup_rows(organization=org, period=period, filters=filters, by=by).qs.model is (
+            table
+        )
+        oracle = _grouped(expected, by)
+        if by is None:
+            totals = selectors.spend_totals(organization=org, period=period, filters=filters)
+            assert {None: (totals.calls, totals.cost)} == oracle
+        else:
+            rows = selectors.spend_breakdown(
+                organization=org, period=period, by=by, filters=filters
+            )
+            assert {row.key: (row.calls, row.cost) for row in rows} == oracle
+        per_day = defaultdict(Decimal)
+        for r in expected:
+            per_day[timezone.localtime(r.created_at, period.zone).date()] += r.cost
+        daily = selectors.spend_daily(organization=org, period=period, filters=filters)
+        assert {d.key: d.cost for d in daily.days if d.calls} == dict(per_day)
+
+
+def test_customer_rankings_under_a_property_in_every_order_equal_the_oracle(org, ledger):
+    period = period_preset(org, "30d")
+    filters = _filters({"property": "plan:pro"})
+    oracle = _grouped([r for r in ledger if r.properties["plan"] == "pro"], "customer")
+    for order, key in (
+        ("cost", lambda c: (-oracle[c][1], c)),
+        ("name", lambda c: c),
+        ("calls", lambda c: (-oracle[c][0], c)),
+    ):
+        ranking = table_ranking(
+            organization=org, period=period, by="customer", order=order, filters=filters, limit=2
+        )
+        assert ranking.count == len(oracle)
+        assert [row.key for row in ranking.rows] == sorted(oracle, key=key)[:2], order
+        assert [(row.calls, row.cost) for row in ranking.rows] == [
+            oracle[row.key] for row in ranking.rows
+        ]
 
 
 def _event_sums(org) -> dict[tuple, tuple[int, Decimal]]:
@@ -207,6 +271,41 @@ def test_the_fold_makes_hourly_and_daily_rows_equal_the_events(org, other_org, l
     }
 
 
+def _customer_sums(org) -> dict[tuple, tuple[int, Decimal]]:
+    """CustomerRollup's property rows of `org`, per (dimension, value, span, start, customer)."""
+    rows = CustomerRollup.objects.filter(organization=org, dimension__startswith="x-property-")
+    return {(r.dimension, r.value, r.span, r.start, r.customer_id): (r.calls, r.cost) for r in rows}
+
+
+def _customer_oracle(org) -> dict[tuple, tuple[int, Decimal]]:
+    """The same from the events: each call in its local day, ISO week and month."""
+    from analytics.intervals import spans_of  # noqa: PLC0415
+    from analytics.models import UsageEvent  # noqa: PLC0415
+
+    zone = org_zone(org)
+    sums: dict[tuple, list] = defaultdict(lambda: [0, Decimal(0)])
+    for event in UsageEvent.objects.filter(organization=org):
+        day = event.created_at.astimezone(zone).date()
+        for name, value in event.properties.items():
+            for span, start in spans_of(day):
+                into = sums[(f"x-property-{name}", value, span, start, event.customer_id)]
+                into[0] += 1
+                into[1] += event.cost
+    return {key: (calls, cost) for key, (calls, cost) in sums.items()}
+
+
+def test_customer_property_rows_equal_the_events(org, other_org, ledger):
+    assert _customer_sums(org) == _customer_oracle(org)
+    fine = defaultdict(int)
+    for row in PropertyCustomerHourlyRollup.objects.filter(organization=org):
+        fine[(row.name, row.value, row.customer_id)] += row.calls
+    calls = defaultdict(int)
+    for r in ledger:
+        for name, value in r.properties.items():
+            calls[(name, value, r.customer_id)] += 1
+    assert fine == calls
+
+
 def test_a_second_organization_never_shows(org, other_org, ledger):
     period = period_preset(org, "30d")
     secret = _filters({"property": "secret:globex-only"})
@@ -215,8 +314,19 @@ def test_a_second_organization_never_shows(org, other_org, ledger):
         organization=org, period=period, filters=_filters({"property": "plan:pro"})
     )
     assert pro.calls == sum(1 for r in ledger if r.properties["plan"] == "pro")
-    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyValue, PropertyKey):
+    for model in (
+        PropertyHourlyRollup,
+        PropertyDailyRollup,
+        PropertyCustomerHourlyRollup,
+        PropertyValue,
+        PropertyKey,
+    ):
         assert not model.objects.filter(organization=org, name="secret").exists()
+    assert not CustomerRollup.objects.filter(organization=org, value="globex-only").exists()
+    by_customer = selectors.spend_breakdown(
+        organization=org, period=period, by="customer", filters=secret
+    )
+    assert by_customer == []
     theirs = selectors.spend_totals(
         organization=other_org, period=period_preset(other_org, "30d"), filters=secret
     )
@@ -232,8 +342,11 @@ def test_a_key_with_too_many_values_is_capped_and_read_from_the_events(org, inge
     ingest(*(call(org, now, properties={"run": f"x{n}", "plan": "pro"}) for n in range(many)))
     key = PropertyKey.objects.get(organization=org, name="run")
     assert key.capped
-    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyValue):
+    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyCustomerHourlyRollup):
         assert not model.objects.filter(organization=org, name="run").exists()
+    assert not PropertyValue.objects.filter(organization=org, name="run").exists()
+    assert not CustomerRollup.objects.filter(organization=org, dimension="x-property-run").exists()
+    assert CustomerRollup.objects.filter(organization=org, dimension="x-property-plan").exists()
     # Later calls with that key add nothing to the rollups; the plan key still rolls up.
     ingest(call(org, now, properties={"run": "r1", "plan": "pro"}))
     assert not PropertyHourlyRollup.objects.filter(organization=org, name="run").exists()
@@ -281,6 +394,7 @@ def test_a_zone_rebuild_rekeys_the_daily_property_rows(org, ingest):
         PropertyDailyRollup
     )
     assert selectors.spend_totals(organization=org, period=period, filters=filters).calls == 3
+    assert _customer_sums(org) == _customer_oracle(org)
 
 
 def test_the_migration_backfill_through_the_fold_rebuilds_the_same_rows(org, other_org, ledger):
@@ -299,3 +413,21 @@ def test_the_migration_backfill_through_the_fold_rebuilds_the_same_rows(org, oth
         PropertyDailyRollup.objects.filter(organization=org).values_list("name", "value", "day")
     )
     assert daily_after == daily_before
+
+
+def test_the_customer_backfill_and_a_rebuild_give_the_same_rows(org, other_org, ledger):
+    before = _customer_sums(org)
+    assert before == _customer_oracle(org)
+    PropertyCustomerHourlyRollup.objects.all().delete()
+    CustomerRollup.objects.filter(dimension__startswith="x-property-").delete()
+    migration = importlib.import_module("analytics.migrations.0021_property_customer_rollups")
+    migration.backfill(None, SimpleNamespace(connection=connection))
+    org.refresh_from_db()
+    assert org.rollup_timezone == ""  # the daily tables are rebuilt, property rows included
+    period = period_preset(org, "30d")
+    filters = _filters({"property": "plan:pro"})
+    assert rollup_rows(
+        organization=org, period=period, filters=filters, by="customer"
+    ).qs.model is (PropertyCustomerHourlyRollup)
+    daily_rollups_rebuild(org.pk)
+    assert _customer_sums(org) == before

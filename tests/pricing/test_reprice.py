@@ -12,8 +12,10 @@ from django.db.models import Sum
 
 from analytics.fold import rollups_fold_until_done
 from analytics.models import (
+    CustomerRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     Status,
@@ -234,8 +236,15 @@ def test_repricing_keeps_the_property_rollups_equal_to_the_events(org, price_row
     rollups_fold_until_done()
     for name, value in (("plan", "pro"), ("plan", "free"), ("region", "eu")):
         events = UsageEvent.objects.filter(organization=org, **{f"properties__{name}": value})
-        for table in (PropertyHourlyRollup, PropertyDailyRollup):
-            rows = table.objects.filter(organization=org, name=name, value=value)
+        tables = {
+            table: table.objects.filter(organization=org, name=name, value=value)
+            for table in (PropertyHourlyRollup, PropertyDailyRollup, PropertyCustomerHourlyRollup)
+        }
+        # The customers' rows of the pair, one interval kind (each call is in one day).
+        tables[CustomerRollup] = CustomerRollup.objects.filter(
+            organization=org, dimension=f"x-property-{name}", value=value, span="d"
+        )
+        for table, rows in tables.items():
             assert rows.aggregate(c=Sum("cost"))["c"] == sum(e.cost for e in events), (name, table)
             assert rows.aggregate(n=Sum("unpriced_calls"))["n"] == sum(
                 0 if e.priced else 1 for e in events
