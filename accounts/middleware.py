@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accounts.models import Membership
+from accounts.selectors import membership_current
 
 SESSION_KEY = "organization_id"
 
@@ -11,8 +11,8 @@ class OrganizationMiddleware:
     """Sets `request.organization` and `request.membership` for logged-in users.
 
     The organization is the one chosen in the session if the user still belongs
-    to it, otherwise their first. API-key requests are resolved by the DRF
-    authentication class instead (accounts.authentication).
+    to it, otherwise their first (`membership_current`). API-key requests are
+    resolved by the DRF authentication class instead (accounts.authentication).
     """
 
     def __init__(self, get_response):
@@ -23,13 +23,9 @@ class OrganizationMiddleware:
         request.membership = None
         user = getattr(request, "user", None)
         if user is not None and user.is_authenticated:
-            memberships = Membership.objects.filter(user=user).select_related("organization")
-            chosen = request.session.get(SESSION_KEY)
-            membership = None
-            if chosen:
-                membership = memberships.filter(organization_id=chosen).first()
-            if membership is None:
-                membership = memberships.order_by("created_at").first()
+            membership = membership_current(
+                user=user, chosen_organization_id=request.session.get(SESSION_KEY)
+            )
             if membership is not None:
                 request.membership = membership
                 request.organization = membership.organization

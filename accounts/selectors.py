@@ -276,6 +276,19 @@ def membership_for_user(*, organization: Organization, user) -> Membership | Non
     return Membership.objects.filter(organization=organization, user=user).first()
 
 
+def membership_current(*, user, chosen_organization_id: int | str | None = None) -> Membership | None:
+    """The membership a logged-in user's pages act in: the organization chosen
+    in the session (`accounts.middleware.SESSION_KEY`) if the user still
+    belongs to it, else their first; None without any membership."""
+    memberships = Membership.objects.filter(user=user).select_related("organization")
+    membership = None
+    if chosen_organization_id:
+        membership = memberships.filter(organization_id=chosen_organization_id).first()
+    if membership is None:
+        membership = memberships.order_by("created_at").first()
+    return membership
+
+
 def organizations_for_user(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name")
 

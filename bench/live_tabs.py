@@ -17,8 +17,14 @@ request). Windows alternate, WINDOW seconds each, ROUNDS times:
 CPU is read from /proc: the uvicorn processes exactly; PostgreSQL as the
 whole cluster (the postmaster with its reaped children, and its live
 children), since each request's backend lives for milliseconds — other work
-on the cluster is noise, hence the idle windows between. Reported: medians,
-as % of one core and of the machine.
+on the cluster is noise, hence the idle windows between — and, exactly, the
+long-lived backends on the benchmark's own database (the lean path's
+connection, proxy/live.py). Reported: medians, as % of one core and of the
+machine. Two servers in turn: polls answered by Django's full stack
+(AISPENDTRACK_LIVE_LEAN=0, as before) and by the lean path (the default).
+
+The benchmark writes a user, a membership and sessions: run it on a copy,
+not on a shared read-only benchmark database.
 """
 
 from __future__ import annotations
@@ -50,9 +56,14 @@ from bench.proxy_report import machine_line, section_write
 
 INTERVAL = 5.0  # live.js
 PROBE_BACKENDS = 200
-# AISPENDTRACK_LIVE_MARKER_SECONDS: each poll reads the marker, or the
-# organization's open pages share it for a second (the default).
-VARIANTS = {"unshared": "0", "shared": "1"}
+# AISPENDTRACK_LIVE_LEAN: polls through Django's whole stack (a fresh
+# PostgreSQL connection each) or the lean path (proxy/live.py, one kept
+# connection a worker). Both share the marker for a second (the default).
+VARIANTS = {"django": "0", "lean": "1"}
+# AISPENDTRACK_LIVE_MARKER_SECONDS of the probes: a poll's queries with the
+# marker read, and without it.
+PROBES = {"unshared": "0", "shared": "1"}
+MARKER_SECONDS = 1.0
 PAGES = ("/dashboard/", "/requests/")
 TICK = os.sysconf("SC_CLK_TCK")
 BEGIN, END = "<!-- live-tabs:begin -->", "<!-- live-tabs:end -->"
@@ -163,19 +174,23 @@ class CpuSnapshot:
     server: float  # uvicorn's master and workers
     postmaster: float  # itself and its reaped children
     backends: dict[int, float] = field(default_factory=dict)  # its live children
+    ours: set[int] = field(default_factory=set)  # those on the benchmark's database
 
 
-def _snapshot(server_pid: int, postmaster_pid: int) -> CpuSnapshot:
+def _snapshot(server_pid: int, postmaster_pid: int, database: str) -> CpuSnapshot:
     server = _own_cpu(server_pid) + sum(_own_cpu(c) for c in _children(server_pid))
     fields = _stat(postmaster_pid)
     postmaster = sum(int(fields[i]) for i in (11, 12, 13, 14)) / TICK
-    backends = {}
+    backends, ours = {}, set()
     for child in _children(postmaster_pid):
         try:
             backends[child] = _own_cpu(child)
+            # "postgres: user database host(port) state"
+            if f" {database} " in Path(f"/proc/{child}/cmdline").read_text():
+                ours.add(child)
         except (FileNotFoundError, ProcessLookupError):
             continue
-    return CpuSnapshot(server, postmaster, backends)
+    return CpuSnapshot(server, postmaster, backends, ours)
 
 
 def _cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> tuple[float, float]:
@@ -185,6 +200,13 @@ def _cpu_between(before: CpuSnapshot, after: CpuSnapshot) -> tuple[float, float]
     ended = sum(cpu for pid, cpu in before.backends.items() if pid not in after.backends)
     live = sum(cpu - before.backends.get(pid, 0.0) for pid, cpu in after.backends.items())
     return after.server - before.server, after.postmaster - before.postmaster + live - ended
+
+
+def _kept_backends_cpu(before: CpuSnapshot, after: CpuSnapshot) -> float:
+    """CPU seconds of the benchmark database's backends alive through the
+    window (exact; the lean path's kept connections, the workers' threads')."""
+    kept = before.ours & after.ours
+    return sum(after.backends[pid] - before.backends[pid] for pid in kept)
 
 
 def _postmaster_pid(database_url: str) -> int:
@@ -263,6 +285,7 @@ class Window:
     seconds: float
     server_s: float
     postgres_s: float
+    kept_s: float
     tally: Tally | None = None
 
 
@@ -290,13 +313,16 @@ def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
     sessions = re.findall(r"SESSION (\S+)", out)
     events = int(re.search(r"EVENTS (\d+)", out).group(1))  # type: ignore[union-attr]
     postmaster = _postmaster_pid(env["DATABASE_URL"])
+    database = env["DATABASE_URL"].rsplit("/", 1)[1]
     log = open(ROOT / "var" / "bench" / "live_tabs.log", "wb")  # noqa: SIM115 - closed below
     windows: list[Window] = []
     probes = {}
     try:
-        for variant, seconds in VARIANTS.items():
-            venv = {**env, "AISPENDTRACK_LIVE_MARKER_SECONDS": seconds}
-            probes[variant] = _probe(venv, sessions[0])
+        for probe, seconds in PROBES.items():
+            penv = {**env, "AISPENDTRACK_LIVE_MARKER_SECONDS": seconds}
+            probes[probe] = _probe(penv, sessions[0])
+        for variant, lean in VARIANTS.items():
+            venv = {**env, "AISPENDTRACK_LIVE_LEAN": lean}
             port = _free_port()
             command = _uvicorn(
                 "config.asgi:application", port, http="config.httpguard:GuardedHttpToolsProtocol"
@@ -308,18 +334,21 @@ def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
                 time.sleep(2)
                 # Open every tab once (the workers' first requests warm them up).
                 asyncio.run(_tabs(base, sessions, INTERVAL * 2, busy=True))
-                kinds = ("idle", "quiet", "busy") if variant == "shared" else ("idle", "quiet")
+                kinds = ("idle", "quiet", "busy") if variant == "lean" else ("idle", "quiet")
                 for _ in range(rounds):
                     for kind in kinds:
-                        before, began = _snapshot(server.pid, postmaster), time.perf_counter()
+                        before = _snapshot(server.pid, postmaster, database)
+                        began = time.perf_counter()
                         tally = None
                         if kind == "idle":
                             time.sleep(window)
                         else:
                             tally = asyncio.run(_tabs(base, sessions, window, kind == "busy"))
-                        after, took = _snapshot(server.pid, postmaster), time.perf_counter() - began
+                        after = _snapshot(server.pid, postmaster, database)
+                        took = time.perf_counter() - began
                         cpu = _cpu_between(before, after)
-                        windows.append(Window(variant, kind, took, *cpu, tally=tally))
+                        kept = _kept_backends_cpu(before, after)
+                        windows.append(Window(variant, kind, took, *cpu, kept, tally=tally))
                         print(_window_line(windows[-1]), flush=True)
             finally:
                 _stop(server)
@@ -333,7 +362,7 @@ def _window_line(w: Window) -> str:
     line = (
         f"  {w.variant:<8} {w.kind:<5} {w.seconds:5.1f} s: "
         f"uvicorn {w.server_s / w.seconds:6.1%} of a core, "
-        f"PostgreSQL {w.postgres_s / w.seconds:6.1%}"
+        f"PostgreSQL {w.postgres_s / w.seconds:6.1%} (kept backends {w.kept_s / w.seconds:.1%})"
     )
     if w.tally:
         t = w.tally
@@ -346,17 +375,21 @@ def _window_line(w: Window) -> str:
 def summarise(data: dict) -> dict:
     """Per variant and window kind: CPU added over the variant's idle windows
     (medians), per poll and at `tabs` tabs. A poll's PostgreSQL time is the
-    probe's (exact); shared, the marker is read about once a second, so a poll
-    costs the probe's shared poll plus that share of the marker's queries. The
-    cluster's window difference is a cross-check (other work on it is noise)."""
+    probe's (exact): on a fresh backend through Django, on a warm one for the
+    lean path; the marker is read about once a second, so a poll costs the
+    probe's shared poll plus that share of the marker's queries. The kept
+    backends' window difference (exact, lean) and the cluster's (other work
+    on it is noise) are cross-checks."""
     cores = os.cpu_count() or 1
     figures: dict[str, dict] = {}
-    for variant, marker_seconds in VARIANTS.items():
+    for variant in VARIANTS:
         windows = [w for w in data["windows"] if w.variant == variant]
-        probe, miss = data["probes"][variant], data["probes"]["unshared"]
+        probe, miss = data["probes"]["shared"], data["probes"]["unshared"]
+        cost = "warm_ms" if variant == "lean" else "backend_ms"
         idle = [w for w in windows if w.kind == "idle"]
         idle_server = statistics.median(w.server_s / w.seconds for w in idle)
         idle_postgres = statistics.median(w.postgres_s / w.seconds for w in idle)
+        idle_kept = statistics.median(w.kept_s / w.seconds for w in idle)
         figures[variant] = {"idle_postgres": [w.postgres_s / w.seconds for w in idle]}
         for kind in ("quiet", "busy"):
             mine = [w for w in windows if w.kind == kind and w.tally and w.tally.polls]
@@ -373,14 +406,11 @@ def summarise(data: dict) -> dict:
                 )
 
             polls_per_s = statistics.median(w.tally.polls / w.seconds for w in mine if w.tally)
-            reads = (
-                min(1.0, 1 / (float(marker_seconds) * polls_per_s)) if float(marker_seconds) else 1
-            )
-            postgres_ms = probe["backend_ms"] + (miss["backend_ms"] - probe["backend_ms"]) * (
-                reads if probe is not miss else 0
-            )
+            reads = min(1.0, 1 / (MARKER_SECONDS * polls_per_s))
+            postgres_ms = probe[cost] + (miss[cost] - probe[cost]) * reads
             server_ms = per_poll("server_s", idle_server)
             cluster_ms = per_poll("postgres_s", idle_postgres)
+            kept_ms = per_poll("kept_s", idle_kept)
             core = (server_ms + postgres_ms) * data["tabs"] / INTERVAL / 1000
             figures[variant][kind] = {
                 "polls": sum(t.polls for t in tallies),
@@ -395,6 +425,7 @@ def summarise(data: dict) -> dict:
                 "core": core,
                 "machine": core / cores,
                 "cluster_ms": cluster_ms,
+                "kept_ms": kept_ms,
                 "cluster_core": (server_ms + cluster_ms) * polls_per_s / 1000,
             }
     return figures
@@ -411,42 +442,48 @@ def write_results(data: dict, s: dict, *, window: float, rounds: int, load: tupl
         return (
             f"| {name} | {f['polls']:,} ({f['polls_per_s']:.1f}/s) | {f['server_ms']:.2f} + "
             f"{f['postgres_ms']:.2f} = **{f['total_ms']:.2f} ms** | **{f['core']:.1%}** | "
-            f"**{f['machine']:.1%}** | {f['cluster_core']:.1%} | {f['poll_p50']:.1f} ms | "
-            f"{f['failures']} |"
+            f"**{f['machine']:.1%}** | {f['kept_ms']:.2f} ms | {f['cluster_core']:.1%} | "
+            f"{f['poll_p50']:.1f} ms | {f['failures']} |"
         )
 
-    busy = s["shared"]["busy"]
+    busy = s["lean"]["busy"]
     section = f"""{BEGIN}
 ## Open live pages (`python -m bench.live_tabs`, issue 12)
 
 {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, organization "{data["org"]}" with {data["events"]:,}
-events. Machine: {machine_line()}; shared with other work (load average {load[0]:.1f} before,
-{load[1]:.1f} after). Server: uvicorn 2 workers (config.httpguard's protocol, uvloop), DEBUG
-off, PostgreSQL + Redis. {data["tabs"]} tabs (aiohttp, a logged-in session each, half on the
-overview, half on Requests), each polling `/dashboard/live.json` every 5 s from its own phase
-as static/js/live.js does. Two servers in turn: the marker read by every poll
-(`AISPENDTRACK_LIVE_MARKER_SECONDS=0`, as before) and shared by the organization's pages for
-1 s (the default). Windows of {window:.0f} s, {rounds} rounds of idle / quiet (/ busy) each.
-uvicorn's CPU from /proc (master and workers): the window's less the idle windows' rate, a
-poll. PostgreSQL's for a poll from a probe: a poll's queries, captured through Django, replayed
-on {PROBE_BACKENDS} fresh connections as the server opens them (CONN_MAX_AGE 0), each
-backend's CPU read from /proc/<pid>/schedstat before it closes (fork and exit not counted);
-shared, plus the marker's queries once a second. The whole cluster's window difference is a
-cross-check only: other people's tests run on it (idle windows read {spread} of a core).
+events (a copy: the benchmark writes its user, membership and sessions). Machine:
+{machine_line()}; shared with other work (load average {load[0]:.1f} before, {load[1]:.1f}
+after). Server: uvicorn 2 workers (config.httpguard's protocol, uvloop), DEBUG off, PostgreSQL
++ Redis. {data["tabs"]} tabs (aiohttp, a logged-in session each, half on the overview, half on
+Requests), each polling `/dashboard/live.json` every 5 s from its own phase as
+static/js/live.js does. Two servers in turn: every poll through Django's whole stack
+(`AISPENDTRACK_LIVE_LEAN=0`, as before) and through the lean path (proxy/live.py, the
+default); both share the organization's marker for 1 s. Windows of {window:.0f} s, {rounds}
+rounds of idle / quiet (/ busy) each. uvicorn's CPU from /proc (master and workers): the
+window's less the idle windows' rate, a poll. PostgreSQL's for a poll from a probe: a poll's
+queries, captured through Django, replayed on {PROBE_BACKENDS} fresh connections as Django
+opens them (CONN_MAX_AGE 0) or {PROBE_BACKENDS} times on one warm connection (as the lean path
+keeps it), the backend's CPU read from /proc/<pid>/schedstat (fork and exit not counted), plus
+the marker's queries once a second. Cross-checks: the window difference of the backends on the
+benchmark's database that lived through the window (exact: the lean path's kept connections;
+Django's are a fresh backend a request, not seen there), and the whole cluster's (other
+people's tests run on it: idle windows read {spread} of a core).
 
 | {data["tabs"]} tabs, quiet (no call lands) | polls | CPU a poll: uvicorn + PostgreSQL \
-| % of one core | % of the machine | cross-check (cluster) | poll p50 | failures |
-|---|---|---|---|---|---|---|---|
-{row("marker read by each poll", s["unshared"]["quiet"])}
-{row("marker shared 1 s (default)", s["shared"]["quiet"])}
+| % of one core | % of the machine | kept backends a poll | cross-check (cluster) | poll p50 \
+| failures |
+|---|---|---|---|---|---|---|---|---|
+{row("Django's stack (before)", s["django"]["quiet"])}
+{row("lean path (default)", s["lean"]["quiet"])}
 
-Target: < 5 % CPU. A poll's PostgreSQL time: {probes["unshared"]["backend_ms"]:.2f} ms with the
-marker, {probes["shared"]["backend_ms"]:.2f} ms without it (the session's 3 queries and the
-connection); on one warm backend (a connection pool) {probes["unshared"]["warm_ms"]:.2f} and
-{probes["shared"]["warm_ms"]:.2f} ms. Busy (as if a call landed every 5 s: each tick also
-re-fetches the page; {busy["pages"]:,} pages, p50 {busy["page_p50"]:.0f} ms, {busy["failures"]}
-failures): uvicorn {busy["server_ms"]:.1f} ms a tick + PostgreSQL (cluster difference)
-{busy["cluster_ms"]:.1f} ms: {busy["cluster_core"]:.0%} of a core.
+Target: < 5 % CPU. A poll's PostgreSQL time on a fresh backend: {
+        probes["unshared"]["backend_ms"]:.2f} ms with the marker, {
+        probes["shared"]["backend_ms"]:.2f} ms without it (the session's 3 queries and the
+connection); on one warm backend {probes["unshared"]["warm_ms"]:.2f} and {
+        probes["shared"]["warm_ms"]:.2f} ms. Busy, lean (as if a call landed every 5 s: each tick
+also re-fetches the page, through Django; {busy["pages"]:,} pages, p50 {busy["page_p50"]:.0f}
+ms, {busy["failures"]} failures): uvicorn {busy["server_ms"]:.1f} ms a tick + PostgreSQL
+(cluster difference) {busy["cluster_ms"]:.1f} ms: {busy["cluster_core"]:.0%} of a core.
 
 A poll's queries, marker read ({len(probes["unshared"]["queries"])}; shared, the last 3 once
 a second):

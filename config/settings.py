@@ -412,6 +412,9 @@ AISPENDTRACK_FOLD_INTERVAL = env_float("AISPENDTRACK_FOLD_INTERVAL", 2.0)
 # Open live pages of one organization share its marker this long (0: each poll
 # reads it); analytics.selectors.events.live_marker.
 AISPENDTRACK_LIVE_MARKER_SECONDS = env_float("AISPENDTRACK_LIVE_MARKER_SECONDS", 1.0)
+# Polls of live pages are answered beside Django's middleware stack, on a
+# thread with its own database connection (proxy/live.py); off: by Django.
+AISPENDTRACK_LIVE_LEAN = env_bool("AISPENDTRACK_LIVE_LEAN", True)
 
 # --- Billing: plans, Stripe, retention (issue 15) -------------------------------
 # off (self-hosting, the default): every organization is on the unlimited

@@ -37,6 +37,9 @@ class ProxyApplication:
         kind = scope["type"]
         if kind == "http":
             runtime = self.runtime or await self._start_lazily()
+            live = runtime.live
+            if live is not None and live.wants(scope) and await live.serve(scope, send):
+                return None
             raw_path = scope.get("raw_path") or scope["path"].encode()
             route = runtime.router.resolve(raw_path.decode("latin-1"))
             if route is None:

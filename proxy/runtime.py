@@ -25,6 +25,7 @@ from proxy.budgets import BudgetGate
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
 from proxy.handoff import HandoffQueue
+from proxy.live import LiveEndpoint
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
 from proxy.refusals import RefusalCounter
@@ -77,6 +78,8 @@ class ProxyRuntime:
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
         self._housekeeping = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-housekeeping")
+        # The live pages' poll, answered beside Django's stack (proxy/live.py).
+        self.live = LiveEndpoint() if settings.AISPENDTRACK_LIVE_LEAN else None
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -118,6 +121,8 @@ class ProxyRuntime:
             await gate.stop()
         await self.refusals.stop()
         self.queue.close()
+        if self.live is not None:
+            await self.live.stop()
         with contextlib.suppress(Exception):
             async with asyncio.timeout(2.0):
                 await self.run_sync(connections.close_all)

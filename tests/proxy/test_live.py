@@ -1,0 +1,157 @@
+"""The live pages' poll served beside Django's stack (proxy/live.py): the same
+answer as Django's view, to exactly the sessions Django's middleware accepts,
+and only ever the member's own organization's marker."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import httpx
+import pytest
+from django.contrib.sessions.models import Session
+from django.test import Client
+from django.utils import timezone
+
+from accounts.middleware import SESSION_KEY as ORGANIZATION_SESSION_KEY
+from accounts.models import Membership, Role
+from analytics.fold import rollups_fold_until_done
+from analytics.models import UsageEvent
+from analytics.services import usage_record_batch
+from tests.analytics.conftest import call
+from tests.factories import MembershipFactory
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+LIVE = "/dashboard/live.json"
+
+
+@pytest.fixture
+def lean(proxy, monkeypatch):
+    """The polls the lean path answered itself (True) or handed to Django (False)."""
+    endpoint = proxy.runtime.live
+    answered: list[bool] = []
+    original = endpoint._answer
+
+    def spy(scope):
+        response = original(scope)
+        answered.append(response is not None)
+        return response
+
+    monkeypatch.setattr(endpoint, "_answer", spy)
+    return answered
+
+
+def _login(user, organization=None) -> str:
+    client = Client()
+    client.force_login(user)
+    if organization is not None:
+        session = client.session
+        session[ORGANIZATION_SESSION_KEY] = organization.pk
+        session.save()
+    return client.cookies["sessionid"].value
+
+
+def _poll(proxy, session_key: str | None, **headers) -> httpx.Response:
+    cookies = {"sessionid": session_key} if session_key else None
+    return httpx.get(f"{proxy.url}{LIVE}", cookies=cookies, headers=headers)
+
+
+def _record(org) -> str:
+    usage_record_batch([call(org, timezone.now())])
+    rollups_fold_until_done()
+    return str(UsageEvent.objects.filter(organization=org).latest("created_at", "pk").pk)
+
+
+def test_a_member_gets_what_django_answers(proxy, lean, org, owner, settings):
+    settings.AISPENDTRACK_LIVE_MARKER_SECONDS = 0
+    newest = _record(org)
+    key = _login(owner)
+    ours = _poll(proxy, key)
+    assert lean == [True]
+    assert ours.status_code == 200 and ours.json() == {"latest": newest}
+    client = Client()
+    client.cookies["sessionid"] = key
+    django = client.get(LIVE)
+    assert django.json() == ours.json()
+    for header in (
+        "content-type",
+        "cache-control",
+        "expires",
+        "vary",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cross-origin-opener-policy",
+    ):
+        assert ours.headers.get(header) == django.headers.get(header), header
+    assert "no-store" in ours.headers["cache-control"] and "Cookie" in ours.headers["vary"]
+    assert "set-cookie" not in ours.headers
+
+
+def test_sessions_django_would_refuse_get_no_marker(proxy, lean, org, owner):
+    _record(org)
+    assert _poll(proxy, None).status_code == 302  # no cookie: Django's login redirect
+    assert _poll(proxy, "not-a-session-key").headers["location"].startswith("/accounts/login/")
+
+    logged_out = _login(owner)
+    browser = Client()
+    browser.cookies["sessionid"] = logged_out
+    browser.logout()
+    expired = _login(owner)
+    Session.objects.filter(session_key=expired).update(
+        expire_date=timezone.now() - timedelta(seconds=1)
+    )
+    for key in (logged_out, expired):
+        answer = _poll(proxy, key)
+        assert answer.status_code == 302, key
+        assert answer.headers["location"].startswith("/accounts/login/")
+
+    before_password_change = _login(owner)
+    owner.set_password("a new password, so every session ends")
+    owner.save()
+    answer = _poll(proxy, before_password_change)
+    assert answer.status_code == 302 and answer.headers["location"].startswith("/accounts/login/")
+    # Django flushed it, as it does on any request with a stale hash.
+    assert not Session.objects.filter(session_key=before_password_change).exists()
+
+    deactivated = _login(owner)
+    owner.is_active = False
+    owner.save(update_fields=["is_active"])
+    assert _poll(proxy, deactivated).status_code == 302
+    assert lean == [False] * 6
+
+
+def test_a_removed_member_stops_getting_the_marker(proxy, lean, org, owner):
+    _record(org)
+    key = _login(owner)
+    assert _poll(proxy, key).status_code == 200
+    Membership.objects.filter(user=owner, organization=org).delete()
+    answer = _poll(proxy, key)
+    assert answer.status_code == 302 and "json" not in answer.headers.get("content-type", "")
+    assert lean == [True, False]
+
+
+def test_only_the_members_own_organization(proxy, lean, org, other_org, owner, other_owner):
+    ours, theirs = _record(org), _record(other_org)
+    assert ours != theirs
+    assert _poll(proxy, _login(owner)).json() == {"latest": ours}
+    assert _poll(proxy, _login(other_owner)).json() == {"latest": theirs}
+    # A session that names an organization the user does not belong to gets
+    # the user's own (OrganizationMiddleware's rule), never the one named.
+    assert _poll(proxy, _login(owner, organization=other_org)).json() == {"latest": ours}
+    # A member of both gets the one chosen in the session, until removed from it.
+    MembershipFactory(user=owner, organization=other_org, role=Role.MEMBER)
+    both = _login(owner, organization=other_org)
+    assert _poll(proxy, both).json() == {"latest": theirs}
+    Membership.objects.filter(user=owner, organization=other_org).delete()
+    assert _poll(proxy, both).json() == {"latest": ours}
+    assert lean == [True] * 5
+
+
+def test_requests_that_are_not_a_plain_poll_go_to_django(proxy, lean, org, owner):
+    key = _login(owner)
+    bad_host = _poll(proxy, key, host="evil.example")
+    assert bad_host.status_code == 400  # DisallowedHost, answered by Django
+    posted = httpx.post(f"{proxy.url}{LIVE}", cookies={"sessionid": key})
+    assert posted.status_code == 403  # Django's CSRF check; never the lean path
+    assert lean == [False]
