@@ -506,8 +506,12 @@ class BudgetGate:
 
     async def _sync_loop(self) -> None:
         while True:
+            # With no hard cap anywhere there is nothing to push or read: wait
+            # for a wake-up (each reconcile round, after a reload, sets one)
+            # instead of ticking 20 times a second on an idle server.
+            timeout = self.sync_seconds if self.caps else None
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.sync_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout)
             self._wake.clear()
             try:
                 await self.sync()

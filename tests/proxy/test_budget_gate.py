@@ -6,6 +6,7 @@ Expected spend comes from hand sums of the costs written, never from the gate.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -198,6 +199,39 @@ def test_calls_observed_after_the_watermark_add_to_the_ledger_base(org):
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="needs REDIS_URL (CI sets it)")
+def test_without_hard_caps_the_sync_loop_waits_until_one_is_loaded(org):
+    """An idle server with no hard cap does no sync round each 50 ms; a cap
+    loaded by a reload is synced at the usual pace from its reconcile on."""
+    budget(org)  # in the database, not yet loaded by the gate
+
+    async def scenario() -> tuple[int, int]:
+        gate = BudgetGate(run_sync=run_here, sync_seconds=0.01)
+        rounds = 0
+        real_sync = gate.sync
+
+        async def counted() -> None:
+            nonlocal rounds
+            rounds += 1
+            await real_sync()
+
+        gate.sync = counted  # type: ignore[method-assign]
+        task = asyncio.create_task(gate._sync_loop())
+        await asyncio.sleep(0.3)
+        without_caps = rounds
+        await gate.reload()
+        await gate.reconcile(only_new=True)  # what the ledger loop runs each second
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await gate.store.close()
+        return without_caps, rounds - without_caps
+
+    without_caps, with_a_cap = asyncio.run(scenario())
+    assert without_caps == 0
+    assert with_a_cap >= 5  # every 10 ms, give or take a loaded box
+
+
 def test_two_workers_share_spend_through_redis(org):
     budget(org, amount=Decimal("1.00"))
     clock = Clock(datetime.now(UTC))
