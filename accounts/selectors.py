@@ -276,7 +276,9 @@ def membership_for_user(*, organization: Organization, user) -> Membership | Non
     return Membership.objects.filter(organization=organization, user=user).first()
 
 
-def membership_current(*, user, chosen_organization_id: int | str | None = None) -> Membership | None:
+def membership_current(
+    *, user, chosen_organization_id: int | str | None = None
+) -> Membership | None:
     """The membership a logged-in user's pages act in: the organization chosen
     in the session (`accounts.middleware.SESSION_KEY`) if the user still
     belongs to it, else their first; None without any membership."""
