@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 import pytest
 from django.contrib.sessions.models import Session
+from django.db import OperationalError
 from django.test import Client
 from django.utils import timezone
 
@@ -17,6 +18,7 @@ from accounts.models import Membership, Role
 from analytics.fold import rollups_fold_until_done
 from analytics.models import UsageEvent
 from analytics.services import usage_record_batch
+from proxy import live as live_module
 from tests.analytics.conftest import call
 from tests.factories import MembershipFactory
 
@@ -155,3 +157,25 @@ def test_requests_that_are_not_a_plain_poll_go_to_django(proxy, lean, org, owner
     posted = httpx.post(f"{proxy.url}{LIVE}", cookies={"sessionid": key})
     assert posted.status_code == 403  # Django's CSRF check; never the lean path
     assert lean == [False]
+
+
+def test_a_database_error_hands_the_poll_to_django_and_the_next_reconnects(
+    proxy, lean, org, owner, monkeypatch
+):
+    """A severed kept connection (a PostgreSQL restart) costs one poll a trip
+    through Django, which opens its own; the lean path then opens a fresh one."""
+    newest = _record(org)
+    key = _login(owner)
+    assert _poll(proxy, key).json() == {"latest": newest}
+    real = live_module.session_member
+    failures = iter([OperationalError("server closed the connection unexpectedly")])
+
+    def flaky(session_key):
+        for error in failures:
+            raise error
+        return real(session_key)
+
+    monkeypatch.setattr(live_module, "session_member", flaky)
+    assert _poll(proxy, key).json() == {"latest": newest}  # Django's answer
+    assert _poll(proxy, key).json() == {"latest": newest}  # lean again
+    assert lean == [True, False, True]
