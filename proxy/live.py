@@ -43,14 +43,24 @@ from config.dbguard import db_deadline
 logger = logging.getLogger("aispendtrack.live")
 
 # Middleware of settings.MIDDLEWARE that neither read nor write the session or
-# the user, kept in their order; the session, auth, messages, CSRF, allauth
-# and organization middleware are what session_member stands in for.
+# the user: run here too, in their order.
 EDGE_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",
     "config.inputguard.ControlCharacterMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+)
+# What session_member stands in for, or what has nothing to do on this
+# answer (static files, messages, CSRF on a GET, allauth's /accounts/ 404s).
+STOOD_IN_FOR = (
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "allauth.account.middleware.AccountMiddleware",
+    "accounts.middleware.OrganizationMiddleware",
 )
 DB_SECONDS = 3.0
 
@@ -77,6 +87,24 @@ def _edge_chain():
     for path in reversed([m for m in settings.MIDDLEWARE if m in EDGE_MIDDLEWARE]):
         handler = import_string(path)(handler)
     return handler
+
+
+def live_endpoint() -> LiveEndpoint | None:
+    """This worker's lean poll endpoint, or None (Django answers every poll)
+    when it is switched off or settings.MIDDLEWARE holds a middleware this
+    module does not know: one added later (an IP allow-list, say) must not be
+    skipped silently, so the lean path stands down until it is listed here."""
+    if not settings.AISPENDTRACK_LIVE_LEAN:
+        return None
+    unknown = [m for m in settings.MIDDLEWARE if m not in EDGE_MIDDLEWARE + STOOD_IN_FOR]
+    if unknown:
+        logger.warning(
+            "live polls go through Django: proxy/live.py does not know the middleware %s; "
+            "list it in EDGE_MIDDLEWARE (run for polls too) or STOOD_IN_FOR",
+            ", ".join(unknown),
+        )
+        return None
+    return LiveEndpoint()
 
 
 class LiveEndpoint:

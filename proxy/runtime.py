@@ -25,7 +25,7 @@ from proxy.budgets import BudgetGate
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
 from proxy.handoff import HandoffQueue
-from proxy.live import LiveEndpoint
+from proxy.live import live_endpoint
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
 from proxy.refusals import RefusalCounter
@@ -79,7 +79,7 @@ class ProxyRuntime:
         self._refresher: asyncio.Task | None = None
         self._housekeeping = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-housekeeping")
         # The live pages' poll, answered beside Django's stack (proxy/live.py).
-        self.live = LiveEndpoint() if settings.AISPENDTRACK_LIVE_LEAN else None
+        self.live = live_endpoint()
 
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()

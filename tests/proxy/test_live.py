@@ -179,3 +179,13 @@ def test_a_database_error_hands_the_poll_to_django_and_the_next_reconnects(
     assert _poll(proxy, key).json() == {"latest": newest}  # Django's answer
     assert _poll(proxy, key).json() == {"latest": newest}  # lean again
     assert lean == [True, False, True]
+
+
+def test_an_unknown_middleware_sends_every_poll_to_django(settings):
+    """A middleware added to settings later is never skipped silently."""
+    assert isinstance(live_module.live_endpoint(), live_module.LiveEndpoint)
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "somewhere.IpAllowListMiddleware"]
+    assert live_module.live_endpoint() is None
+    settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
+    settings.AISPENDTRACK_LIVE_LEAN = False
+    assert live_module.live_endpoint() is None
