@@ -412,6 +412,10 @@ AISPENDTRACK_FOLD_INTERVAL = env_float("AISPENDTRACK_FOLD_INTERVAL", 2.0)
 # Open live pages of one organization share its marker this long (0: each poll
 # reads it); analytics.selectors.events.live_marker.
 AISPENDTRACK_LIVE_MARKER_SECONDS = env_float("AISPENDTRACK_LIVE_MARKER_SECONDS", 1.0)
+# A live page's refresh (its #live block) is rendered once per organization,
+# role and URL and shared by its open tabs this long (0: each tab renders its
+# own); analytics/views/live_fragment.py.
+AISPENDTRACK_LIVE_FRAGMENT_SECONDS = env_float("AISPENDTRACK_LIVE_FRAGMENT_SECONDS", 5.0)
 # Polls of live pages are answered beside Django's middleware stack, on a
 # thread with its own database connection (proxy/live.py); off: by Django.
 AISPENDTRACK_LIVE_LEAN = env_bool("AISPENDTRACK_LIVE_LEAN", True)

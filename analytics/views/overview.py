@@ -26,11 +26,13 @@ from analytics.views.common import (
     spend_page,
     trend_chart,
 )
+from analytics.views.live_fragment import live_page, live_template
 
 PIE_SLICES = 7
 
 
 @spend_page
+@live_page
 def dashboard(request):
     org = request.organization
     try:
@@ -73,7 +75,10 @@ def dashboard(request):
         "unprofitable": None if filters.active else unprofitable_this_month(organization=org),
         "live_latest": selectors.live_marker(organization=org),
     }
-    return render(request, "analytics/overview.html", context)
+    template = live_template(
+        request, page="analytics/overview.html", fragment="analytics/_overview_live.html"
+    )
+    return render(request, template, context)
 
 
 @never_cache

@@ -11,6 +11,7 @@ from analytics.selectors.sorted_records import usage_events_sorted_page
 from analytics.sorting import Sort, parse_sort
 from analytics.views import common
 from analytics.views.common import spend_page
+from analytics.views.live_fragment import live_page, live_template
 
 PER_PAGE = 50
 # The table's columns and the direction a first click sorts them in.
@@ -44,6 +45,7 @@ def _records(org, period: Period, filters, sort: Sort, cursor: str | None):
 
 
 @spend_page
+@live_page
 def requests_log(request):
     org = request.organization
     try:
@@ -63,4 +65,7 @@ def requests_log(request):
         "columns": COLUMNS,
         "live_latest": selectors.live_marker(organization=org),
     }
-    return render(request, "analytics/requests.html", context)
+    template = live_template(
+        request, page="analytics/requests.html", fragment="analytics/_requests_live.html"
+    )
+    return render(request, template, context)

@@ -1,7 +1,9 @@
 // Live pages (overview, first page of requests): every 5 s while the tab is
 // visible, ask /dashboard/live.json whether a call was recorded (one top-1
-// index read); only when one was, fetch this same URL again and swap the
-// #live block in place, charts redrawn. Hidden tabs ask nothing.
+// index read); only when one was, fetch this same URL's #live block again
+// (X-AiSpendTrack-Live: a render shared by the organization's tabs for a few
+// seconds, analytics/views/live_fragment.py) and swap it in place, charts redrawn.
+// Hidden tabs ask nothing.
 (function () {
   const INTERVAL = 5000;
   const root = document.getElementById("live");
@@ -10,7 +12,7 @@
   let busy = false;
 
   async function refresh() {
-    const response = await fetch(window.location.href, {credentials: "same-origin"});
+    const response = await fetch(window.location.href, {headers: {"X-AiSpendTrack-Live": "fragment"}, credentials: "same-origin"});
     if (!response.ok) return;
     const doc = new DOMParser().parseFromString(await response.text(), "text/html");
     const fresh = doc.getElementById("live");
@@ -20,6 +22,9 @@
     }
     root.replaceChildren(...Array.from(fresh.childNodes).map((node) => document.importNode(node, true)));
     root.dataset.liveLatest = fresh.dataset.liveLatest || "";
+    // A shared render may predate the marker this tab just saw: remember the
+    // render's, so the next poll fetches again until the block has caught up.
+    latest = root.dataset.liveLatest;
     if (window.aispendDrawCharts) window.aispendDrawCharts();
     root.dispatchEvent(new CustomEvent("live:updated"));
   }
