@@ -32,6 +32,7 @@ from analytics.models import (
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_zone, period_preset
 from analytics.selectors._common import rollup_rows
+from analytics.selectors.headline import nearest_rank, overview_headline
 from analytics.selectors.tables import table_ranking
 from tests.analytics.conftest import call
 
@@ -431,3 +432,17 @@ def test_the_customer_backfill_and_a_rebuild_give_the_same_rows(org, other_org, 
     ).qs.model is (PropertyCustomerHourlyRollup)
     daily_rollups_rebuild(org.pk)
     assert _customer_sums(org) == before
+
+
+def test_latency_percentiles_under_a_common_property_equal_the_oracle(org, ledger):
+    """A property on a third of the calls is sampled by walking the latest
+    calls (headline.WALK_SHARE): the same calls as the containment filter."""
+    period = period_preset(org, "30d")
+    for spec in ({"property": "plan:pro"}, {"property": "region:eu", "model": "gpt-4o"}):
+        latencies = sorted(r.latency_ms for r in ledger if _matches(r, spec))
+        headline = overview_headline(organization=org, period=period, filters=_filters(spec))
+        assert (headline.latency.p50_ms, headline.latency.p95_ms) == (
+            nearest_rank(latencies, 50),
+            nearest_rank(latencies, 95),
+        ), spec
+        assert headline.latency.sampled == len(latencies)
