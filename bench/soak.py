@@ -200,11 +200,11 @@ def _ledger(database_url: str, org_id: int) -> dict[str, int]:
             "AND customer_id NOT LIKE %s GROUP BY status",
             (org_id, PROBE_PREFIX + "%"),
         ).fetchall()
-        probes = conn.execute(
+        (probes,) = conn.execute(
             "SELECT count(*) FROM analytics_usageevent "
             "WHERE organization_id = %s AND customer_id LIKE %s",
             (org_id, PROBE_PREFIX + "%"),
-        ).fetchone()[0]
+        ).fetchone() or (0,)
     counts = {status: n for status, n, _ in rows}
     counts["streamed"] = sum(streamed for _, _, streamed in rows)
     counts["probes"] = probes
