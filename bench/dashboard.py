@@ -301,7 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=20)
-    parser.add_argument("--only", default="", help="time only targets whose name contains this")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="time only targets whose name contains this (repeat for several)",
+    )
     parser.add_argument("--no-export", action="store_true")
     parser.add_argument(
         "--no-gc-freeze",
@@ -378,7 +383,11 @@ def main(argv: list[str] | None = None) -> int:
 
     client = Client()
     client.force_login(user)
-    targets = [(name, url) for name, url in _targets(organization) if args.only in name]
+    targets = [
+        (name, url)
+        for name, url in _targets(organization)
+        if not args.only or any(part in name for part in args.only)
+    ]
     results = _time_urls(client, targets, args.repeat)
 
     print(
