@@ -492,11 +492,21 @@ class CustomerRollup(models.Model):
                 fields=["organization", "customer_id", "dimension", "span", "start"],
                 name="cr_org_cust",
             ),
-            # Each interval's biggest spenders first, overall or of one model
-            # or feature (analytics.selectors.top).
+            # Each interval's biggest spenders first, overall or of one model,
+            # feature or status (analytics.selectors.top); with the customer,
+            # every customer's cost of an interval is an index-only scan
+            # (analytics.selectors._common.customer_costs).
             models.Index(
-                fields=["organization", "dimension", "value", "span", "start", "-cost"],
-                name="cr_top_cost",
+                fields=[
+                    "organization",
+                    "dimension",
+                    "value",
+                    "span",
+                    "start",
+                    "-cost",
+                    "customer_id",
+                ],
+                name="cr_span_cost",
             ),
         ]
 

@@ -16,7 +16,15 @@ from analytics.intervals import period_spans
 from analytics.models import CustomerRollup
 from analytics.params import UsageFilters
 from analytics.periods import Period, org_today
-from analytics.selectors._common import ZERO, Totals, cost_sum, money, rollup_rows, spans_q
+from analytics.selectors._common import (
+    ZERO,
+    Totals,
+    cost_sum,
+    customer_costs,
+    money,
+    rollup_rows,
+    spans_q,
+)
 from analytics.selectors.ranking import RANK_ORDERS, Ranking, page_totals, spend_ranking
 from analytics.selectors.spend import spend_daily_split
 from analytics.sorting import sort_rows
@@ -44,6 +52,10 @@ def costs_by_value(
 ) -> dict:
     """Cost per value of `by` over the period (only values with calls in it);
     `keys`: those values only; `search`: values containing it."""
+    if by == "customer" and keys is None and not search:
+        found = customer_costs(organization=organization, periods=[period], filters=filters)
+        if found is not None:
+            return found[0]
     rows = rollup_rows(organization=organization, period=period, filters=filters, by=by)
     column = rows.column(by)
     qs = rows.qs
@@ -143,6 +155,12 @@ def _costs_now_and_before(
     """Cost per value of `by` in the period (values with calls in it) and in
     the previous equal period: one grouped read where CustomerRollup
     intervals answer both, else `costs_by_value` twice."""
+    if by == "customer" and not search:
+        found = customer_costs(
+            organization=organization, periods=[period, period.previous()], filters=filters
+        )
+        if found is not None:
+            return found[0], found[1]
     scope = {"organization": organization, "by": by, "filters": filters}
     now = rollup_rows(period=period, **scope)
     before = rollup_rows(period=period.previous(), **scope)

@@ -45,7 +45,7 @@ def top_customers_by_cost(
         seen: set[str] = set()
         exhausted = True
         for span, start in spans:
-            leaders = list(  # index cr_top_cost
+            leaders = list(  # index cr_span_cost
                 rows.filter(span=span, start=start)
                 .order_by("-cost")
                 .values_list("customer_id", "cost")[:depth]

@@ -115,7 +115,7 @@ def test_fast_seed_builds_the_events_and_every_rollup_the_ledger_path_builds(dem
     assert not fast["RollupDelta"] and not fast["PropertyRollupDelta"]
     assert len(fast["PropertyHourlyRollup"]) > 100  # every customer's calls carry a plan
     assert schema() == indexed
-    assert {"ue_properties", "uniq_rollup_bucket", "cr_top_cost"} <= {
+    assert {"ue_properties", "uniq_rollup_bucket", "cr_span_cost"} <= {
         definition.split()[3 if definition.startswith("CREATE UNIQUE") else 2]
         for _, definition in indexed
         if definition.startswith("CREATE")
