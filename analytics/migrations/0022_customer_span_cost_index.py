@@ -39,7 +39,7 @@ def backwards(apps, schema_editor):
 class Migration(migrations.Migration):
     atomic = False  # CREATE INDEX CONCURRENTLY cannot run in a transaction
 
-    dependencies = [("analytics", "0020_customer_status_split")]
+    dependencies = [("analytics", "0021_property_customer_rollups")]
 
     operations = [
         migrations.SeparateDatabaseAndState(
