@@ -180,8 +180,16 @@ def api_key_known(raw: str | None) -> tuple[bool, KeyIdentity | None]:
     return _local_get(hash_secret(raw))
 
 
+# Cold lookups in flight, by key hash: when a warm key's local entry expires
+# under load, every call in flight with it would otherwise ask the shared
+# cache at once (32 reads queued on two threads at c=32, every
+# KEY_CACHE_SECONDS: a latency spike each time). They share one lookup.
+_inflight: dict[str, asyncio.Future[KeyIdentity | None]] = {}
+
+
 async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
-    """`api_key_authenticate` for the proxy's event loop; no I/O on a warm key."""
+    """`api_key_authenticate` for the proxy's event loop; no I/O on a warm key.
+    Concurrent cold lookups of one key share a single read."""
     if not raw or not _looks_like_key(raw):
         return None
     key_hash = hash_secret(raw)
@@ -189,14 +197,42 @@ async def aapi_key_authenticate(raw: str | None) -> KeyIdentity | None:
     if found:
         return identity
     loop = asyncio.get_running_loop()
+    lookup = _inflight.get(key_hash)
+    if lookup is None or lookup.get_loop() is not loop:
+        lookup = _inflight[key_hash] = loop.create_task(_authenticate_cold(key_hash))
+        lookup.add_done_callback(lambda done: _inflight_forget(key_hash, done))
+    # A caller that gives up (its client left, its deadline passed) leaves
+    # the lookup running for the others.
+    return await asyncio.shield(lookup)
+
+
+def _inflight_forget(key_hash: str, done: asyncio.Future) -> None:
+    if _inflight.get(key_hash) is done:
+        del _inflight[key_hash]
+    if not done.cancelled():
+        done.exception()  # retrieved: a failure every waiter saw is not "never retrieved"
+
+
+def _shared_get(key_hash: str) -> object:
+    # Resolved on the lookup thread: `cache` is context-local, and each call's
+    # task has its own context, so resolving it on the event loop built a new
+    # client (and Redis connection) per cold lookup.
+    return cache.get(_cache_key(key_hash))
+
+
+def _shared_add(key_hash: str, value: object) -> None:
+    cache.add(_cache_key(key_hash), value, _SHARED_TTL)
+
+
+async def _authenticate_cold(key_hash: str) -> KeyIdentity | None:
+    loop = asyncio.get_running_loop()
     generation = _generation
-    shared = await loop.run_in_executor(_cache_threads, cache.get, _cache_key(key_hash))
+    shared = await loop.run_in_executor(_cache_threads, _shared_get, key_hash)
     if shared is not None:
         identity = _from_shared(shared)
     else:
         identity = await loop.run_in_executor(_db_threads, _identity_from_db_thread, key_hash)
-        value = _to_shared(identity)
-        loop.run_in_executor(_cache_threads, cache.add, _cache_key(key_hash), value, _SHARED_TTL)
+        loop.run_in_executor(_cache_threads, _shared_add, key_hash, _to_shared(identity))
     _local_put(key_hash, identity, generation)
     return identity
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 
 import pytest
@@ -63,6 +64,40 @@ def test_async_authenticate_matches_sync(api_key, org):
     assert identity == api_key_authenticate(api_key.raw)
     assert identity.organization_id == org.pk
     assert authenticate("ask_" + "x" * 40) is None
+
+
+class CountingCache:
+    """The real cache, counting reads."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.reads = inner, 0
+
+    def get(self, *args, **kwargs):
+        self.reads += 1
+        return self.inner.get(*args, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+@pytest.mark.django_db(transaction=True)  # cold lookups run on their own threads
+def test_concurrent_cold_lookups_of_one_key_share_one_read(api_key, org, monkeypatch):
+    from django.core.cache import cache
+
+    from accounts import selectors
+
+    counting = CountingCache(cache)
+    monkeypatch.setattr(selectors, "cache", counting)
+    cache.delete(f"apikey:{hash_secret(api_key.raw)}")
+    selectors._local.clear()
+
+    async def many():
+        return await asyncio.gather(*(aapi_key_authenticate(api_key.raw) for _ in range(20)))
+
+    identities = async_to_sync(many)()
+    assert {identity.key_id for identity in identities} == {api_key.row.pk}
+    assert counting.reads == 1
+    assert not selectors._inflight
 
 
 @pytest.mark.django_db
