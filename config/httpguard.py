@@ -17,6 +17,13 @@ byte at a time. This subclass adds, per connection:
 - a cap on open connections per worker (`AISPENDTRACK_MAX_CONNECTIONS`, 1000):
   the next one gets 503 and is closed at once.
 
+It also tells the application when a client hangs up without a task per
+request: each request's scope carries `extensions["aispendtrack.hangup"]`, a
+list the application may append callables to; they are called (once, on the
+event loop) when the connection is lost before that request's answer is
+complete. The proxy uses it to cancel the call (proxy/endpoint.py); under a
+server without it, the proxy watches `receive()` with a task instead.
+
 Everything else (parsing, keep-alive, pipelining, flow control) is uvicorn's.
 The proxy's own body cap (`AISPENDTRACK_MAX_BODY_MB`) lives in proxy/endpoint.py,
 where it can answer in the provider's error shape.
@@ -28,6 +35,8 @@ import asyncio
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+HANGUP = "aispendtrack.hangup"
 
 REASONS = {
     408: b"Request Timeout",
@@ -57,7 +66,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.disarm()
+        cycle = self.cycle
         super().connection_lost(exc)
+        if cycle is not None and not cycle.response_complete:
+            callbacks = cycle.scope["extensions"][HANGUP]
+            while callbacks:
+                callbacks.pop()()
 
     def data_received(self, data: bytes) -> None:
         while data and not self.transport.is_closing():
@@ -76,6 +90,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self.scope["extensions"] = {HANGUP: []}
         if self.deadline is None:
             self.arm(self.head_timeout, "the request's headers")
 

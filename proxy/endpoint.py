@@ -19,6 +19,7 @@ from yarl import URL
 
 from accounts.selectors import aapi_key_authenticate, api_key_known
 from analytics.models import Status
+from config.httpguard import HANGUP
 from proxy import errors
 from proxy.adapters import ADAPTERS
 from proxy.calls import Call, call_record
@@ -81,7 +82,12 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         content_type=split.content_type,
     )
     me = asyncio.current_task()
-    watcher = asyncio.create_task(_watch_disconnect(receive, call, me))
+    hangup = scope.get("extensions", {}).get(HANGUP)
+    if hangup is not None:  # config.httpguard's protocol calls it back: no task per call
+        watcher = None
+        hangup.append(lambda: _hung_up(call, me))
+    else:
+        watcher = asyncio.create_task(_watch_disconnect(receive, call, me))
     try:
         await _forward(runtime, call, scope, split, send)
     except asyncio.CancelledError:
@@ -104,7 +110,10 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
             message = errors.PROXY_FAILED.format(request_id=call.request_id)
             await answer_error(send, style, 502, message, "aispendtrack_proxy_error", call)
     finally:
-        watcher.cancel()
+        if watcher is not None:
+            watcher.cancel()
+        elif hangup:
+            hangup.clear()
     return None
 
 
@@ -189,11 +198,15 @@ async def _read_body(receive, headers, limit: int) -> bytes | None:
 
 
 async def _watch_disconnect(receive, call: Call, task: asyncio.Task | None) -> None:
-    """Cancel the call when the client hangs up, so the upstream request is closed too."""
+    """Wait for the client to hang up (servers without config.httpguard's hook)."""
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            if not call.finished and task is not None:
-                call.client_gone = True
-                task.cancel()
-            return
+            return _hung_up(call, task)
+
+
+def _hung_up(call: Call, task: asyncio.Task | None) -> None:
+    """Cancel the call when the client hangs up, so the upstream request is closed too."""
+    if not call.finished and task is not None:
+        call.client_gone = True
+        task.cancel()

@@ -23,15 +23,18 @@ from django.db import connection
 from django.test import override_settings
 
 from analytics.models import UsageEvent
+from config.httpguard import GuardedHttpToolsProtocol
 from proxy.asgi import build_application
 from proxy.writer import LedgerWriter, close_db_connections
 from tests.proxy.fake_provider import FakeProvider
 
 
 class ProxyServer:
-    """config.asgi's application, built the same way, served by uvicorn on loopback."""
+    """config.asgi's application, built the same way, served by uvicorn on loopback
+    with `make serve`'s protocol class (config.httpguard) unless `http` names another."""
 
-    def __init__(self) -> None:
+    def __init__(self, http: str | type = GuardedHttpToolsProtocol) -> None:
+        self.http = http
         self.app = build_application(get_asgi_application())
         self.port = 0
         self._server: uvicorn.Server | None = None
@@ -57,7 +60,7 @@ class ProxyServer:
             log_level="warning",
             server_header=False,
             date_header=False,
-            http="httptools",
+            http=self.http,
             loop="asyncio",
         )
         self._server = uvicorn.Server(config)

@@ -15,6 +15,7 @@ from accounts.services import api_key_issue, api_key_revoke
 from analytics.models import Status
 from proxy import providers  # the manual hook: these upstreams are dead on purpose
 from tests.proxy import fake_provider as fake
+from tests.proxy.conftest import ProxyServer, proxy_settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -226,6 +227,35 @@ def test_client_hang_up_while_waiting_records_cancelled(proxy, api_key):
         post(proxy, headers={"x-aispendtrack-key": api_key.raw, "x-fake-hang": "1.5"}, timeout=0.3)
     [event] = proxy.events(1)
     assert event.status == Status.CANCELLED and not event.streamed
+
+
+@pytest.fixture
+def stock_proxy(transactional_db, fake_provider, tmp_path, django_db_blocker):
+    """The proxy under uvicorn's own httptools protocol, without config.httpguard's
+    hang-up hook: the endpoint watches for the client's hang-up with a task."""
+    with proxy_settings(fake_provider, tmp_path, AISPENDTRACK_READ_TIMEOUT=2.0):
+        server = ProxyServer(http="httptools").start()
+    try:
+        yield server
+        server.flush()
+    finally:
+        server.stop()
+
+
+def test_client_hang_up_under_a_server_without_the_hook_records_cancelled(
+    stock_proxy, api_key, fake_provider
+):
+    with pytest.raises(httpx.ReadTimeout):
+        post(
+            stock_proxy,
+            headers={"x-aispendtrack-key": api_key.raw, "x-fake-hang": "1.5"},
+            timeout=0.3,
+        )
+    [event] = stock_proxy.events(1)
+    assert event.status == Status.CANCELLED and not event.streamed
+    # A call answered in full is no cancel, and keep-alive still works.
+    assert post(stock_proxy, headers={"x-aispendtrack-key": api_key.raw}).status_code == 200
+    assert stock_proxy.events(2)[1].status == Status.SUCCESS
 
 
 def test_upstream_cut_mid_stream_is_passed_on_and_recorded(proxy, api_key):
