@@ -24,9 +24,10 @@ def write_results(data: dict, s: dict, *, seconds: int, rounds: int, workers: in
 ## Proxy (`python -m bench proxy`)
 
 Machine: {machine_line()}; shared with other work while measured. uvicorn {workers}
-workers (uvloop, httptools), DEBUG off, PostgreSQL + Redis, per-call INFO log on, the
-ledger writer process beside the web workers. Floor: a raw ASGI callable relaying with
-aiohttp (bench/floor.py), served alike. Fake upstream: raw asyncio/httptools canned chat
+workers (uvloop, httptools; the proxy with `make serve`'s protocol class,
+config.httpguard), DEBUG off, PostgreSQL + Redis, per-call INFO log on, the ledger writer
+process beside the web workers. Floor: a raw ASGI callable relaying with aiohttp
+(bench/floor.py), served alike on uvicorn's own httptools protocol. Fake upstream: raw asyncio/httptools canned chat
 completion. Load: wrk, {seconds} s per run, {rounds} rounds alternating direct, floor and
 proxy; medians; ratios are medians of each round's ratio.
 
