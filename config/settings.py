@@ -359,12 +359,18 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain"},
+        # The line per proxied call: written in batches (config/buffered_log.py).
+        "calls": {"class": "config.buffered_log.BufferedStreamHandler", "formatter": "plain"},
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "aispendtrack.calls": {
             "level": os.environ.get("AISPENDTRACK_CALL_LOG_LEVEL", "INFO"),
+            "handlers": ["calls"],
+            "propagate": False,
         },
     },
 }
