@@ -27,9 +27,9 @@ Machine: {machine_line()}; shared with other work while measured. uvicorn {worke
 workers (uvloop, httptools; the proxy with `make serve`'s protocol class,
 config.httpguard), DEBUG off, PostgreSQL + Redis, per-call INFO log on, the ledger writer
 process beside the web workers. Floor: a raw ASGI callable relaying with aiohttp
-(bench/floor.py), served alike on uvicorn's own httptools protocol. Fake upstream: raw asyncio/httptools canned chat
-completion. Load: wrk, {seconds} s per run, {rounds} rounds alternating direct, floor and
-proxy; medians; ratios are medians of each round's ratio.
+(bench/floor.py), served alike on uvicorn's own httptools protocol. Fake upstream: raw
+asyncio/httptools canned chat completion. Load: wrk, {seconds} s per run, {rounds} rounds
+alternating direct, floor and proxy; medians; ratios are medians of each round's ratio.
 
 | figure | direct | floor | via proxy | target |
 |---|---|---|---|---|

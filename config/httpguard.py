@@ -18,8 +18,8 @@ byte at a time. This subclass adds, per connection:
   the next one gets 503 and is closed at once.
 
 It also tells the application when a client hangs up without a task per
-request: each request's scope carries `extensions["aispendtrack.hangup"]`, a
-list the application may append callables to; they are called (once, on the
+request: each request's scope carries `extensions["aispendtrack.hangup"]["callbacks"]`,
+a list the application may append callables to; they are called (once, on the
 event loop) when the connection is lost before that request's answer is
 complete. The proxy uses it to cancel the call (proxy/endpoint.py); under a
 server without it, the proxy watches `receive()` with a task instead.
@@ -32,6 +32,7 @@ where it can answer in the provider's error shape.
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 from django.conf import settings
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -69,7 +70,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         cycle = self.cycle
         super().connection_lost(exc)
         if cycle is not None and not cycle.response_complete:
-            callbacks = cycle.scope["extensions"][HANGUP]
+            extensions: dict[str, Any] = cycle.scope.get("extensions") or {}
+            callbacks = extensions[HANGUP]["callbacks"]
             while callbacks:
                 callbacks.pop()()
 
@@ -90,7 +92,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     # Parser callbacks
     def on_message_begin(self) -> None:
         super().on_message_begin()
-        self.scope["extensions"] = {HANGUP: []}
+        self.scope["extensions"] = {HANGUP: {"callbacks": []}}
         if self.deadline is None:
             self.arm(self.head_timeout, "the request's headers")
 

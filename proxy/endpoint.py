@@ -82,7 +82,7 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         content_type=split.content_type,
     )
     me = asyncio.current_task()
-    hangup = scope.get("extensions", {}).get(HANGUP)
+    hangup = scope.get("extensions", {}).get(HANGUP, {}).get("callbacks")
     if hangup is not None:  # config.httpguard's protocol calls it back: no task per call
         watcher = None
         hangup.append(lambda: _hung_up(call, me))
