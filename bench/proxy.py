@@ -243,16 +243,24 @@ def _server_command(port: int) -> list[str]:
     return _uvicorn("config.asgi:application", port, http=GUARDED)
 
 
-def measure() -> dict:
-    upstream_port, proxy_port, floor_port = _free_port(), _free_port(), _free_port()
+def prepare(upstream_port: int, log_name: str):
+    """(env, key, organization id, log file, fake upstream process): a migrated
+    database with the benchmark's key and an empty ledger, the upstream started.
+    The caller closes the log and stops the upstream."""
     env = _environment(upstream_port)
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     key, org_id = _setup(env)
     _clear_ledger(env, org_id)
-    log = open(ROOT / "var" / "bench" / "proxy.log", "wb")  # noqa: SIM115 - closed below
+    log = open(ROOT / "var" / "bench" / log_name, "wb")  # noqa: SIM115 - the caller closes it
     upstream = subprocess.Popen(
         [PYTHON, "-m", "bench.fake_upstream", str(upstream_port)], cwd=ROOT, stdout=log
     )
+    return env, key, org_id, log, upstream
+
+
+def measure() -> dict:
+    upstream_port, proxy_port, floor_port = _free_port(), _free_port(), _free_port()
+    env, key, org_id, log, upstream = prepare(upstream_port, "proxy.log")
     server = subprocess.Popen(
         _server_command(proxy_port),
         env=env,

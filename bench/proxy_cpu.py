@@ -25,15 +25,13 @@ from bench.proxy import (
     GUARDED,
     PYTHON,
     ROOT,
-    _clear_ledger,
-    _environment,
     _free_port,
     _ledger_count,
-    _setup,
     _stop,
     _uvicorn,
     _wait_port,
     _wrk,
+    prepare,
 )
 
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
@@ -119,14 +117,7 @@ def main() -> None:
         for part in os.environ.get("BENCH_CPU_ROOTS", f"this={ROOT}").split(",")
     ]
     upstream_port, floor_port = _free_port(), _free_port()
-    env = _environment(upstream_port)
-    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
-    key, org_id = _setup(env)
-    _clear_ledger(env, org_id)
-    log = open(ROOT / "var" / "bench" / "proxy_cpu.log", "wb")  # noqa: SIM115 - closed below
-    upstream = subprocess.Popen(
-        [PYTHON, "-m", "bench.fake_upstream", str(upstream_port)], cwd=ROOT, stdout=log
-    )
+    env, key, org_id, log, upstream = prepare(upstream_port, "proxy_cpu.log")
     served = {}
     for label, root in roots:
         port = _free_port()
