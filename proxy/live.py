@@ -13,7 +13,11 @@ worker's own that keeps its database connection, where:
   host validation, control characters, CSP, framing) wraps the answer as in
   the full stack;
 - the view itself is Django's (`analytics.views.live`: never_cache, the
-  organization's marker, shared by its open pages for a second).
+  organization's marker, shared by its open pages for a second);
+- a live page's refresh (live.js's `X-AiSpendTrack-Live: fragment`) is
+  answered here only with the organization's shared #live block while it is
+  fresh (`analytics.views.live_fragment.live_fragment_cached`, keyed by the
+  member's organization and role and the URL); otherwise Django renders it.
 A database error falls through too (closing this thread's connection, so the
 next poll opens a fresh one); each poll's database work is bounded by
 `db_deadline`.
@@ -38,6 +42,7 @@ from django.utils.module_loading import import_string
 
 from accounts.sessions import session_member
 from analytics.views import live as live_view
+from analytics.views.live_fragment import FRAGMENT_HEADER, FRAGMENT_VALUE, live_fragment_cached
 from config.dbguard import db_deadline
 
 logger = logging.getLogger("aispendtrack.live")
@@ -77,7 +82,12 @@ def _member_view(request: HttpRequest) -> HttpResponse:
     request.user = member.membership.user
     request.membership = member.membership  # type: ignore[attr-defined]
     request.organization = member.membership.organization  # type: ignore[attr-defined]
-    response = live_view(request)
+    if request.path == reverse("live"):
+        response = live_view(request)
+    else:  # a live page's refresh: the shared #live block while fresh, else Django renders
+        response = live_fragment_cached(request)
+        if response is None:
+            raise _NotOurs
     patch_vary_headers(response, ("Cookie",))  # SessionMiddleware's, on a read session
     return response
 
@@ -112,12 +122,21 @@ class LiveEndpoint:
 
     def __init__(self) -> None:
         self.path = reverse("live")
+        # The live pages, whose refresh (live.js's header) is answered here
+        # when the organization's shared render is fresh.
+        self.pages = {reverse("dashboard"), reverse("requests")}
+        self._header = FRAGMENT_HEADER.lower().encode("latin-1")
+        self._fragment = FRAGMENT_VALUE.encode("latin-1")
         self._handler = _edge_chain()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-live")
 
     def wants(self, scope: dict[str, Any]) -> bool:
-        return (
-            scope["path"] == self.path and scope["method"] == "GET" and not scope.get("root_path")
+        if scope["method"] != "GET" or scope.get("root_path"):
+            return False
+        if scope["path"] == self.path:
+            return True
+        return scope["path"] in self.pages and any(
+            name == self._header and value == self._fragment for name, value in scope["headers"]
         )
 
     async def serve(self, scope: dict[str, Any], send) -> bool:

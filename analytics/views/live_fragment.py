@@ -58,14 +58,32 @@ def live_page(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
     @wraps(view)
     def wrapper(request, *args, **kwargs):
         if live_fragment_wanted(request):
-            response = _shared_fragment(request, lambda: view(request, *args, **kwargs))
-            add_never_cache_headers(response)
-        else:
-            response = view(request, *args, **kwargs)
+            return live_fragment_answer(
+                _shared_fragment(request, lambda: view(request, *args, **kwargs))
+            )
+        response = view(request, *args, **kwargs)
         patch_vary_headers(response, (FRAGMENT_HEADER,))
         return response
 
     return wrapper
+
+
+def live_fragment_answer(response: HttpResponse) -> HttpResponse:
+    """A refresh's answer, shared or not: never kept by a browser or proxy."""
+    add_never_cache_headers(response)
+    patch_vary_headers(response, (FRAGMENT_HEADER,))
+    return response
+
+
+def live_fragment_cached(request: HttpRequest) -> HttpResponse | None:
+    """The shared render for this member's organization, role and URL while it
+    is fresh (what `live_page` would answer without rendering), else None.
+    The lean path (proxy/live.py) answers a refresh with it."""
+    seconds = settings.AISPENDTRACK_LIVE_FRAGMENT_SECONDS
+    entry = cache.get(live_fragment_key(request)) if seconds > 0 else None
+    if entry is None or time.time() - entry["at"] >= seconds:
+        return None
+    return live_fragment_answer(_from_entry(entry))
 
 
 def live_fragment_key(request: HttpRequest) -> str:

@@ -189,3 +189,60 @@ def test_an_unknown_middleware_sends_every_poll_to_django(settings):
     settings.MIDDLEWARE = settings.MIDDLEWARE[:-1]
     settings.AISPENDTRACK_LIVE_LEAN = False
     assert live_module.live_endpoint() is None
+
+
+def _refresh(proxy, session_key: str, path: str) -> httpx.Response:
+    return httpx.get(
+        f"{proxy.url}{path}",
+        cookies={"sessionid": session_key},
+        headers={"X-AiSpendTrack-Live": "fragment"},
+    )
+
+
+@pytest.mark.parametrize("path", ["/dashboard/", "/requests/?range=7d"])
+def test_a_refresh_gets_the_shared_block_as_django_answers_it(proxy, lean, org, owner, path):
+    """A live page's refresh: Django renders (and shares) the first, the lean
+    path answers the next from the share, with Django's headers."""
+    _record(org)
+    key = _login(owner)
+    django = _refresh(proxy, key, path)
+    ours = _refresh(proxy, key, path)
+    assert lean == [False, True]
+    assert django.status_code == ours.status_code == 200
+    assert ours.text == django.text and ours.text.startswith('<div id="live"')
+    for header in (
+        "content-type",
+        "cache-control",
+        "expires",
+        "vary",
+        "x-frame-options",
+        "x-content-type-options",
+        "referrer-policy",
+        "cross-origin-opener-policy",
+        "content-security-policy",
+    ):
+        assert ours.headers.get(header) == django.headers.get(header), header
+    assert "set-cookie" not in ours.headers
+    page = httpx.get(f"{proxy.url}{path}", cookies={"sessionid": key})
+    assert lean == [False, True]  # the page itself is always Django's
+    assert ours.text in page.text
+
+
+def test_a_refresh_never_crosses_organizations_roles_or_sessions(
+    proxy, lean, org, other_org, owner, member, other_owner
+):
+    _record(org), _record(other_org)
+    ours = _refresh(proxy, _login(owner), "/dashboard/")
+    theirs = _refresh(proxy, _login(other_owner), "/dashboard/")
+    assert lean == [False, False]  # each organization renders its own
+    assert ours.text != theirs.text
+    assert _refresh(proxy, _login(other_owner), "/dashboard/").text == theirs.text
+    assert lean == [False, False, True]
+    _refresh(proxy, _login(member), "/dashboard/")
+    assert lean[-1] is False  # another role: rendered for it, never the owner's
+    logged_out = _login(owner)
+    browser = Client()
+    browser.cookies["sessionid"] = logged_out
+    browser.logout()
+    answer = _refresh(proxy, logged_out, "/dashboard/")
+    assert answer.status_code == 302 and lean[-1] is False  # Django's login redirect

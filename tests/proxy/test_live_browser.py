@@ -26,12 +26,13 @@ def test_the_overview_updates_through_the_lean_poll_and_pauses_when_hidden(
     monkeypatch,
 ):
     endpoint = proxy.runtime.live
-    answered: list[bool] = []
+    answered: list[bool] = []  # polls: answered by the lean path?
+    refreshes: list[bool] = []  # the #live block's: answered from the shared render?
     original = endpoint._answer
 
     def spy(scope):
         response = original(scope)
-        answered.append(response is not None)
+        (answered if scope["path"] == endpoint.path else refreshes).append(response is not None)
         return response
 
     monkeypatch.setattr(endpoint, "_answer", spy)
@@ -52,6 +53,7 @@ def test_the_overview_updates_through_the_lean_poll_and_pauses_when_hidden(
     page.wait_for_selector("#headline-calls .value:text-is('2')", timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
     assert answered and all(answered)  # every poll answered by the lean path
+    assert refreshes[:1] == [False]  # the only tab rendered its block itself
 
     # Hidden: no poll for two intervals; shown again: one at once.
     page.evaluate(
