@@ -14,7 +14,8 @@ own work cancels out. Three ways to refresh, windows alternating:
 - fragment: the #live block alone, each tab rendering its own
   (AISPENDTRACK_LIVE_FRAGMENT_SECONDS=0);
 - shared: the #live block rendered once per organization, role and URL for
-  5 s and shared (the default).
+  5 s and shared (the default); a refresh that finds it fresh is answered
+  on the lean path, as a poll is (proxy/live.py).
 CPU added over the same server's idle windows (medians): uvicorn exactly,
 PostgreSQL as the whole cluster's difference (a page's queries run on fresh
 backends, CONN_MAX_AGE 0; other work on the cluster is noise).
@@ -249,7 +250,8 @@ Machine: {machine_line()}; shared with other work (load average {load[0]:.1f} be
 {load[1]:.1f} after). Server as bench.live_tabs (uvicorn 2 workers, DEBUG off, the lean
 poll path); {data["tabs"]} tabs of one owner, half on the overview, half on Requests, each
 ticking every 5 s from its own phase as static/js/live.js does and refreshing when the
-marker moved. Windows of {window:.0f} s, {rounds} rounds; CPU added over the same server's
+marker moved; a shared block still fresh is answered on the lean path as polls are. Windows of \
+{window:.0f} s, {rounds} rounds; CPU added over the same server's
 idle windows, medians: uvicorn exactly, PostgreSQL as the whole cluster's difference (noisy:
 other helpers' tests run on it).
 
