@@ -39,15 +39,15 @@ from datetime import UTC, datetime
 from bench.live_tabs import (
     DROP_SESSIONS,
     INTERVAL,
-    PAGES,
     SETUP_SESSIONS,
     Tally,
-    _cpu_between,
+    Window,
     _postmaster_pid,
     _shell,
-    _snapshot,
+    _tabs,
+    serve_windows,
 )
-from bench.proxy import PYTHON, ROOT, _environment, _free_port, _stop, _uvicorn, _wait_port
+from bench.proxy import PYTHON, ROOT, _environment, _free_port
 from bench.proxy_report import machine_line, section_write
 
 BEGIN, END = "<!-- live-busy:begin -->", "<!-- live-busy:end -->"
@@ -114,59 +114,6 @@ async def _tab(http, base: str, session_key: str, page: str, refresh: str, until
         await asyncio.sleep(max(0.0, min(rest, until - time.monotonic())))
 
 
-async def _tabs(base: str, sessions: list[str], seconds: float, refresh: str) -> Tally:
-    import aiohttp
-
-    tally = Tally()
-    until = time.monotonic() + seconds
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
-        await asyncio.gather(
-            *(
-                _tab(http, base, key, PAGES[n % len(PAGES)], refresh, until, tally)
-                for n, key in enumerate(sessions)
-            )
-        )
-    return tally
-
-
-def _windows(env, sessions, postmaster, database, share, kinds, window, rounds, log) -> list:
-    venv = {**env, "AISPENDTRACK_LIVE_FRAGMENT_SECONDS": share}
-    port = _free_port()
-    command = _uvicorn(
-        "config.asgi:application", port, http="config.httpguard:GuardedHttpToolsProtocol"
-    )
-    server = subprocess.Popen(command, env=venv, cwd=ROOT, stdout=log, stderr=log)
-    base = f"http://127.0.0.1:{port}"
-    out = []
-    try:
-        _wait_port(port)
-        time.sleep(2)
-        asyncio.run(_tabs(base, sessions, INTERVAL * 2, kinds[0]))  # warm the workers up
-        for _ in range(rounds):
-            for kind in ("idle", *kinds):
-                before = _snapshot(server.pid, postmaster, database)
-                began = time.perf_counter()
-                tally = None
-                if kind == "idle":
-                    time.sleep(window)
-                else:
-                    tally = asyncio.run(_tabs(base, sessions, window, kind))
-                after = _snapshot(server.pid, postmaster, database)
-                took = time.perf_counter() - began
-                server_s, postgres_s = _cpu_between(before, after)
-                out.append((share, kind, took, server_s, postgres_s, tally))
-                line = f"  share={share} {kind:<8} {took:5.1f} s: uvicorn {server_s / took:6.1%}"
-                line += f", PostgreSQL {postgres_s / took:6.1%}"
-                if tally:
-                    line += f"; {tally.pages} refreshes of {tally.polls} polls"
-                    line += f" (p50 {statistics.median(tally.page_ms or [0]):.0f} ms)"
-                    line += f", {tally.failures} failures"
-                print(line, flush=True)
-    finally:
-        _stop(server)
-    return out
-
-
 def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
     env = _environment(_free_port())
     subprocess.run(
@@ -188,7 +135,7 @@ def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
         stdout=subprocess.PIPE,
         stderr=log,
     )
-    windows = []
+    windows: list[Window] = []
     try:
         assert writer.stdout is not None  # noqa: S101
         for line in writer.stdout:  # after the shell's own banner
@@ -197,8 +144,20 @@ def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
         else:
             raise RuntimeError("the writer did not start: see var/bench/live_busy.log")
         for share, kinds in SERVERS.items():
-            windows += _windows(
-                env, sessions, postmaster, database, share, kinds, window, rounds, log
+
+            def open_tabs(base: str, kind: str, seconds: float, kinds=kinds) -> Tally:
+                refresh = kinds[0] if kind == "warm" else kind
+                return asyncio.run(_tabs(base, sessions, seconds, refresh, tab=_tab))
+
+            windows += serve_windows(
+                {**env, "AISPENDTRACK_LIVE_FRAGMENT_SECONDS": share},
+                variant=share,
+                kinds=kinds,
+                tabs=open_tabs,
+                window=window,
+                rounds=rounds,
+                watch=(postmaster, database),
+                log=log,
             )
     finally:
         writer.terminate()
@@ -212,23 +171,24 @@ def summarise(data: dict) -> dict:
     """Per refresh kind: CPU added over its server's idle windows (medians)."""
     figures = {}
     for share, kinds in SERVERS.items():
-        mine = [w for w in data["windows"] if w[0] == share]
-        idle = [w for w in mine if w[1] == "idle"]
-        idle_server = statistics.median(w[3] / w[2] for w in idle)
-        idle_postgres = statistics.median(w[4] / w[2] for w in idle)
+        mine = [w for w in data["windows"] if w.variant == share]
+        idle = [w for w in mine if w.kind == "idle"]
+        idle_server = statistics.median(w.server_s / w.seconds for w in idle)
+        idle_postgres = statistics.median(w.postgres_s / w.seconds for w in idle)
         for kind in kinds:
-            ws = [w for w in mine if w[1] == kind]
-            server = statistics.median(w[3] / w[2] - idle_server for w in ws)
-            postgres = statistics.median(w[4] / w[2] - idle_postgres for w in ws)
+            ws = [w for w in mine if w.kind == kind and w.tally]
+            tallies = [w.tally for w in ws if w.tally]
+            server = statistics.median(w.server_s / w.seconds - idle_server for w in ws)
+            postgres = statistics.median(w.postgres_s / w.seconds - idle_postgres for w in ws)
             figures[kind] = {
                 "server": server,
                 "postgres": postgres,
                 "core": server + postgres,
                 "machine": (server + postgres) / (os.cpu_count() or 1),
-                "polls": sum(w[5].polls for w in ws),
-                "refreshes": sum(w[5].pages for w in ws),
-                "failures": sum(w[5].failures for w in ws),
-                "refresh_p50": statistics.median([ms for w in ws for ms in w[5].page_ms] or [0]),
+                "polls": sum(t.polls for t in tallies),
+                "refreshes": sum(t.pages for t in tallies),
+                "failures": sum(t.failures for t in tallies),
+                "refresh_p50": statistics.median([ms for t in tallies for ms in t.page_ms] or [0]),
             }
     return figures
 

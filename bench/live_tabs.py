@@ -260,15 +260,18 @@ async def _tab(http, base: str, session_key: str, page: str, busy: bool, until: 
         await asyncio.sleep(max(0.0, min(rest, until - time.monotonic())))
 
 
-async def _tabs(base: str, sessions: list[str], seconds: float, busy: bool) -> Tally:
+async def _tabs(base: str, sessions: list[str], seconds: float, mode, tab=None) -> Tally:
+    """The sessions' tabs for `seconds`, half on each page; `tab(http, base,
+    session, page, mode, until, tally)` is one (this module's `_tab` unless given)."""
     import aiohttp
 
+    tab = tab or _tab
     tally = Tally()
     until = time.monotonic() + seconds
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as http:
         await asyncio.gather(
             *(
-                _tab(http, base, key, PAGES[n % len(PAGES)], busy, until, tally)
+                tab(http, base, key, PAGES[n % len(PAGES)], mode, until, tally)
                 for n, key in enumerate(sessions)
             )
         )
@@ -322,40 +325,72 @@ def measure(*, org: str, tabs: int, window: float, rounds: int) -> dict:
             penv = {**env, "AISPENDTRACK_LIVE_MARKER_SECONDS": seconds}
             probes[probe] = _probe(penv, sessions[0])
         for variant, lean in VARIANTS.items():
-            venv = {**env, "AISPENDTRACK_LIVE_LEAN": lean}
-            port = _free_port()
-            command = _uvicorn(
-                "config.asgi:application", port, http="config.httpguard:GuardedHttpToolsProtocol"
+            kinds = ("quiet", "busy") if variant == "lean" else ("quiet",)
+
+            def open_tabs(base: str, kind: str, seconds: float) -> Tally:
+                return asyncio.run(_tabs(base, sessions, seconds, kind != "quiet"))
+
+            windows += serve_windows(
+                {**env, "AISPENDTRACK_LIVE_LEAN": lean},
+                variant=variant,
+                kinds=kinds,
+                tabs=open_tabs,
+                window=window,
+                rounds=rounds,
+                watch=(postmaster, database),
+                log=log,
             )
-            server = subprocess.Popen(command, env=venv, cwd=ROOT, stdout=log, stderr=log)
-            base = f"http://127.0.0.1:{port}"
-            try:
-                _wait_port(port)
-                time.sleep(2)
-                # Open every tab once (the workers' first requests warm them up).
-                asyncio.run(_tabs(base, sessions, INTERVAL * 2, busy=True))
-                kinds = ("idle", "quiet", "busy") if variant == "lean" else ("idle", "quiet")
-                for _ in range(rounds):
-                    for kind in kinds:
-                        before = _snapshot(server.pid, postmaster, database)
-                        began = time.perf_counter()
-                        tally = None
-                        if kind == "idle":
-                            time.sleep(window)
-                        else:
-                            tally = asyncio.run(_tabs(base, sessions, window, kind == "busy"))
-                        after = _snapshot(server.pid, postmaster, database)
-                        took = time.perf_counter() - began
-                        cpu = _cpu_between(before, after)
-                        kept = _kept_backends_cpu(before, after)
-                        windows.append(Window(variant, kind, took, *cpu, kept, tally=tally))
-                        print(_window_line(windows[-1]), flush=True)
-            finally:
-                _stop(server)
     finally:
         log.close()
         _shell(env, DROP_SESSIONS.format(keys=sessions))
     return {"windows": windows, "events": events, "tabs": tabs, "org": org, "probes": probes}
+
+
+def serve_windows(
+    env: dict[str, str],
+    *,
+    variant: str,
+    kinds: tuple[str, ...],
+    tabs,
+    window: float,
+    rounds: int,
+    watch: tuple[int, str],
+    log,
+) -> list[Window]:
+    """A server with `env`; every tab opened once (`tabs(base, "warm", seconds)`:
+    the workers' first requests warm them up), then `rounds` rounds of an idle
+    window and one per kind (`tabs(base, kind, seconds)`), CPU read around each.
+    `watch`: the postmaster's pid and the benchmark's database."""
+    postmaster, database = watch
+    port = _free_port()
+    command = _uvicorn(
+        "config.asgi:application", port, http="config.httpguard:GuardedHttpToolsProtocol"
+    )
+    server = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=log)
+    base = f"http://127.0.0.1:{port}"
+    windows: list[Window] = []
+    try:
+        _wait_port(port)
+        time.sleep(2)
+        tabs(base, "warm", INTERVAL * 2)
+        for _ in range(rounds):
+            for kind in ("idle", *kinds):
+                before = _snapshot(server.pid, postmaster, database)
+                began = time.perf_counter()
+                tally = None
+                if kind == "idle":
+                    time.sleep(window)
+                else:
+                    tally = tabs(base, kind, window)
+                after = _snapshot(server.pid, postmaster, database)
+                took = time.perf_counter() - began
+                cpu = _cpu_between(before, after)
+                kept = _kept_backends_cpu(before, after)
+                windows.append(Window(variant, kind, took, *cpu, kept, tally=tally))
+                print(_window_line(windows[-1]), flush=True)
+    finally:
+        _stop(server)
+    return windows
 
 
 def _window_line(w: Window) -> str:

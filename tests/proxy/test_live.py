@@ -25,6 +25,17 @@ from tests.factories import MembershipFactory
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 LIVE = "/dashboard/live.json"
+# Headers the lean path's answer must carry as Django's does.
+DJANGO_HEADERS = (
+    "content-type",
+    "cache-control",
+    "expires",
+    "vary",
+    "x-frame-options",
+    "x-content-type-options",
+    "referrer-policy",
+    "cross-origin-opener-policy",
+)
 
 
 @pytest.fixture
@@ -75,16 +86,7 @@ def test_a_member_gets_what_django_answers(proxy, lean, org, owner, settings):
     client.cookies["sessionid"] = key
     django = client.get(LIVE)
     assert django.json() == ours.json()
-    for header in (
-        "content-type",
-        "cache-control",
-        "expires",
-        "vary",
-        "x-frame-options",
-        "x-content-type-options",
-        "referrer-policy",
-        "cross-origin-opener-policy",
-    ):
+    for header in DJANGO_HEADERS:
         assert ours.headers.get(header) == django.headers.get(header), header
     assert "no-store" in ours.headers["cache-control"] and "Cookie" in ours.headers["vary"]
     assert "set-cookie" not in ours.headers
@@ -210,17 +212,7 @@ def test_a_refresh_gets_the_shared_block_as_django_answers_it(proxy, lean, org, 
     assert lean == [False, True]
     assert django.status_code == ours.status_code == 200
     assert ours.text == django.text and ours.text.startswith('<div id="live"')
-    for header in (
-        "content-type",
-        "cache-control",
-        "expires",
-        "vary",
-        "x-frame-options",
-        "x-content-type-options",
-        "referrer-policy",
-        "cross-origin-opener-policy",
-        "content-security-policy",
-    ):
+    for header in (*DJANGO_HEADERS, "content-security-policy"):
         assert ours.headers.get(header) == django.headers.get(header), header
     assert "set-cookie" not in ours.headers
     page = httpx.get(f"{proxy.url}{path}", cookies={"sessionid": key})
