@@ -400,9 +400,10 @@ def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, An
     """(dimension, value, customer_id) of the CustomerRollup rows that answer a
     query with these filters, grouped `by` (None: totals), or None if they can't.
 
-    They hold each customer's totals and its split by model and by feature:
-    enough for "customers of this model/feature" and "models/features of this
-    customer", not for other filters (status, key, environment, provider).
+    They hold each customer's totals and its split by model, feature and
+    status (CUSTOMER_DIMENSIONS): enough for "customers of this model/feature/
+    status" and "models/features of this customer", not for other filters
+    (key, environment, provider).
     """
     lookup = dict(lookup)
     customer_id = lookup.pop("customer_id", None)
