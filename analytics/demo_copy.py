@@ -31,6 +31,7 @@ from analytics.records import UsageRecord
 from analytics.rollups import (
     DERIVED,
     HOURLY,
+    PROPERTY_CUSTOMER_DAILY,
     PROPERTY_CUSTOMER_HOURLY,
     PROPERTY_DAILY,
     PROPERTY_HOURLY,
@@ -45,7 +46,15 @@ TABLES = (EVENTS, *ROLLUPS)
 # upserts, which need their unique keys): ANALYZE (or VACUUM) these after it.
 WRITTEN = (
     *TABLES,
-    *(table.db_table for table in (PROPERTY_HOURLY, PROPERTY_DAILY, PROPERTY_CUSTOMER_HOURLY)),
+    *(
+        table.db_table
+        for table in (
+            PROPERTY_HOURLY,
+            PROPERTY_DAILY,
+            PROPERTY_CUSTOMER_HOURLY,
+            PROPERTY_CUSTOMER_DAILY,
+        )
+    ),
 )
 
 

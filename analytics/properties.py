@@ -37,6 +37,7 @@ from analytics.models import (
 )
 from analytics.rollups import (
     CUSTOMER,
+    PROPERTY_CUSTOMER_DAILY,
     PROPERTY_CUSTOMER_HOURLY,
     PROPERTY_DAILY,
     PROPERTY_DELTA,
@@ -58,8 +59,10 @@ _CAPPED_LEAVE = (
     PROPERTY_HOURLY.db_table,
     PROPERTY_DAILY.db_table,
     PROPERTY_CUSTOMER_HOURLY.db_table,
+    PROPERTY_CUSTOMER_DAILY.db_table,
     _VALUES,
 )
+PROPERTY_CUSTOMER = (PROPERTY_CUSTOMER_HOURLY, PROPERTY_CUSTOMER_DAILY)
 # CustomerRollup's rows of a property pair: dimension "x-property-<name>",
 # value the property's value, in the customer's day, week and month.
 PROPERTY_SPLITS: CustomerSplits = (
@@ -101,6 +104,7 @@ def property_fold_sql(
     # Deltas logged before the customer was (NULL) reach the coarse tables only.
     known = f"(SELECT * FROM {_BATCH} WHERE customer_id IS NOT NULL) AS known"  # noqa: S608
     cursor.execute(PROPERTY_CUSTOMER_HOURLY.derive_sql(known))
+    cursor.execute(PROPERTY_CUSTOMER_DAILY.derive_sql(known))
     cursor.execute(CUSTOMER.derive_sql(customer_source_sql(known, PROPERTY_SPLITS), add=add))
     return folded
 
@@ -166,6 +170,7 @@ def property_fold_python(*, organization_ids: list[int] | None, limit: int, zone
     PROPERTY_DAILY.add(PROPERTY_DAILY.derive(kept))
     known = [row for row in kept if row["customer_id"] is not None]
     PROPERTY_CUSTOMER_HOURLY.add(PROPERTY_CUSTOMER_HOURLY.derive(known))
+    PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(known))
     CUSTOMER.add(CUSTOMER.derive(customer_rows(known, PROPERTY_SPLITS)))
     return len(rows)
 
@@ -193,7 +198,8 @@ def _guard_python(rows: list[Row]) -> list[Row]:
         )
         if capped:
             capped_now.add((org, name))
-            for table in (PROPERTY_HOURLY, PROPERTY_DAILY, PROPERTY_CUSTOMER_HOURLY):
+            tables = (PROPERTY_HOURLY, PROPERTY_DAILY, *PROPERTY_CUSTOMER)
+            for table in tables:
                 table.model._default_manager.filter(organization_id=org, name=name).delete()
             CustomerRollup.objects.filter(
                 organization_id=org, dimension=PROPERTY_CUSTOMER_PREFIX + name
@@ -206,11 +212,13 @@ def _guard_python(rows: list[Row]) -> list[Row]:
 
 
 def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
-    """Replace one organization's PropertyDailyRollup from its hourly rows in
-    `zone`, and add its CustomerRollup property rows from
-    PropertyCustomerHourlyRollup (inside analytics.fold.daily_rollups_rebuild's
-    snapshot, which has emptied the organization's CustomerRollup)."""
-    PROPERTY_DAILY.model._default_manager.filter(organization_id=organization_id).delete()
+    """Replace one organization's PropertyDailyRollup and
+    PropertyCustomerDailyRollup from their hourly rows in `zone`, and add its
+    CustomerRollup property rows from PropertyCustomerHourlyRollup (inside
+    analytics.fold.daily_rollups_rebuild's snapshot, which has emptied the
+    organization's CustomerRollup)."""
+    for daily in (PROPERTY_DAILY, PROPERTY_CUSTOMER_DAILY):
+        daily.model._default_manager.filter(organization_id=organization_id).delete()
     if connection.vendor == "postgresql":
 
         def local(table) -> str:
@@ -222,7 +230,9 @@ def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
         by_day = [zone.key, organization_id]
         with connection.cursor() as cursor:
             cursor.execute(PROPERTY_DAILY.derive_sql(local(PROPERTY_HOURLY)), by_day)
-            customers = customer_source_sql(local(PROPERTY_CUSTOMER_HOURLY), PROPERTY_SPLITS)
+            source = local(PROPERTY_CUSTOMER_HOURLY)
+            cursor.execute(PROPERTY_CUSTOMER_DAILY.derive_sql(source), by_day)
+            customers = customer_source_sql(source, PROPERTY_SPLITS)
             cursor.execute(CUSTOMER.derive_sql(customers), by_day)
         return
     for table in (PROPERTY_HOURLY, PROPERTY_CUSTOMER_HOURLY):
@@ -233,4 +243,5 @@ def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
         if table is PROPERTY_HOURLY:
             PROPERTY_DAILY.add(PROPERTY_DAILY.derive(rows))
         else:
+            PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(rows))
             CUSTOMER.add(CUSTOMER.derive(customer_rows(rows, PROPERTY_SPLITS)))

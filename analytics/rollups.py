@@ -35,6 +35,7 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
@@ -268,6 +269,7 @@ DAILY = (DAILY_COARSE, DAILY_MODEL, CUSTOMER)
 PROPERTY_HOURLY = RollupTable.of(PropertyHourlyRollup)
 PROPERTY_DAILY = RollupTable.of(PropertyDailyRollup)
 PROPERTY_CUSTOMER_HOURLY = RollupTable.of(PropertyCustomerHourlyRollup)
+PROPERTY_CUSTOMER_DAILY = RollupTable.of(PropertyCustomerDailyRollup)
 # Keyed like the coarse property table plus the customer (the finer table's key).
 PROPERTY_DELTA = RollupTable.of(
     PropertyRollupDelta, key_of=PropertyHourlyRollup, extra_key=("customer_id",)

@@ -24,6 +24,7 @@ from analytics.models import (
     DailyModelRollup,
     HourlyCoarseRollup,
     HourlyRollup,
+    PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
@@ -352,9 +353,9 @@ def property_rows(
     (analytics.properties) read the events. Customer rankings and one
     customer's totals read CustomerRollup's rows of the pair; other questions
     about customers (a customer's models, customers of a model) read
-    PropertyCustomerHourlyRollup; the rest the coarse property tables, daily
-    rows when the daily tables are in the period's zone and no hour-of-day
-    question is asked."""
+    PropertyCustomer{Daily,Hourly}Rollup; the rest the coarse property tables (daily
+    rows, here too, when the daily tables are in the period's zone and no hour-of-day
+    question is asked)."""
     if len(filters.properties) != 1 or by not in (None, *DIMENSIONS):
         return None
     rest = replace(filters, properties=())
@@ -375,15 +376,16 @@ def property_rows(
                 customer_id=lookup.get("customer_id"),
                 daily=daily,
             )
-        fine = PropertyCustomerHourlyRollup.objects.filter(
-            organization=organization,
-            name=name,
-            value=value,
-            hour__gte=period.start_utc,
-            hour__lt=period.end_utc,
-            **lookup,
+        fine = {"organization": organization, "name": name, "value": value, **lookup}
+        if ready:
+            days = PropertyCustomerDailyRollup.objects.filter(
+                day__gte=period.start, day__lte=period.end, **fine
+            )
+            return Rows(days, F("day"), DIMENSIONS, totals_annotations)
+        hours = PropertyCustomerHourlyRollup.objects.filter(
+            hour__gte=period.start_utc, hour__lt=period.end_utc, **fine
         )
-        return Rows(fine, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
+        return Rows(hours, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
     pair = {"organization": organization, "name": name, "value": value, **lookup}
     if ready:
         days = PropertyDailyRollup.objects.filter(

@@ -22,6 +22,7 @@ from analytics.models import (
     PROPERTY_VALUE_ROLLED,
     PROPERTY_VALUES_ROLLED,
     CustomerRollup,
+    PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
@@ -169,9 +170,9 @@ CUSTOMER_QUESTIONS = [
     ({"property": "plan:pro"}, "customer", CustomerRollup),
     ({"property": "region:eu"}, "customer", CustomerRollup),
     ({"property": "plan:free", "customer_id": "a"}, None, CustomerRollup),
-    ({"property": "plan:enterprise", "customer_id": "b"}, "model", PropertyCustomerHourlyRollup),
-    ({"property": "plan:pro", "model": "gpt-4o"}, "customer", PropertyCustomerHourlyRollup),
-    ({"property": "plan:free", "customer_id": ""}, "status", PropertyCustomerHourlyRollup),
+    ({"property": "plan:enterprise", "customer_id": "b"}, "model", PropertyCustomerDailyRollup),
+    ({"property": "plan:pro", "model": "gpt-4o"}, "customer", PropertyCustomerDailyRollup),
+    ({"property": "plan:free", "customer_id": ""}, "status", PropertyCustomerDailyRollup),
 ]
 
 
@@ -195,6 +196,11 @@ def test_customer_questions_under_a_property_read_rollups_and_equal_the_oracle(o
         assert rollup_rows(organization=org, period=period, filters=filters, by=by).qs.model is (
             table
         )
+        if table is PropertyCustomerDailyRollup:
+            hours = rollup_rows(
+                organization=org, period=period, filters=filters, by=by, hourly=True
+            )
+            assert hours.qs.model is PropertyCustomerHourlyRollup
         oracle = _grouped(expected, by)
         if by is None:
             totals = selectors.spend_totals(organization=org, period=period, filters=filters)
@@ -297,14 +303,19 @@ def _customer_oracle(org) -> dict[tuple, tuple[int, Decimal]]:
 
 def test_customer_property_rows_equal_the_events(org, other_org, ledger):
     assert _customer_sums(org) == _customer_oracle(org)
-    fine = defaultdict(int)
-    for row in PropertyCustomerHourlyRollup.objects.filter(organization=org):
-        fine[(row.name, row.value, row.customer_id)] += row.calls
+    zone = org_zone(org)
     calls = defaultdict(int)
     for r in ledger:
         for name, value in r.properties.items():
-            calls[(name, value, r.customer_id)] += 1
-    assert fine == calls
+            day = r.created_at.astimezone(zone).date()
+            calls[(name, value, r.customer_id, r.model, day)] += 1
+    hourly, daily = defaultdict(int), defaultdict(int)
+    for row in PropertyCustomerHourlyRollup.objects.filter(organization=org):
+        day = row.hour.astimezone(zone).date()
+        hourly[(row.name, row.value, row.customer_id, row.model, day)] += row.calls
+    for row in PropertyCustomerDailyRollup.objects.filter(organization=org):
+        daily[(row.name, row.value, row.customer_id, row.model, row.day)] += row.calls
+    assert hourly == daily == calls
 
 
 def test_a_second_organization_never_shows(org, other_org, ledger):
@@ -343,7 +354,12 @@ def test_a_key_with_too_many_values_is_capped_and_read_from_the_events(org, inge
     ingest(*(call(org, now, properties={"run": f"x{n}", "plan": "pro"}) for n in range(many)))
     key = PropertyKey.objects.get(organization=org, name="run")
     assert key.capped
-    for model in (PropertyHourlyRollup, PropertyDailyRollup, PropertyCustomerHourlyRollup):
+    for model in (
+        PropertyHourlyRollup,
+        PropertyDailyRollup,
+        PropertyCustomerHourlyRollup,
+        PropertyCustomerDailyRollup,
+    ):
         assert not model.objects.filter(organization=org, name="run").exists()
     assert not PropertyValue.objects.filter(organization=org, name="run").exists()
     assert not CustomerRollup.objects.filter(organization=org, dimension="x-property-run").exists()
@@ -396,6 +412,8 @@ def test_a_zone_rebuild_rekeys_the_daily_property_rows(org, ingest):
     )
     assert selectors.spend_totals(organization=org, period=period, filters=filters).calls == 3
     assert _customer_sums(org) == _customer_oracle(org)
+    rows = PropertyCustomerDailyRollup.objects.filter(organization=org)
+    assert {(row.day, row.calls) for row in rows} == {(at.date() + timedelta(days=1), 3)}
 
 
 def test_the_migration_backfill_through_the_fold_rebuilds_the_same_rows(org, other_org, ledger):
@@ -446,3 +464,21 @@ def test_latency_percentiles_under_a_common_property_equal_the_oracle(org, ledge
             nearest_rank(latencies, 95),
         ), spec
         assert headline.latency.sampled == len(latencies)
+
+
+def test_the_daily_customer_backfill_gives_the_folded_rows(org, other_org, ledger):
+    def stored():
+        names = [f.attname for f in PropertyCustomerDailyRollup._meta.concrete_fields][1:]
+        return sorted(PropertyCustomerDailyRollup.objects.values_list(*names), key=repr)
+
+    before = stored()
+    assert before
+    PropertyCustomerDailyRollup.objects.all().delete()
+    migration = importlib.import_module("analytics.migrations.0022_property_customer_daily")
+    migration.backfill(None, SimpleNamespace(connection=connection))
+    if connection.vendor != "postgresql":
+        org.refresh_from_db()
+        assert org.rollup_timezone == ""
+        daily_rollups_rebuild(org.pk)
+        daily_rollups_rebuild(other_org.pk)
+    assert stored() == before
