@@ -474,7 +474,7 @@ def test_the_daily_customer_backfill_gives_the_folded_rows(org, other_org, ledge
     before = stored()
     assert before
     PropertyCustomerDailyRollup.objects.all().delete()
-    migration = importlib.import_module("analytics.migrations.0022_property_customer_daily")
+    migration = importlib.import_module("analytics.migrations.0023_property_customer_daily")
     migration.backfill(None, SimpleNamespace(connection=connection))
     if connection.vendor != "postgresql":
         org.refresh_from_db()

@@ -42,7 +42,7 @@ def backfill(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0002_organization_rollup_timezone"),
-        ("analytics", "0021_property_customer_rollups"),
+        ("analytics", "0022_customer_span_cost_index"),
     ]
 
     operations = [
