@@ -376,26 +376,16 @@ def property_rows(
                 customer_id=lookup.get("customer_id"),
                 daily=daily,
             )
-        fine = {"organization": organization, "name": name, "value": value, **lookup}
-        if ready:
-            days = PropertyCustomerDailyRollup.objects.filter(
-                day__gte=period.start, day__lte=period.end, **fine
-            )
-            return Rows(days, F("day"), DIMENSIONS, totals_annotations)
-        hours = PropertyCustomerHourlyRollup.objects.filter(
-            hour__gte=period.start_utc, hour__lt=period.end_utc, **fine
-        )
-        return Rows(hours, TruncDate("hour", tzinfo=period.zone), DIMENSIONS, totals_annotations)
+        tables = (PropertyCustomerDailyRollup, PropertyCustomerHourlyRollup, DIMENSIONS)
+    else:
+        tables = (PropertyDailyRollup, PropertyHourlyRollup, PROPERTY_COLUMNS)
+    daily_model, hourly_model, columns = tables
     pair = {"organization": organization, "name": name, "value": value, **lookup}
     if ready:
-        days = PropertyDailyRollup.objects.filter(
-            day__gte=period.start, day__lte=period.end, **pair
-        )
-        return Rows(days, F("day"), PROPERTY_COLUMNS, totals_annotations)
-    hours = PropertyHourlyRollup.objects.filter(
-        hour__gte=period.start_utc, hour__lt=period.end_utc, **pair
-    )
-    return Rows(hours, TruncDate("hour", tzinfo=period.zone), PROPERTY_COLUMNS, totals_annotations)
+        days = daily_model.objects.filter(day__gte=period.start, day__lte=period.end, **pair)
+        return Rows(days, F("day"), columns, totals_annotations)
+    hours = hourly_model.objects.filter(hour__gte=period.start_utc, hour__lt=period.end_utc, **pair)
+    return Rows(hours, TruncDate("hour", tzinfo=period.zone), columns, totals_annotations)
 
 
 def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, Any] | None:
