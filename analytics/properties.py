@@ -168,10 +168,10 @@ def property_fold_python(*, organization_ids: list[int] | None, limit: int, zone
         row["day"] = row["hour"].astimezone(known[row["organization_id"]]).date()
     PROPERTY_HOURLY.add(PROPERTY_HOURLY.derive(kept))
     PROPERTY_DAILY.add(PROPERTY_DAILY.derive(kept))
-    known = [row for row in kept if row["customer_id"] is not None]
-    PROPERTY_CUSTOMER_HOURLY.add(PROPERTY_CUSTOMER_HOURLY.derive(known))
-    PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(known))
-    CUSTOMER.add(CUSTOMER.derive(customer_rows(known, PROPERTY_SPLITS)))
+    with_customer = [row for row in kept if row["customer_id"] is not None]
+    PROPERTY_CUSTOMER_HOURLY.add(PROPERTY_CUSTOMER_HOURLY.derive(with_customer))
+    PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(with_customer))
+    CUSTOMER.add(CUSTOMER.derive(customer_rows(with_customer, PROPERTY_SPLITS)))
     return len(rows)
 
 
@@ -227,7 +227,7 @@ def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
                 f"WHERE organization_id = %s) AS src"
             )
 
-        by_day = [zone.key, organization_id]
+        by_day: list[str | int] = [zone.key, organization_id]
         with connection.cursor() as cursor:
             cursor.execute(PROPERTY_DAILY.derive_sql(local(PROPERTY_HOURLY)), by_day)
             source = local(PROPERTY_CUSTOMER_HOURLY)

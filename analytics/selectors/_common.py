@@ -376,7 +376,11 @@ def property_rows(
                 customer_id=lookup.get("customer_id"),
                 daily=daily,
             )
-        tables = (PropertyCustomerDailyRollup, PropertyCustomerHourlyRollup, DIMENSIONS)
+        tables: tuple[Any, Any, Any] = (
+            PropertyCustomerDailyRollup,
+            PropertyCustomerHourlyRollup,
+            DIMENSIONS,
+        )
     else:
         tables = (PropertyDailyRollup, PropertyHourlyRollup, PROPERTY_COLUMNS)
     daily_model, hourly_model, columns = tables
