@@ -6,6 +6,7 @@ or roles."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from django.db import connection
@@ -17,7 +18,7 @@ from analytics.views import live_fragment as live_module
 from billing.models import Subscription
 from tests.analytics.conftest import call
 
-FRAGMENT = {"HTTP_X_AISPENDTRACK_LIVE": "fragment"}
+FRAGMENT = {"X-AiSpendTrack-Live": "fragment"}
 PAGES = ["/dashboard/", "/dashboard/?range=7d", "/requests/", "/requests/?range=7d&sort=-cost"]
 
 
@@ -28,7 +29,7 @@ def _client(user) -> Client:
 
 
 def _fragment(client: Client, url: str) -> str:
-    response = client.get(url, **FRAGMENT)
+    response = client.get(url, headers=FRAGMENT)
     assert response.status_code == 200
     return response.content.decode()
 
@@ -48,7 +49,7 @@ def _fragment_unshared(client: Client, url: str) -> str:
 
 
 def _key(org, user, url: str) -> str:
-    request = RequestFactory().get(url)
+    request: Any = RequestFactory().get(url)  # the middleware's attributes, set by hand
     request.organization = org
     request.membership = Membership.objects.get(organization=org, user=user)
     return live_module.live_fragment_key(request)
@@ -77,7 +78,7 @@ def test_the_fragment_is_the_pages_live_block(org, owner, ingest, url):
     assert "gpt-4o" in fragment
     assert "<form" not in fragment and "csrfmiddlewaretoken" not in fragment
     assert "owner@acme.test" not in fragment and "nonce=" not in fragment
-    answer = client.get(url, **FRAGMENT)
+    answer = client.get(url, headers=FRAGMENT)
     assert "no-cache" in answer["Cache-Control"] and "private" in answer["Cache-Control"]
     assert "X-AiSpendTrack-Live" in answer["Vary"]
     assert "X-AiSpendTrack-Live" in client.get(url)["Vary"]
@@ -154,7 +155,7 @@ def test_the_empty_overview_is_not_shared(org, owner):
     """Before the first call the overview is a whole page (no #live block):
     answered, never kept for other tabs."""
     client = _client(owner)
-    response = client.get("/dashboard/", **FRAGMENT)
+    response = client.get("/dashboard/", headers=FRAGMENT)
     assert response.status_code == 200 and 'id="live"' not in response.content.decode()
     assert live_module.cache.get(_key(org, owner, "/dashboard/")) is None
 
@@ -163,7 +164,7 @@ def test_a_render_that_asked_for_a_csrf_token_is_not_shared(rf):
     from django.http import HttpResponse
     from django.middleware.csrf import get_token
 
-    request = rf.get("/dashboard/", **FRAGMENT)
+    request = rf.get("/dashboard/", headers=FRAGMENT)
     request.live_fragment_rendered = True
     assert live_module._shareable(request, HttpResponse("<div id=live></div>"))
     get_token(request)
