@@ -226,3 +226,43 @@ def test_api_docs_are_public_by_default_and_private_on_request(client, owner):
         client.force_login(owner)
         assert client.get("/api/schema").status_code == 200
         assert client.get("/api/docs").status_code == 200
+
+
+SHOW_SERVER_SETTINGS = (
+    "from django.db import connection\n"
+    "with connection.cursor() as cursor:\n"
+    "    for name in ('jit', 'statement_timeout'):\n"
+    "        cursor.execute('SHOW ' + name)\n"
+    "        print(name, cursor.fetchone()[0])\n"
+)
+
+
+def _server_settings(tmp_path: Path, **env: str) -> dict[str, str]:
+    (tmp_path / "secret_key").write_text("kept-by-make-serve-0123456789\n")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("AISPENDTRACK_")}
+    environment.update(AISPENDTRACK_VAR_DIR=str(tmp_path), DEBUG="0", **env)
+    done = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", "import django; django.setup()\n" + SHOW_SERVER_SETTINGS],
+        cwd=ROOT,
+        env={**environment, "DJANGO_SETTINGS_MODULE": "config.settings"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return dict(line.split(" ", 1) for line in done.stdout.splitlines())
+
+
+@pytest.mark.skipif(
+    not os.environ.get("DATABASE_URL", "").startswith("postgres"), reason="PostgreSQL settings"
+)
+def test_postgresql_connections_run_without_jit_and_web_ones_with_a_statement_timeout(tmp_path):
+    """JIT compiled each dashboard statement over a few thousand rows for
+    ~20–30 ms (bench/RESULTS.md): off on every connection unless asked for.
+    The server's own default (PostgreSQL 15: on) is the oracle for "asked for"."""
+    web = _server_settings(tmp_path, AISPENDTRACK_WEB_PROCESS="1")
+    assert web == {"jit": "off", "statement_timeout": "10s"}
+    other = _server_settings(tmp_path)
+    assert other == {"jit": "off", "statement_timeout": "0"}
+    asked = _server_settings(tmp_path, AISPENDTRACK_DB_JIT="1")
+    assert asked["jit"] == "on"
