@@ -251,6 +251,11 @@ def api_key_cache_invalidate(key_hash: str) -> None:
 _revocations_seen: tuple[int, datetime | None] | None = None
 # Revocations written with a clock this far behind ours are still found.
 _CLOCK_SLACK = timedelta(minutes=5)
+# When this process began caching keys. Its first check forgets every key
+# revoked since then: a worker that cached a key and then met its revoke in
+# its first check (a late-started worker, a first round that failed) must not
+# take the revoked state as its baseline and serve the key for _SHARED_TTL.
+_PROCESS_STARTED = timezone.now()
 
 
 def api_key_revocations_sync() -> int:
@@ -264,9 +269,12 @@ def api_key_revocations_sync() -> int:
         )
         version = (state["count"], state["latest"])
         previous, _revocations_seen = _revocations_seen, version
-        if previous is None or previous == version or version[1] is None:
+        if previous == version or version[1] is None:
             return 0
-        since = (previous[1] or version[1]) - _CLOCK_SLACK
+        if previous is None:
+            since = _PROCESS_STARTED - _CLOCK_SLACK
+        else:
+            since = (previous[1] or version[1]) - _CLOCK_SLACK
         hashes = list(
             ApiKey.objects.filter(revoked_at__gte=since).values_list("key_hash", flat=True)
         )

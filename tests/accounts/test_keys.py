@@ -9,7 +9,9 @@ import pytest
 from asgiref.sync import async_to_sync
 from django.core.management import call_command
 from django.urls import reverse
+from django.utils import timezone
 
+from accounts import selectors
 from accounts.keys import hash_secret
 from accounts.models import ApiKey, Scope
 from accounts.selectors import aapi_key_authenticate, api_key_authenticate
@@ -84,8 +86,6 @@ class CountingCache:
 def test_concurrent_cold_lookups_of_one_key_share_one_read(api_key, org, monkeypatch):
     from django.core.cache import cache
 
-    from accounts import selectors
-
     counting = CountingCache(cache)
     monkeypatch.setattr(selectors, "cache", counting)
     cache.delete(f"apikey:{hash_secret(api_key.raw)}")
@@ -109,6 +109,40 @@ def test_revoke_takes_effect_immediately_even_when_cached(api_key, org, django_a
     api_key_revoke(organization=org, key=api_key.row)
 
     assert api_key_authenticate(api_key.raw) is None
+
+
+def _revoked_elsewhere(key) -> None:
+    """A revoke by another process with no shared cache between them (no
+    Redis): only the database knows; this process's caches still hold the key."""
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+
+
+@pytest.mark.django_db
+def test_the_revocation_check_forgets_a_key_revoked_in_another_process(api_key, monkeypatch):
+    monkeypatch.setattr(selectors, "_revocations_seen", None)
+    assert selectors.api_key_revocations_sync() == 0  # nothing revoked yet: the baseline
+    assert api_key_authenticate(api_key.raw) is not None  # cached here
+
+    _revoked_elsewhere(api_key.row)
+    assert api_key_authenticate(api_key.raw) is not None  # still cached: nobody told us
+
+    assert selectors.api_key_revocations_sync() == 1
+    assert api_key_authenticate(api_key.raw) is None
+    assert async_to_sync(aapi_key_authenticate)(api_key.raw) is None
+
+
+@pytest.mark.django_db
+def test_a_first_check_after_the_revoke_still_forgets_the_key(api_key, monkeypatch):
+    # A worker that started late: it cached the key, the key was revoked
+    # elsewhere, and only then did this process run its first check. The
+    # revoked state must not become its baseline (the key served for minutes).
+    monkeypatch.setattr(selectors, "_revocations_seen", None)
+    assert api_key_authenticate(api_key.raw) is not None
+    _revoked_elsewhere(api_key.row)
+
+    assert selectors.api_key_revocations_sync() == 1
+    assert api_key_authenticate(api_key.raw) is None
+    assert selectors.api_key_revocations_sync() == 0  # and not again
 
 
 @pytest.mark.django_db
