@@ -37,3 +37,16 @@ def hour_counter_key(organization_id: int, now: datetime) -> str:
 
 def month_counter_key(organization_id: int, now: datetime) -> str:
     return f"ast:plan:m:{organization_id}:{month_start(now):%Y%m}"
+
+
+# The counters above count calls the proxy admitted (what the pages show); the
+# lease counters below count what the proxy's workers reserved from a limit
+# (proxy/plan_quota.py): never above the limit, and ahead of the calls.
+
+
+def hour_lease_key(organization_id: int, now: datetime) -> str:
+    return f"ast:plan:hl:{organization_id}:{hour_start(now):%Y%m%d%H}"
+
+
+def month_lease_key(organization_id: int, now: datetime) -> str:
+    return f"ast:plan:ml:{organization_id}:{month_start(now):%Y%m}"

@@ -334,6 +334,9 @@ class BudgetGate:
                 return self.refusal(cap, now)
         return None
 
+    def withdraw(self, call) -> None:
+        """Nothing to undo: `admit` reserves nothing (costs are known only when calls finish)."""
+
     def observe(self, record) -> None:
         caps = self.by_org.get(record.organization_id)
         if caps is None or not record.cost:  # no cap, free, or unpriced (counted apart)

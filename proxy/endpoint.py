@@ -23,6 +23,7 @@ from config.httpguard import HANGUP
 from proxy import errors
 from proxy.adapters import ADAPTERS
 from proxy.calls import Call, call_record
+from proxy.gates import Refusal
 from proxy.headers import TagError, parse_tags, split_request_headers, upstream_accept_encoding
 from proxy.relay import answer_error, answer_refusal, relay_response
 from proxy.routing import Route, has_dot_segment
@@ -61,8 +62,11 @@ async def handle(runtime: ProxyRuntime, route: Route, scope: dict[str, Any], rec
         runtime.record(call_record(call))
         return await answer_error(send, style, 400, str(error), "aispendtrack_bad_tag", call)
     refusal = runtime.admit(call)
-    if refusal is not None:  # counted by the runtime, never a ledger event
-        return await answer_refusal(send, style, refusal, call)
+    if refusal is not None:
+        if not isinstance(refusal, Refusal):  # a gate asks Redis first (near a plan limit)
+            refusal = await refusal
+        if refusal is not None:  # counted by the runtime, never a ledger event
+            return await answer_refusal(send, style, refusal, call)
 
     try:
         body = await _read_body(receive, scope["headers"], _max_body_bytes())

@@ -14,6 +14,7 @@ the ledger.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
@@ -42,8 +43,13 @@ class Gate(Protocol):
 
     async def stop(self) -> None: ...
 
-    def admit(self, call: Call) -> Refusal | None:
-        """None to let the call through; in memory only, no I/O."""
+    def admit(self, call: Call) -> Refusal | Awaitable[Refusal | None] | None:
+        """None to let the call through; in memory only, no I/O. The plan gate
+        alone may answer an awaitable instead, when it must ask Redis first
+        (it holds no allowance left for the call's organization)."""
+
+    def withdraw(self, call: Call) -> None:
+        """A later gate refused a call this gate admitted: undo what `admit` reserved."""
 
     def observe(self, record: UsageRecord) -> None:
         """A call was recorded (any status): update counters. In memory only."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -148,15 +148,38 @@ class ProxyRuntime:
         """Blocking database work of the gates, on the runtime's database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
 
-    def admit(self, call) -> Refusal | None:
-        """The first gate's refusal, or None: the call may be forwarded.
-        A refusal is counted here by its reason (dashboard's refusals per hour)."""
+    def admit(self, call) -> Refusal | Awaitable[Refusal | None] | None:
+        """The first gate's refusal, or None: the call may be forwarded; or an
+        awaitable of either when a gate must ask Redis first (the plan gate
+        with no allowance left: proxy/plan_limits.py). A refusal is counted
+        here by its reason (dashboard's refusals per hour), and the gates that
+        had admitted the call withdraw it."""
         for gate in self.gates:
-            refusal = gate.admit(call)
-            if refusal is not None:
-                self.refusals.add(call.identity.organization_id, refusal.reason)
-                return refusal
+            verdict = gate.admit(call)
+            if verdict is not None:
+                if isinstance(verdict, Refusal):
+                    return self._refused(call, gate, verdict)
+                return self._admit_after(call, gate, verdict)
         return None
+
+    async def _admit_after(self, call, gate: Gate, pending: Awaitable[Refusal | None]):
+        refusal = await pending
+        if refusal is not None:
+            return self._refused(call, gate, refusal)
+        for later in self.gates[self.gates.index(gate) + 1 :]:
+            verdict = later.admit(call)
+            if verdict is not None:
+                if not isinstance(verdict, Refusal):
+                    verdict = await verdict
+                if verdict is not None:
+                    return self._refused(call, later, verdict)
+        return None
+
+    def _refused(self, call, gate: Gate, refusal: Refusal) -> Refusal:
+        for earlier in self.gates[: self.gates.index(gate)]:
+            earlier.withdraw(call)
+        self.refusals.add(call.identity.organization_id, refusal.reason)
+        return refusal
 
     async def _refresh(self) -> None:
         """Prices, the provider map and key revocations, each second (a no-op

@@ -8,20 +8,26 @@ The gate's clock is pinned so the windows' resets are hand-computable:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import anthropic
 import httpx
 import openai
 import pytest
+import redis.asyncio as aioredis
 from django.test import override_settings
 
 from accounts.models import Organization, Scope
 from accounts.services import api_key_issue
+from billing import windows
 from billing.models import Plan, Subscription
 from billing.selectors import OrgLimits
+from proxy.gates import Refusal
 from proxy.plan_limits import PlanLimitGate
 from tests.factories import MembershipFactory, OrganizationFactory
 from tests.proxy.conftest import ProxyServer, proxy_settings
@@ -224,31 +230,52 @@ def test_another_organization_is_not_counted(billing_proxy, limited):
         chat(first)
 
 
-def test_exact_across_two_workers_sharing_redis(
-    fake_provider, tmp_path_factory, django_db_blocker, plans
-):
-    """Two proxy workers (each its own gate) share one Redis: together they
-    admit the limit, within 1 % or 10 requests."""
+@contextlib.contextmanager
+def workers_sharing_redis(
+    count: int, fake_provider, tmp_path_factory, django_db_blocker, *, hourly: int
+) -> Iterator[tuple[list[ProxyServer], str]]:
+    """`count` proxy workers (each its own gate) sharing one Redis of their own,
+    and a proxy key of an organization whose plan allows `hourly` requests an hour."""
     redis_server = RedisServer().start()
-    servers = [
-        start_billing_proxy(
-            fake_provider,
-            tmp_path_factory.mktemp("spool"),
-            django_db_blocker,
-            REDIS_URL=redis_server.url,
-        )
-        for _ in range(2)
-    ]
+    servers: list[ProxyServer] = []
     try:
+        for _ in range(count):
+            servers.append(
+                start_billing_proxy(
+                    fake_provider,
+                    tmp_path_factory.mktemp("spool"),
+                    django_db_blocker,
+                    REDIS_URL=redis_server.url,
+                )
+            )
         organization = OrganizationFactory()
         owner = MembershipFactory(organization=organization, role="owner").user
-        plan = Plan.objects.create(slug="shared", name="Shared", hourly_request_limit=40)
+        plan = Plan.objects.create(
+            slug=f"shared-{organization.pk}", name="Shared", hourly_request_limit=hourly
+        )
         Subscription.objects.create(organization=organization, plan=plan)
         _, raw = api_key_issue(
             organization=organization, name="k", scopes=[Scope.PROXY], created_by=owner
         )
         for server in servers:
             server.call(plan_gate(server)._load_limits())
+        yield servers, raw
+    finally:
+        with django_db_blocker.unblock():
+            for server in servers:
+                server.flush()
+                server.stop()
+        redis_server.stop()
+
+
+def test_exact_across_two_workers_sharing_redis(
+    fake_provider, tmp_path_factory, django_db_blocker, plans
+):
+    """Two proxy workers (each its own gate) share one Redis: together they
+    admit exactly the limit, counted from the SDK's answers."""
+    with workers_sharing_redis(
+        2, fake_provider, tmp_path_factory, django_db_blocker, hourly=40
+    ) as (servers, raw):
         statuses: list[int] = []
         lock = threading.Lock()
 
@@ -267,15 +294,54 @@ def test_exact_across_two_workers_sharing_redis(
             thread.start()
         for thread in threads:
             thread.join(60)
-        admitted = statuses.count(200)
         assert len(statuses) == 160
-        assert 40 <= admitted <= 50, admitted
-    finally:
-        with django_db_blocker.unblock():
-            for server in servers:
-                server.flush()
-                server.stop()
-        redis_server.stop()
+        assert statuses.count(200) == 40
+        assert statuses.count(429) == 120
+
+
+def test_exact_across_three_workers_under_many_concurrent_calls(
+    fake_provider, tmp_path_factory, django_db_blocker, plans
+):
+    """Three workers, 16 calls in flight on each (one event loop, raw HTTP, as
+    fast as the proxies answer), 600 calls against an hourly limit of 60: the
+    workers admit exactly 60, and exactly 60 reach the provider."""
+    limit, per_worker, calls = 60, 16, 600
+    run = uuid.uuid4().hex
+    with workers_sharing_redis(
+        3, fake_provider, tmp_path_factory, django_db_blocker, hourly=limit
+    ) as (servers, raw):
+        body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "Hi"}]}
+        headers = {
+            "authorization": "Bearer sk-provider",
+            "x-aispendtrack-key": raw,
+            "x-plan-run": run,  # forwarded untouched: the provider's count of this test's calls
+        }
+        remaining = [calls]
+
+        async def worker(client: httpx.AsyncClient, url: str, statuses: list[int]) -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                response = await client.post(url, json=body, headers=headers)
+                statuses.append(response.status_code)
+
+        async def hammer() -> list[int]:
+            statuses: list[int] = []
+            limits = httpx.Limits(max_connections=per_worker * len(servers))
+            async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+                await asyncio.gather(
+                    *(
+                        worker(client, f"{server.url}/v1/chat/completions", statuses)
+                        for server in servers
+                        for _ in range(per_worker)
+                    )
+                )
+            return statuses
+
+        statuses = asyncio.run(hammer())
+        assert len(statuses) == calls
+        forwarded = sum(1 for r in fake_provider.received if r.header("x-plan-run") == run)
+        assert (statuses.count(200), forwarded) == (limit, limit)
+        assert statuses.count(429) == calls - limit
 
 
 @override_settings(AISPENDTRACK_BILLING=False)
@@ -309,6 +375,23 @@ async def _until(predicate, within: float = 10.0) -> None:
         await asyncio.sleep(0.01)
 
 
+async def _until_async(read, expected, within: float = 10.0) -> None:
+    """Until `await read()` answers `expected` (a Redis value the gate pushes)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while (value := await read()) != expected:
+        assert loop.time() < deadline, f"{value!r}, not {expected!r}"
+        await asyncio.sleep(0.01)
+
+
+async def _decide(gate: PlanLimitGate, call) -> Refusal | None:
+    """The gate's verdict, awaited when it must ask Redis first."""
+    verdict = gate.admit(call)
+    if verdict is not None and not isinstance(verdict, Refusal):
+        verdict = await verdict
+    return verdict
+
+
 def test_redis_unreachable_fails_open_then_limits_resume(caplog):
     """Redis dies: calls pass and one warning is logged (not one per sync);
     Redis returns on the same port: the counts kept meanwhile are pushed and
@@ -316,27 +399,32 @@ def test_redis_unreachable_fails_open_then_limits_resume(caplog):
     redis_server = RedisServer().start()
     gate = _TableGate(redis_url=redis_server.url, clock=lambda: PINNED)
     call = _Call()
+    pinned = datetime.fromtimestamp(PINNED, UTC)
+    admitted_key = windows.hour_counter_key(7, pinned)
 
     async def scenario():
         await gate.start()
+        shared = aioredis.Redis.from_url(redis_server.url)
         try:
-            assert [gate.admit(call) for _ in range(3)] == [None] * 3
-            assert gate.admit(call) is not None
-            await _until(lambda: gate.hourly[7].shared == 3)  # pushed to Redis
+            assert [await _decide(gate, call) for _ in range(3)] == [None] * 3
+            assert await _decide(gate, call) is not None
+            await _until_async(lambda: shared.get(admitted_key), b"3")  # pushed to Redis
 
             redis_server.stop()
             await _until(lambda: gate.redis_down)
-            assert [gate.admit(call) for _ in range(5)] == [None] * 5  # fail open
+            assert [await _decide(gate, call) for _ in range(5)] == [None] * 5  # fail open
             await asyncio.sleep(0.5)  # several failed syncs: still one warning
 
             redis_server.start()  # same port, empty
+            await shared.aclose()  # its connection died with the server
+            shared = aioredis.Redis.from_url(redis_server.url)
             await _until(lambda: not gate.redis_down)
-            await _until(lambda: gate.hourly[7].pending == 0)
             # The 5 calls admitted during the outage were pushed once Redis returned.
-            assert gate.hourly[7].shared == 5
-            refusal = gate.admit(call)
+            await _until_async(lambda: shared.get(admitted_key), b"5")
+            refusal = await _decide(gate, call)
             assert refusal is not None and refusal.code == "plan_limit_exceeded"
         finally:
+            await shared.aclose()
             await gate.stop()
 
     with caplog.at_level(logging.WARNING, logger="aispendtrack.plan_limits"):
