@@ -65,9 +65,6 @@ SYNC_SECONDS = 0.1
 LIMITS_SECONDS = 2.0
 FULL_LIMITS_SECONDS = 60.0
 DB_COUNTS_SECONDS = 15.0
-# Allowance unused for RETURN_IDLE_SECONDS is given back once the shared count
-# is within the last (1 - NEAR_FRACTION) of a limit; far from it, holding costs no one.
-NEAR_FRACTION = 0.9
 # A call waiting for a lease waits this long at most, then passes (Redis is
 # taken as unreachable, as a failed sync would).
 LEASE_WAIT_SECONDS = 1.0
@@ -485,9 +482,8 @@ class PlanLimitGate:
             pipe.expire(lease_key, ttl)
             steps.append((2, partial(_outage_pushed, quota, quota.outage, limit)))
         give, quota.returning = quota.returning, 0
-        near = quota.exhausted or quota.granted >= limit * NEAR_FRACTION
-        if quota.allowance > 0 and near and mono - quota.active_at >= RETURN_IDLE_SECONDS:
-            give += quota.allowance  # idle near the limit: let the busy workers have it
+        if quota.allowance > 0 and mono - quota.active_at >= RETURN_IDLE_SECONDS:
+            give += quota.allowance  # idle: let the busy workers have it
             quota.allowance = 0
         if give:  # lost if this sync fails: never spent twice
             pipe.eval(RETURN_SCRIPT, 1, lease_key, give)

@@ -16,10 +16,11 @@ left waits, for one Redis round trip (calls waiting on one quota share it).
 
 Chunks shrink with the quota: a grant is at most the remaining quota over
 2 × the live workers (at least 1), so near the limit workers take one call at
-a time and what one holds unused is small. Near the limit (within its last
-10 %) a worker gives back allowance it has not used for RETURN_IDLE_SECONDS
-(RETURN_SCRIPT); what is never given back (a killed worker) expires with the
-window's key, so it is lost only for the rest of that window.
+a time and what one holds unused is small. A worker gives back allowance it
+has not touched for RETURN_IDLE_SECONDS (RETURN_SCRIPT), so a quiet worker
+never sits on quota the busy ones need; an organization that pauses that long
+pays one round trip on its next call. What is never given back (a killed
+worker) expires with the window's key: lost only for the rest of that window.
 """
 
 from __future__ import annotations

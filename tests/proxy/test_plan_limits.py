@@ -358,10 +358,13 @@ class _Call:
 
 
 class _TableGate(PlanLimitGate):
-    """The gate with a fixed limits table instead of the database's."""
+    """The gate with a fixed limits table instead of the database's
+    (organization 7: `table` or an hourly limit of 3)."""
+
+    table = OrgLimits("Free", None, 3)
 
     async def _load_limits(self, *, full: bool = True) -> None:
-        self.limits = {7: OrgLimits("Free", None, 3)}
+        self.limits = {7: self.table}
 
     async def _load_db_counts(self) -> None:
         self.db_month = {}
@@ -435,3 +438,59 @@ def test_redis_unreachable_fails_open_then_limits_resume(caplog):
     unreachable = [r for r in caplog.records if "Redis unreachable" in r.getMessage()]
     assert len(unreachable) == 1
     assert any("reachable again" in r.getMessage() for r in caplog.records)
+
+
+def test_a_call_another_gate_refuses_uses_no_monthly_call():
+    """A budget's refusal after the plan gate admitted: the month's
+    reservation is given back, so the plan's 2 calls are all still there."""
+    gate = _TableGate(clock=lambda: PINNED)
+    gate.table = OrgLimits("Free", 2, None)
+    call = _Call()
+
+    async def scenario():
+        await gate.start()
+        try:
+            for _ in range(5):
+                assert await _decide(gate, call) is None
+                gate.withdraw(call)
+            assert [await _decide(gate, call) for _ in range(2)] == [None, None]
+            refusal = await _decide(gate, call)
+            assert refusal is not None and "2 tracked calls per calendar month" in refusal.message
+        finally:
+            await gate.stop()
+
+    asyncio.run(scenario())
+
+
+def test_allowance_left_idle_near_the_limit_goes_back_to_busy_workers():
+    """Worker A leases a chunk, admits one call and goes quiet; worker B
+    admits until refused. Once A gives its idle allowance back, B admits the
+    rest: together exactly the limit of 10, nothing lost in A's hands."""
+    redis_server = RedisServer().start()
+    gates = [_TableGate(redis_url=redis_server.url, clock=lambda: PINNED) for _ in range(2)]
+    for gate in gates:
+        gate.table = OrgLimits("Free", None, 10)
+    a, b = gates
+    call = _Call()
+
+    async def scenario() -> list[Refusal | None]:
+        for gate in gates:
+            await gate.start()
+        try:
+            verdicts = [await _decide(a, call)]
+            while (verdict := await _decide(b, call)) is None:
+                verdicts.append(verdict)
+            assert len(verdicts) < 10, "A held nothing back: the test proves nothing"
+            await _until(lambda: a.hourly[7].allowance == 0)  # given back after 1 s idle
+            await _until(lambda: not b.hourly[7].exhausted)  # B's sync saw it
+            while (verdict := await _decide(b, call)) is None:
+                verdicts.append(verdict)
+            return verdicts
+        finally:
+            for gate in gates:
+                await gate.stop()
+
+    try:
+        assert len(asyncio.run(scenario())) == 10
+    finally:
+        redis_server.stop()
