@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -41,7 +40,6 @@ from asgiref.sync import sync_to_async
 from django.db import close_old_connections
 from redis.exceptions import RedisError
 
-from billing import windows
 from billing.selectors import OrgLimits, calls_this_month_all_orgs, plan_limits_all_orgs
 from config.throttle import Every
 from proxy.gates import Refusal
@@ -54,7 +52,9 @@ from proxy.plan_quota import (
     RETURN_SCRIPT,
     TTL,
     Quota,
+    Windows,
 )
+from proxy.plan_refusals import hourly_refusal, monthly_refusal
 
 logger = logging.getLogger("aispendtrack.plan_limits")
 
@@ -75,26 +75,6 @@ WORKER_SECONDS = 5.0
 Verdict = Refusal | Awaitable[Refusal | None] | None
 
 
-class _Windows:
-    """The current hour and month as epoch seconds, recomputed only when passed."""
-
-    __slots__ = ("hour", "hour_end", "month", "month_end")
-
-    def __init__(self) -> None:
-        self.hour = self.month = -1
-        self.hour_end = self.month_end = 0.0
-
-    def advance(self, now: float) -> None:
-        if self.hour_end - 3600 <= now < self.hour_end:
-            return
-        moment = datetime.fromtimestamp(now, UTC)
-        self.hour = int(now // 3600)
-        self.hour_end = windows.next_hour(moment).timestamp()
-        start = windows.month_start(moment)
-        self.month = start.year * 12 + start.month
-        self.month_end = windows.next_month(moment).timestamp()
-
-
 class PlanLimitGate:
     def __init__(self, *, redis_url: str = "", clock: Callable[[], float] = time.time) -> None:
         self.redis_url = redis_url
@@ -104,7 +84,7 @@ class PlanLimitGate:
         self.db_month: dict[int, int] = {}
         self.hourly: dict[int, Quota] = {}
         self.monthly: dict[int, Quota] = {}
-        self.windows = _Windows()
+        self.windows = Windows()
         self.redis_down = False
         self.worker_id = os.urandom(8).hex()
         self.workers = 1  # live workers sharing Redis, as last counted
@@ -256,52 +236,12 @@ class PlanLimitGate:
         cached = self._refusals.get((org, kind))
         if cached is not None and cached[0] == second and cached[1] == limit:
             return cached[2]
-        build = self._refuse_monthly if kind == "m" else self._refuse_hourly
-        refusal = build(limits, limit, now)
+        if kind == MONTH:
+            refusal = monthly_refusal(limits, limit, now, self.windows.month_end)
+        else:
+            refusal = hourly_refusal(limits, limit, now, self.windows.hour_end)
         self._refusals[(org, kind)] = (second, limit, refusal)
         return refusal
-
-    def _refuse_hourly(self, limits: OrgLimits, limit: int, now: float) -> Refusal:
-        reset = self.windows.hour_end
-        retry_after = max(1, math.ceil(reset - now))
-        at = datetime.fromtimestamp(reset, UTC)
-        message = (
-            f"Plan limit reached: your organization's {limits.plan_name} plan allows "
-            f"{limit:,} proxy requests per hour and this hour's are used up. Requests are "
-            f"accepted again at {at:%H:%M} UTC (in {retry_after} s). For a higher limit, "
-            "upgrade your plan in AiSpendTrack under Settings → Billing."
-        )
-        return self._refusal(message, retry_after, limit, reset, should_retry=True)
-
-    def _refuse_monthly(self, limits: OrgLimits, limit: int, now: float) -> Refusal:
-        reset = self.windows.month_end
-        retry_after = max(1, math.ceil(reset - now))
-        at = datetime.fromtimestamp(reset, UTC)
-        message = (
-            f"Plan limit reached: your organization's {limits.plan_name} plan includes "
-            f"{limit:,} tracked calls per calendar month and this month's are used up. "
-            f"Calls are accepted again on {at:%b} {at.day} at 00:00 UTC. To keep going now, "
-            "upgrade to Pro (unlimited calls) in AiSpendTrack under Settings → Billing."
-        )
-        return self._refusal(message, retry_after, limit, reset, should_retry=False)
-
-    @staticmethod
-    def _refusal(
-        message: str, retry_after: int, limit: int, reset: float, *, should_retry: bool
-    ) -> Refusal:
-        reset_at = datetime.fromtimestamp(reset, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return Refusal(
-            code="plan_limit_exceeded",
-            message=message,
-            retry_after=retry_after,
-            should_retry=should_retry,
-            headers=(
-                ("x-aispendtrack-limit", str(limit)),
-                ("x-aispendtrack-remaining", "0"),
-                ("x-aispendtrack-reset", reset_at),
-            ),
-            reason="plan",
-        )
 
     # --- leases ---------------------------------------------------------------
 
@@ -473,47 +413,27 @@ class PlanLimitGate:
             quota.active_at = mono
             pipe.incrby(counter_key, used)
             pipe.expire(counter_key, ttl)
-            steps.append((2, partial(_pushed, quota, used)))
+            steps.append((2, partial(quota.pushed, used)))
         limit = self._limit_of(quota)
         if limit is None:
             return
         if quota.outage:
             pipe.incrby(lease_key, quota.outage)
             pipe.expire(lease_key, ttl)
-            steps.append((2, partial(_outage_pushed, quota, quota.outage, limit)))
+            steps.append((2, partial(quota.outage_pushed, quota.outage, limit)))
         give, quota.returning = quota.returning, 0
         if quota.allowance > 0 and mono - quota.active_at >= RETURN_IDLE_SECONDS:
             give += quota.allowance  # idle: let the busy workers have it
             quota.allowance = 0
         if give:  # lost if this sync fails: never spent twice
             pipe.eval(RETURN_SCRIPT, 1, lease_key, give)
-            steps.append((1, partial(_looked, quota, limit, 0)))
+            steps.append((1, partial(quota.looked, limit, 0)))
         elif quota.exhausted:
             pipe.get(lease_key)
-            steps.append((1, partial(_looked, quota, limit, self._floor(quota))))
+            steps.append((1, partial(quota.looked, limit, self._floor(quota))))
         elif used and quota.lease is None and quota.allowance < 2 * used:
             self._queue_lease(pipe, quota, limit, 3 * used - quota.allowance)
-            steps.append((1, partial(_granted, quota, limit)))
-
-
-def _pushed(quota: Quota, used: int, replies: list) -> None:
-    quota.unpushed -= used
-
-
-def _outage_pushed(quota: Quota, outage: int, limit: int, replies: list) -> None:
-    quota.outage -= outage
-    quota.granted = int(replies[0])
-    quota.exhausted = quota.granted >= limit
-
-
-def _looked(quota: Quota, limit: int, floor: int, replies: list) -> None:
-    quota.granted = max(int(replies[0] or 0), floor)
-    quota.exhausted = quota.granted >= limit
-
-
-def _granted(quota: Quota, limit: int, replies: list) -> None:
-    n, total = replies[0]
-    quota.granted_reply(limit, int(n), int(total))
+            steps.append((1, partial(quota.lease_reply, limit)))
 
 
 def _limits_table(since: datetime | None) -> tuple[dict[int, OrgLimits], OrgLimits]:

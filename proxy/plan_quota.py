@@ -144,6 +144,25 @@ class Quota:
         self.granted = total
         self.exhausted = total >= limit
 
+    # What a sync's replies tell (each takes the replies of its own commands).
+
+    def lease_reply(self, limit: int, replies: list) -> None:
+        n, total = replies[0]
+        self.granted_reply(limit, int(n), int(total))
+
+    def pushed(self, used: int, replies: list) -> None:
+        self.unpushed -= used
+
+    def outage_pushed(self, outage: int, limit: int, replies: list) -> None:
+        self.outage -= outage
+        self.granted = int(replies[0])
+        self.exhausted = self.granted >= limit
+
+    def looked(self, limit: int, floor: int, replies: list) -> None:
+        """The lease counter as read (or as left by a return)."""
+        self.granted = max(int(replies[0] or 0), floor)
+        self.exhausted = self.granted >= limit
+
     def release(self, *, local: bool) -> None:
         """Give up the allowance held (the limit changed): leased under the old
         limit, it must not be spent under the new one."""
@@ -153,3 +172,23 @@ class Quota:
             self.returning += self.allowance
         self.allowance = 0
         self.exhausted = False
+
+
+class Windows:
+    """The current hour and month as epoch seconds, recomputed only when passed."""
+
+    __slots__ = ("hour", "hour_end", "month", "month_end")
+
+    def __init__(self) -> None:
+        self.hour = self.month = -1
+        self.hour_end = self.month_end = 0.0
+
+    def advance(self, now: float) -> None:
+        if self.hour_end - 3600 <= now < self.hour_end:
+            return
+        moment = datetime.fromtimestamp(now, UTC)
+        self.hour = int(now // 3600)
+        self.hour_end = windows.next_hour(moment).timestamp()
+        start = windows.month_start(moment)
+        self.month = start.year * 12 + start.month
+        self.month_end = windows.next_month(moment).timestamp()
