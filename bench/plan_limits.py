@@ -1,6 +1,8 @@
 """µs per plan-limit check (`PlanLimitGate.admit` + `observe`, what the proxy
 adds per call with billing on), against a runtime with no gates measured in
-the same run. No I/O happens in either: Redis sync runs in the background."""
+the same run. No I/O happens in either: the gate has no Redis and grants
+itself allowance; with Redis a call spends leased allowance by the same code
+(proxy/plan_quota.py), and only a call that finds none waits for Redis."""
 
 from __future__ import annotations
 

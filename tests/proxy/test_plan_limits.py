@@ -248,7 +248,7 @@ def workers_sharing_redis(
                     REDIS_URL=redis_server.url,
                 )
             )
-        organization = OrganizationFactory()
+        organization = new_organization()
         owner = MembershipFactory(organization=organization, role="owner").user
         plan = Plan.objects.create(
             slug=f"shared-{organization.pk}", name="Shared", hourly_request_limit=hourly
