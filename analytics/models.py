@@ -118,6 +118,45 @@ class UsageEvent(models.Model):
         return self.input_tokens + self.output_tokens
 
 
+class MatchedEvent(models.Model):
+    """The events a page's event-only filter matches, copied once per page into
+    a temporary table of the page's database session (analytics.selectors.matched)
+    so that its dozen breakdowns read those rows, not the ledger, each time.
+    Not managed: no migration creates it. Its fields are UsageEvent's of the
+    same names (tests/analytics/test_matched.py holds them equal): what the
+    totals, breakdowns, daily series and latency samples read."""
+
+    id = models.BigIntegerField(primary_key=True)
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    api_key = models.ForeignKey(
+        ApiKey, null=True, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False
+    )
+    created_at = models.DateTimeField()
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    customer_id = models.CharField(max_length=256)
+    feature = models.CharField(max_length=256)
+    environment = models.CharField(max_length=256)
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+    cached_input_tokens = models.BigIntegerField()
+    reasoning_tokens = models.BigIntegerField()
+    cost = models.DecimalField(max_digits=COST_DIGITS, decimal_places=COST_PLACES)
+    priced = models.BooleanField()
+    status = models.CharField(max_length=16, choices=Status.choices)
+    latency_ms = models.PositiveIntegerField()
+    streamed = models.BooleanField()
+
+    class Meta:
+        managed = False
+        db_table = "analytics_matched_event"
+
+    def __str__(self) -> str:
+        return f"matched {self.pk}"
+
+
 # The sums every rollup keeps (RollupCounters' fields).
 ROLLUP_COUNTERS = (
     "calls",

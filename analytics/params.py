@@ -9,13 +9,16 @@ wrong and how to fix it. Pages and API read the same names (issue 12's filter ba
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from analytics.models import COST_DIGITS, COST_PLACES, Status
 from analytics.periods import MAX_RANGE_DAYS, PRESETS, Period, org_today, org_zone, period_preset
+
+if TYPE_CHECKING:
+    from analytics.selectors.matched import MatchedEvents
 
 DATE_PARAMS = ("start_date", "end_date")
 # Dates outside these years are typos or probes; bounding them also keeps
@@ -86,6 +89,10 @@ class UsageFilters:
     cost_max: Decimal | None = None
     latency_min: int | None = None
     latency_max: int | None = None
+    # Not a filter: where the events these filters match were copied for the
+    # page being built, if they were (analytics.selectors.matched). Filters
+    # compare, hash and read back as query parameters without it.
+    matched: MatchedEvents | None = field(default=None, compare=False, repr=False)
 
     def lookup(self) -> dict[str, object]:
         """Equality lookups valid on UsageEvent and on HourlyRollup (trace_id:
@@ -105,7 +112,9 @@ class UsageFilters:
 
     @property
     def active(self) -> bool:
-        return any(getattr(self, f.name) not in (None, ()) for f in fields(self))
+        return any(
+            getattr(self, f.name) not in (None, ()) for f in fields(self) if f.name != "matched"
+        )
 
     def as_query(self) -> list[tuple[str, str]]:
         """Back to query parameters, in ALL_FILTER_PARAMS order (links, exports)."""

@@ -126,6 +126,14 @@ class SummaryView(OrgAPIView):
                 f"page × limit reaches past row {MAX_BREAKDOWN_DEPTH} of the breakdowns; "
                 "use /api/customers or /api/features to go deeper."
             )
+        periods = [period, period.previous()]
+        with selectors.events_matched(
+            organization=self.organization, filters=filters, periods=periods
+        ) as filters:
+            data = self._summary(period, filters, paging)
+        return Response(data)
+
+    def _summary(self, period, filters, paging) -> dict:
         org = self.organization
         summary = selectors.spend_summary(organization=org, period=period, filters=filters)
         current = summary.current
@@ -155,7 +163,7 @@ class SummaryView(OrgAPIView):
             data[name] = [totals_json(row, key_name=key_name) for row in _sliced(rows, paging)]
         if paging is not None:
             data.update(page=paging[0], limit=paging[1])
-        return Response(data)
+        return data
 
 
 class DailyView(OrgAPIView):

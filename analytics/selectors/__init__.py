@@ -36,6 +36,7 @@ from analytics.selectors.headline import (
     latency_percentiles,
     overview_headline,
 )
+from analytics.selectors.matched import events_matched
 from analytics.selectors.ranking import Ranking, spend_ranking
 from analytics.selectors.spend import (
     OTHER,
@@ -45,6 +46,7 @@ from analytics.selectors.spend import (
     SpendCard,
     SpendChange,
     Unpriced,
+    forecast_periods,
     spend_breakdown,
     spend_breakdown_count,
     spend_cards,
@@ -84,6 +86,8 @@ __all__ = [
     "api_key_labels",
     "dimension_detail",
     "dimension_value_exists",
+    "events_matched",
+    "forecast_periods",
     "filter_choices",
     "first_call_exists",
     "money",

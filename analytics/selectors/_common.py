@@ -226,11 +226,24 @@ def events_in(
 EVENT_DIMENSIONS = {**DIMENSIONS, "key": "key_or_zero"}
 
 
+def event_source(*, organization, period: Period, filters: UsageFilters | None) -> QuerySet:
+    """The period's events that pass `filters`: the page's copy of them when
+    it made one that holds the period (`filters.matched`:
+    analytics.selectors.matched), else the ledger's (`events_in`). Either has
+    the columns totals, breakdowns, daily series and latency samples read."""
+    if filters is not None and filters.matched is not None:
+        copy = filters.matched
+        copied = copy.events_in(organization=organization, period=period, filters=filters)
+        if copied is not None:
+            return copied
+    return events_in(organization=organization, period=period, filters=filters)
+
+
 def event_rows(*, organization, period: Period, filters: UsageFilters) -> Rows:
     """The period's events that pass `filters`, read as rollup rows are: for
     filters no rollup can answer (`UsageFilters.needs_events`). Days are the
     local dates of the calls themselves."""
-    qs = events_in(organization=organization, period=period, filters=filters)
+    qs = event_source(organization=organization, period=period, filters=filters)
     qs = qs.alias(key_or_zero=Coalesce("api_key_id", 0))
     return Rows(
         qs,
@@ -356,15 +369,12 @@ def property_rows(
     PropertyCustomer{Daily,Hourly}Rollup; the rest the coarse property tables (daily
     rows, here too, when the daily tables are in the period's zone and no hour-of-day
     question is asked)."""
-    if len(filters.properties) != 1 or by not in (None, *DIMENSIONS):
-        return None
-    rest = replace(filters, properties=())
-    if rest.needs_events:
+    if by not in (None, *DIMENSIONS) or not property_rollups_answer(
+        organization=organization, filters=filters
+    ):
         return None
     ((name, value),) = filters.properties
-    if PropertyKey.objects.filter(organization=organization, name=name, capped=True).exists():
-        return None
-    lookup = rest.lookup()
+    lookup = replace(filters, properties=()).lookup()
     ready = not hourly and daily_ready(organization, period)
     if by == "customer" or "customer_id" in lookup:
         if ready and by in (None, "customer") and set(lookup) <= {"customer_id"}:
@@ -390,6 +400,17 @@ def property_rows(
         return Rows(days, F("day"), columns, totals_annotations)
     hours = hourly_model.objects.filter(hour__gte=period.start_utc, hour__lt=period.end_utc, **pair)
     return Rows(hours, TruncDate("hour", tzinfo=period.zone), columns, totals_annotations)
+
+
+def property_rollups_answer(*, organization, filters: UsageFilters) -> bool:
+    """Do the property rollups answer these filters (`property_rows`)? One
+    x-property-* pair whose key is not capped, alone or with filters on the
+    rollups' dimensions."""
+    if len(filters.properties) != 1 or replace(filters, properties=()).needs_events:
+        return False
+    ((name, _),) = filters.properties
+    capped = PropertyKey.objects.filter(organization=organization, name=name, capped=True)
+    return not capped.exists()
 
 
 def customer_scope(lookup: dict[str, Any], by: str | None) -> tuple[str, Any, Any] | None:

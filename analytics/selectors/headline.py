@@ -17,10 +17,10 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import connection, transaction
 
+from analytics.models import UsageEvent
 from analytics.params import UsageFilters
 from analytics.periods import Period
-from analytics.selectors._common import Totals, change_ratio
-from analytics.selectors.events import events_in
+from analytics.selectors._common import Totals, change_ratio, event_source
 from analytics.selectors.spend import spend_summary, spend_totals
 
 LATENCY_SAMPLE = 20_000
@@ -65,10 +65,14 @@ def latency_percentiles(
 
     `calls` is the period's call count (from the rollups), only to tell whether
     the sample is the whole period."""
-    qs = events_in(organization=organization, period=period, filters=filters)
+    # the page's copy of the matching events, if it made one
+    qs = event_source(organization=organization, period=period, filters=filters)
     latest = qs.order_by("-created_at").values_list("latency_ms", flat=True)[:sample]
     if connection.vendor == "postgresql":
-        walk = _walk(organization=organization, period=period, filters=filters, calls=calls)
+        copied = qs.model is not UsageEvent
+        walk = not copied and _walk(
+            organization=organization, period=period, filters=filters, calls=calls
+        )
         sampled, p50, p95 = _percentiles_sql(latest, walk=walk)
     else:
         values = sorted(latest)

@@ -263,13 +263,12 @@ def spend_forecast(
     forecast by the same rule to its end."""
     now = now or timezone.now()
     zone = org_zone(organization)
-    today = org_today(organization, now=now)
     if period is None:
-        last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
-        period = Period(today.replace(day=1), last, zone)
-    to_date = Period(period.start, today, zone)
+        period = forecast_month(organization=organization, now=now)
+    to_date, basis = forecast_periods(
+        organization=organization, period=period, basis_days=basis_days, now=now
+    )
     spent = spend_totals(organization=organization, period=to_date, filters=filters).cost
-    basis = Period(today - timedelta(days=basis_days), today - timedelta(days=1), zone)
     basis_cost = spend_totals(organization=organization, period=basis, filters=filters).cost
     average = money(basis_cost / basis_days)
     seconds_left = (local_midnight_utc(period.end + timedelta(days=1), zone) - now).total_seconds()
@@ -283,6 +282,27 @@ def spend_forecast(
         days_left=days_left,
         projected=money(spent + average * days_left),
     )
+
+
+def forecast_month(*, organization, now: datetime | None = None) -> Period:
+    """The month `spend_forecast` projects by default: today's, whole."""
+    today = org_today(organization, now=now)
+    last = today.replace(day=calendar.monthrange(today.year, today.month)[1])
+    return Period(today.replace(day=1), last, org_zone(organization))
+
+
+def forecast_periods(
+    *, organization, period: Period | None = None, basis_days: int = 7, now: datetime | None = None
+) -> tuple[Period, Period]:
+    """What `spend_forecast` sums: `period` (default: the month) to today, and
+    the `basis_days` complete local days before today."""
+    if period is None:
+        period = forecast_month(organization=organization, now=now)
+    today = org_today(organization, now=now)
+    zone = org_zone(organization)
+    to_date = Period(period.start, today, zone)
+    basis = Period(today - timedelta(days=basis_days), today - timedelta(days=1), zone)
+    return to_date, basis
 
 
 @dataclass(slots=True)

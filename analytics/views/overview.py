@@ -42,6 +42,19 @@ def dashboard(request):
         return bad_request(request, error)
     if not selectors.first_call_exists(organization=org):
         return render(request, "analytics/empty.html", {"base_url": base_url(request)})
+    # Every period the page reads: under a filter only the events answer,
+    # their matching calls are found once for all of them.
+    periods = [period, period.previous(), *selectors.forecast_periods(organization=org)]
+    with selectors.events_matched(organization=org, filters=filters, periods=periods) as filters:
+        context = _context(request, period, filters)
+    template = live_template(
+        request, page="analytics/overview.html", fragment="analytics/_overview_live.html"
+    )
+    return render(request, template, context)
+
+
+def _context(request, period, filters) -> dict:
+    org = request.organization
     scope = {"organization": org, "filters": filters}
     by_model = selectors.spend_breakdown(**scope, period=period, by="model")
     total = Totals()
@@ -55,7 +68,7 @@ def dashboard(request):
         slices.append(other)
     daily = selectors.spend_daily(**scope, period=period, by="model", top=6)
     previous_daily = selectors.spend_daily(**scope, period=period.previous())
-    context = {
+    return {
         **range_context(request, period),
         **filter_bar_context(request, period, filters),
         "headline": selectors.overview_headline(**scope, period=period),
@@ -75,10 +88,6 @@ def dashboard(request):
         "unprofitable": None if filters.active else unprofitable_this_month(organization=org),
         "live_latest": selectors.live_marker(organization=org),
     }
-    template = live_template(
-        request, page="analytics/overview.html", fragment="analytics/_overview_live.html"
-    )
-    return render(request, template, context)
 
 
 @never_cache
