@@ -10,22 +10,27 @@ answer, or the error, it always got. A run of 19 digits (any integer past
 from __future__ import annotations
 
 import json
-import re
 from typing import Any
 
 import orjson
 
-_LONG_NUMBER = re.compile(rb"\d{19}")
-_LONG_NUMBER_TEXT = re.compile(r"\d{19}")
+# Every ASCII digit read as "0": a run of 19 zeros in the translated input is
+# a run of 19 digits in it. ~1.5 µs for a 600-byte line where the regex
+# search `\d{19}` took ~9 (it tried a match at every digit).
+_DIGITS_AS_ZERO = bytes.maketrans(b"123456789", b"0" * 9)
+_LONG_RUN = b"0" * 19
+
+
+def _has_long_number(data: bytes | str) -> bool:
+    """Whether `data` holds a run of 19 ASCII digits (JSON numbers have no other digits)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return _LONG_RUN in data.translate(_DIGITS_AS_ZERO)
 
 
 def loads(data: bytes | str) -> Any:
     """`json.loads(data)`, faster."""
-    if isinstance(data, bytes):
-        long_number = _LONG_NUMBER.search(data) is not None
-    else:
-        long_number = _LONG_NUMBER_TEXT.search(data) is not None
-    if long_number:
+    if _has_long_number(data):
         return json.loads(data)
     try:
         return orjson.loads(data)

@@ -53,3 +53,20 @@ def test_errors_are_json_errors(body):
         json.loads(body)
     with pytest.raises((ValueError, RecursionError)):
         fastjson.loads(body)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"n": 12345678901234567890123}',  # 23 digits: past 64 bits
+        '[9223372036854775808, -9223372036854775809, 1e400]',
+        '{"id": "x1234567890123456789y", "n": 1234567890123456789}',  # 19 in a string, 19 a number
+        '{"s": "\ud800", "n": 99999999999999999999}',  # a lone surrogate as a character
+        '{"digits": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠", "n": 1}',  # non-ASCII digits are text to JSON
+    ],
+)
+def test_text_and_bytes_read_as_json_reads_them(text):
+    # repr tells 10**20 from 1e20, which == does not.
+    assert repr(fastjson.loads(text)) == repr(json.loads(text))
+    raw = text.encode("utf-8", "surrogatepass")
+    assert repr(fastjson.loads(raw)) == repr(json.loads(raw))
