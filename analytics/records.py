@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from decimal import Decimal
-from operator import attrgetter
+from operator import attrgetter, itemgetter, le
 from typing import Any
 
 from pricing.usage import Usage
@@ -61,14 +61,34 @@ class UsageRecord:
         data = dict(data)
         data["created_at"] = datetime.fromisoformat(data["created_at"])
         data["cost"] = None if data.get("cost") is None else Decimal(data["cost"])
-        data["usage"] = Usage(**data.get("usage") or {})
+        data["usage"] = _construct(Usage, _usage_values, data.get("usage") or {})
         # A record spooled by an older version may be unsanitized: make it storable.
-        return record_sanitize(cls(**data))
+        return record_sanitize(_construct(cls, _record_values, data))
 
 
 # The fields `to_json` copies as they are (the others need converting).
 _CONVERTED = {"created_at", "cost", "properties", "usage"}
 _PLAIN_FIELDS = tuple(f.name for f in fields(UsageRecord) if f.name not in _CONVERTED)
+_RECORD_FIELDS = tuple(f.name for f in fields(UsageRecord))
+_record_values = (len(_RECORD_FIELDS), itemgetter(*_RECORD_FIELDS))
+_usage_values = (len(Usage.__slots__), itemgetter(*Usage.__slots__))
+
+
+def _construct(kind: Any, picker: tuple[int, itemgetter], data: dict[str, Any]) -> Any:
+    """`kind(**data)`, positionally when `data` holds exactly `kind`'s fields.
+
+    The ledger writer builds a record per hand-off line: matching 23 keyword
+    arguments took ~5 µs of a record's ~13, positional arguments ~1. A dict
+    with a field missing (an older version's line) or one too many takes the
+    keyword path, which fills defaults and refuses unknown names as before.
+    """
+    width, values = picker
+    if len(data) == width:
+        try:
+            return kind(*values(data))
+        except KeyError:
+            pass
+    return kind(**data)
 
 
 # --- Sanitizing: a record the database can always take -------------------------
@@ -117,6 +137,7 @@ def clean_text(value: Any, limit: int) -> str:
 _usage_counts = attrgetter(*Usage.__slots__)
 _texts = attrgetter(*TEXT_LIMITS)
 _TEXT_ITEMS = tuple(TEXT_LIMITS.items())
+_TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
 
 
 def usage_clamp(usage: Usage) -> list[str]:
@@ -150,7 +171,7 @@ def _texts_clean(record: UsageRecord) -> bool:
         return False
     if not (joined.isascii() and joined.isprintable()):
         return False
-    return all(len(value) <= limit for value, (_, limit) in zip(values, _TEXT_ITEMS, strict=True))
+    return all(map(le, map(len, values), _TEXT_LIMIT_VALUES))
 
 
 def record_sanitize(record: UsageRecord, *, clamped: Sequence[str] = ()) -> UsageRecord:

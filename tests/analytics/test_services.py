@@ -117,6 +117,36 @@ def test_record_json_round_trip_is_exact():
     assert UsageRecord.from_json(record.to_json()) == record
 
 
+def test_a_line_of_an_older_version_reads_with_defaults_and_an_unknown_field_is_refused():
+    """Lines from before a field existed (no usage counters beyond two, no
+    ttfb, no clamped flag) still read; a field this version has never heard
+    of is refused, as the writer's unreadable-line path expects."""
+    old = {
+        "request_id": "r-old",
+        "organization_id": 1,
+        "api_key_id": None,
+        "created_at": "2026-03-01T10:00:00+00:00",
+        "provider": "openai",
+        "endpoint": "/v1/chat/completions",
+        "status": "ok",
+        "cost": "0.5",
+        "usage": {"input_tokens": 3, "output_tokens": 4},
+    }
+    record = UsageRecord.from_json(old)
+    assert (record.request_id, record.api_key_id, record.cost) == ("r-old", None, Decimal("0.5"))
+    assert record.created_at == datetime(2026, 3, 1, 10, tzinfo=UTC)
+    assert (record.model, record.ttfb_ms, record.clamped) == ("", None, False)
+    assert record.properties == {}
+    assert record.usage == Usage(input_tokens=3, output_tokens=4)
+    full = UsageRecord.from_json({**old, "usage": {**old["usage"], "reasoning_tokens": 1}})
+    assert full.usage.reasoning_tokens == 1
+    with pytest.raises(TypeError):
+        UsageRecord.from_json({**old, "surprise": 1})
+    other = {f"x{n}": 0 for n in range(21)}  # with created_at: as many fields as a record
+    with pytest.raises((TypeError, KeyError)):
+        UsageRecord.from_json({**other, "created_at": old["created_at"]})
+
+
 @pytest.mark.django_db(transaction=True)
 def test_every_field_is_stored_as_given(org, api_key):
     """The PostgreSQL path writes with COPY: check each column round-trips."""

@@ -59,7 +59,7 @@ def test_errors_are_json_errors(body):
     "text",
     [
         '{"n": 12345678901234567890123}',  # 23 digits: past 64 bits
-        '[9223372036854775808, -9223372036854775809, 1e400]',
+        "[9223372036854775808, -9223372036854775809, 1e400]",
         '{"id": "x1234567890123456789y", "n": 1234567890123456789}',  # 19 in a string, 19 a number
         '{"s": "\ud800", "n": 99999999999999999999}',  # a lone surrogate as a character
         '{"digits": "١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦٧٨٩٠", "n": 1}',  # non-ASCII digits are text to JSON
