@@ -191,6 +191,15 @@ def test_every_field_is_stored_as_given(org, api_key):
     stored = Usage(**{name: getattr(event, name) for name in Usage.__slots__})
     assert stored == record.usage
 
+    # Beside a replayed record (the careful path's own COPY): the empty and null values.
+    bare = make_record(org, 8, cost=None, http_status=None, ttfb_ms=None, properties={})
+    assert usage_record_batch([record, bare]) == 1
+    event = UsageEvent.objects.get(request_id=bare.request_id)
+    # An unpriced call is stored at cost 0, marked unpriced.
+    assert (event.cost, event.priced, event.http_status, event.ttfb_ms) == (0, False, None, None)
+    assert (event.properties, event.api_key_id, event.streamed) == ({}, None, False)
+    assert event.created_at == bare.created_at
+
 
 def _hourly_totals(org) -> dict:
     return HourlyRollup.objects.filter(organization=org).aggregate(
