@@ -59,3 +59,25 @@ def test_held_lines_reach_the_stream_without_more_calls():
         time.sleep(0.01)
     handler.close()
     assert stream.getvalue() == "the only call\n"
+
+
+def test_the_second_cached_formatter_writes_what_logging_formatter_writes():
+    from config.buffered_log import SecondCachedFormatter
+
+    fmt = "%(asctime)s %(levelname)s %(name)s %(message)s"
+    ours, stock = SecondCachedFormatter(fmt), logging.Formatter(fmt)
+    base = time.time()
+    # Within one second, across seconds, and back again (records are not in order).
+    for created in (base, base + 0.001, base + 0.999, base + 1.0, base + 61.5, base + 0.5, 1e9):
+        record = logging.LogRecord("aispendtrack.calls", logging.INFO, "", 0, "m %s", ("x",), None)
+        record.created, record.msecs = created, int((created - int(created)) * 1000) + 0.0
+        assert ours.format(record) == stock.format(record)
+        assert ours.formatTime(record, "%H") == stock.formatTime(record, "%H")
+
+
+def test_the_call_log_uses_it():
+    from config.buffered_log import SecondCachedFormatter
+
+    handlers = logging.getLogger("aispendtrack.calls").handlers
+    (ours,) = [h for h in handlers if isinstance(h, BufferedStreamHandler)]
+    assert isinstance(ours.formatter, SecondCachedFormatter)
