@@ -27,7 +27,10 @@ import logging
 import os
 import socket
 import time
+from decimal import Decimal
 from pathlib import Path
+
+import orjson
 
 from analytics.records import UsageRecord
 from config import fastjson
@@ -38,9 +41,24 @@ SUFFIX = ".jsonl"
 CREATING = ".new"  # a file being created (not yet locked and renamed)
 
 
+def _decimal_text(value: object) -> str:
+    if isinstance(value, Decimal):
+        return str(value)  # the cost, as UsageRecord.to_json writes it
+    raise TypeError
+
+
 def record_line(record: UsageRecord) -> bytes:
-    """One record as the queue stores it: a JSON line (UsageRecord.from_json reads it)."""
-    return fastjson.dumps(record.to_json()) + b"\n"
+    """One record as the queue stores it: a JSON line (UsageRecord.from_json reads it).
+
+    orjson writes the dataclass itself (~2× faster than building `to_json`'s
+    dict first, on the event loop for every call): the same object, with the
+    fields in declaration order. Whatever orjson refuses (a lone surrogate,
+    an integer past 64 bits, a key that is not text) takes `to_json` and
+    fastjson's stdlib fallback, as before."""
+    try:
+        return orjson.dumps(record, default=_decimal_text, option=orjson.OPT_APPEND_NEWLINE)
+    except (orjson.JSONEncodeError, TypeError):
+        return fastjson.dumps(record.to_json()) + b"\n"
 
 
 def queue_file_name() -> str:

@@ -90,6 +90,62 @@ def test_a_record_round_trips_through_the_queue(org, tmp_path):
     queue.close()
 
 
+def test_a_line_is_the_record_as_json_reads_it():
+    """The line's object, read by the stdlib, field by field (hand-written)."""
+    r = record(1, 3, api_key_id=9, cost=Decimal("0.1234567891"), ttfb_ms=None)
+    assert json.loads(record_line(r)) == {
+        "request_id": "req_000000000000000000000003",
+        "organization_id": 1,
+        "api_key_id": 9,
+        "created_at": "2026-11-02T10:03:00+00:00",
+        "provider": "openai",
+        "endpoint": "/v1/chat/completions",
+        "status": "success",
+        "model": "gpt-4o",
+        "response_model": "",
+        "customer_id": "",
+        "feature": "",
+        "trace_id": "",
+        "environment": "",
+        "properties": {"n": "3"},
+        "usage": {
+            "input_tokens": 13,
+            "output_tokens": 3,
+            "cached_input_tokens": 0,
+            "cache_write_tokens": 0,
+            "cache_write_1h_tokens": 0,
+            "reasoning_tokens": 0,
+            "input_audio_tokens": 0,
+            "output_audio_tokens": 0,
+        },
+        "cost": "0.1234567891",
+        "http_status": None,
+        "latency_ms": 0,
+        "ttfb_ms": None,
+        "streamed": False,
+        "upstream_request_id": "",
+        "clamped": False,
+    }
+    assert record_line(r).endswith(b"}\n") and record_line(r).count(b"\n") == 1
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"cost": None, "created_at": datetime(2026, 3, 29, 1, 30, 0, 5, tzinfo=UTC)},
+        {"properties": {"ünï": '✓ "quoted"\n'}, "customer_id": "naïve"},
+        {"properties": {"odd": "\ud800"}},  # a lone surrogate: orjson refuses it
+        {"properties": {7: "a key that is not text"}},  # orjson refuses it too
+    ],
+)
+def test_every_line_reads_back_as_its_record(fields):
+    r = record(1, 5, **fields)
+    (line,) = record_line(r).splitlines()
+    again = UsageRecord.from_json(json.loads(line))
+    assert again.to_json() == UsageRecord.from_json(json.loads(json.dumps(r.to_json()))).to_json()
+    assert (again.request_id, again.cost, again.created_at) == (r.request_id, r.cost, r.created_at)
+
+
 def test_the_writer_writes_checkpoints_and_deletes_finished_files(org, tmp_path):
     queue = HandoffQueue(tmp_path / "queue")
     records = [record(org.pk, n) for n in range(30)]
