@@ -82,7 +82,11 @@ class SecondCachedFormatter(logging.Formatter):
     _text = ""
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
-        if datefmt is not None or self.converter is not time.localtime:
+        if (
+            datefmt is not None
+            or self.converter is not time.localtime
+            or not self.default_msec_format
+        ):
             return super().formatTime(record, datefmt)
         second = int(record.created)
         if second != self._second:
