@@ -72,7 +72,7 @@ class SecondCachedFormatter(logging.Formatter):
     """logging.Formatter whose default `asctime` formats each second once.
 
     `formatTime` without a datefmt runs localtime() and strftime() for every
-    record: ~2 % of a web worker's busy time under load (py-spy, c=32), for a
+    record: ~1.5 % of the event loop's samples under load (py-spy, c=32), for a
     text that changes once a second. Same text as the stock formatter: the
     second's part depends on the whole second only; milliseconds are added
     per record, as logging does.
