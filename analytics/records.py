@@ -138,6 +138,11 @@ _usage_counts = attrgetter(*Usage.__slots__)
 _texts = attrgetter(*TEXT_LIMITS)
 _TEXT_ITEMS = tuple(TEXT_LIMITS.items())
 _TEXT_LIMIT_VALUES = tuple(TEXT_LIMITS.values())
+# Texts no longer in all than the smallest of the roomy limits (200) meet
+# every roomy limit; then only the tight ones (request_id, provider, status)
+# are checked one by one: ~0.2 µs a record instead of ~0.7 for all eleven.
+_ROOMY = min(limit for limit in _TEXT_LIMIT_VALUES if limit >= 200)
+_TIGHT = tuple((i, limit) for i, limit in enumerate(_TEXT_LIMIT_VALUES) if limit < _ROOMY)
 
 
 def usage_clamp(usage: Usage) -> list[str]:
@@ -171,6 +176,11 @@ def _texts_clean(record: UsageRecord) -> bool:
         return False
     if not (joined.isascii() and joined.isprintable()):
         return False
+    if len(joined) <= _ROOMY:  # every roomy limit is met: check the tight ones
+        for index, limit in _TIGHT:  # noqa: SIM110 (a loop: ~3× faster than all(genexpr))
+            if len(values[index]) > limit:
+                return False
+        return True
     return all(map(le, map(len, values), _TEXT_LIMIT_VALUES))
 
 

@@ -97,6 +97,26 @@ def test_an_ordinary_record_is_left_alone():
     assert plain.clamped is False
 
 
+TEXT_FIELDS = [
+    "request_id", "provider", "endpoint", "status", "model", "response_model",
+    "customer_id", "feature", "trace_id", "environment", "upstream_request_id",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", TEXT_FIELDS)
+@pytest.mark.parametrize("others_long", [False, True])
+def test_each_text_is_cut_to_its_column_and_no_shorter(name, others_long):
+    """The oracle is the column itself (UsageEvent's max_length), plain ASCII
+    text: with the other texts short (together under 200 characters) and long."""
+    column = UsageEvent._meta.get_field(name).max_length
+    others = {"feature": "f" * 250} if others_long and name != "feature" else {}
+    over = record_sanitize(record(1, 3, **{**others, name: "a" * (column + 1)}))
+    assert getattr(over, name) == "a" * column
+    exact = record_sanitize(record(1, 3, **{**others, name: "b" * column}))
+    assert getattr(exact, name) == "b" * column
+    assert exact.feature == others.get("feature", exact.feature)
+
+
 # --- isolation -----------------------------------------------------------------
 
 
