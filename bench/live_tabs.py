@@ -214,8 +214,9 @@ def _postmaster_pid(database_url: str) -> int:
 
     with psycopg.connect(database_url) as conn:
         row = conn.execute("SELECT pg_backend_pid()").fetchone()
-    assert row is not None  # noqa: S101
-    return int(_stat(row[0])[1])  # the backend's parent
+        assert row is not None  # noqa: S101
+        # while the backend lives: once the connection closes it exits
+        return int(_stat(row[0])[1])  # the backend's parent
 
 
 # --- the tabs --------------------------------------------------------------------------
