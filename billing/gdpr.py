@@ -44,9 +44,13 @@ class GdprError(Exception):
 
 
 def tenant_models() -> list[type[models.Model]]:
-    """Every model with an `organization` foreign key (the tenant's tables)."""
+    """Every model with an `organization` foreign key (the tenant's tables);
+    not unmanaged ones, which hold no rows of their own (analytics.MatchedEvent:
+    a page's temporary copy of events, gone when the page is answered)."""
     found = []
     for model in apps.get_models():
+        if not model._meta.managed:
+            continue
         field = next(
             (f for f in model._meta.concrete_fields if f.name == "organization"),
             None,

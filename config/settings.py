@@ -127,6 +127,8 @@ TEMPLATES = [
 # CONN_MAX_AGE stays 0: under ASGI persistent connections leak across threads.
 DATABASE_URL = os.environ.get("DATABASE_URL", f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+# dumpdata/loaddata skip unmanaged models (a page's temporary table): config/dbrouter.py
+DATABASE_ROUTERS = ["config.dbrouter.UnmanagedModelsRouter"]
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file-backed test database, so a server running in another thread or
     # process during tests sees the same rows; WAL so readers don't block writers.
