@@ -23,20 +23,30 @@ from proxy.writer import queue_backlog, writer_running
 # /healthz answers within 2 s whatever the database does: the probe runs in
 # its own thread and is given up on after this long.
 HEALTH_PROBE_SECONDS = 1.2
-_probes = ThreadPoolExecutor(4, thread_name_prefix="aispendtrack-health")
+# One probe thread, keeping its connection between probes: a new connection
+# per probe forked a PostgreSQL backend each time, and under a saturating
+# load (the 20-minute soak) one fork missed the deadline, a 503 that would
+# take a busy but healthy host out of a load balancer. A probe stuck on a
+# database that does not answer makes the next ones wait, and time out: down.
+_probes = ThreadPoolExecutor(1, thread_name_prefix="aispendtrack-health")
 
 
-def _database_answers() -> bool:
+def _select_one() -> bool:
     try:
         with db_deadline(HEALTH_PROBE_SECONDS), connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         return True
     except DatabaseError:
-        return False
-    finally:
         with contextlib.suppress(Exception):
-            connection.close()
+            connection.close()  # the next probe opens a fresh one
+        return False
+
+
+def _database_answers() -> bool:
+    # A kept connection may have been cut since the last probe (a database
+    # restart, an idle timeout): once more, on a fresh connection.
+    return _select_one() or _select_one()
 
 
 def _redis_state() -> str:

@@ -26,6 +26,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _health_probe_connection_closed():
+    """/healthz's probe thread keeps its database connection between probes;
+    close it after each test, so that no test database is dropped (or
+    flushed, or moved by a test) under an open connection of that thread."""
+    yield
+    from django.db import connection
+
+    from config import views
+
+    views._probes.submit(lambda: connection.close()).result()
+
+
+@pytest.fixture(autouse=True)
 def _fresh_caches():
     """Key lookups are cached per process and in the shared cache; isolate tests."""
     cache.clear()
