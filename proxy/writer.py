@@ -60,6 +60,7 @@ LEGACY_SCAN_SECONDS = 10.0
 MIN_READ = 256 * 1024
 # /healthz counts backlog lines exactly up to this many bytes, then extrapolates.
 COUNT_BYTES = 64 * 1024 * 1024
+COUNT_CHUNK = 1024 * 1024  # /healthz reads the queue this much at a time
 
 
 def close_db_connections() -> None:
@@ -392,10 +393,15 @@ def queue_backlog(queue_dir: Path) -> dict:
                 first = handle.readline()
                 oldest = _older(oldest, first)
                 budget = COUNT_BYTES - scanned
-                if budget > 0:
-                    chunk = first + handle.read(max(0, budget - len(first)))
+                chunk = first
+                while budget > 0 and chunk:
+                    # In pieces of COUNT_CHUNK: one read of the whole budget put
+                    # tens of MB in the web worker each second while the queue
+                    # was long, and its RSS stepped up at every queue peak.
                     scanned += len(chunk)
                     counted += chunk.count(b"\n")
+                    budget -= len(chunk)
+                    chunk = handle.read(min(budget, COUNT_CHUNK)) if budget > 0 else b""
         except FileNotFoundError:  # finished meanwhile
             continue
     records = counted if scanned >= waiting or not scanned else round(counted * waiting / scanned)

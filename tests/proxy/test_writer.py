@@ -215,6 +215,21 @@ def test_a_writer_killed_between_commit_and_checkpoint_doubles_nothing(org, tmp_
     successor.close()
 
 
+def test_the_backlog_is_counted_in_pieces_exactly(org, tmp_path, monkeypatch):
+    # /healthz reads the queue a piece at a time (not the whole backlog at
+    # once, which stepped the web workers' RSS up): lines that straddle
+    # pieces are still counted once each.
+    monkeypatch.setattr("proxy.writer.COUNT_CHUNK", 97)
+    queue = HandoffQueue(tmp_path / "queue")
+    records = [record(org.pk, n) for n in range(23)]
+    for r in records:
+        queue.append(r)
+    backlog = queue_backlog(tmp_path / "queue")
+    assert backlog["records"] == 23
+    assert backlog["bytes"] == sum(len(record_line(r)) for r in records)
+    queue.close()
+
+
 def test_an_outage_leaves_the_queue_growing_and_loses_nothing(org, tmp_path, settings):
     settings.AISPENDTRACK_QUEUE_DIR = tmp_path / "queue"
     queue = HandoffQueue(tmp_path / "queue")
