@@ -49,6 +49,12 @@ def _database_answers() -> bool:
     return _select_one() or _select_one()
 
 
+def probe_connection_close() -> None:
+    """Close the probe thread's kept connection (before its database is moved
+    or dropped: tests, which swap and drop databases under it)."""
+    _probes.submit(lambda: connection.close()).result()
+
+
 def _redis_state() -> str:
     ping = getattr(cache, "ping", None)
     if ping is None:

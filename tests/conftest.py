@@ -12,6 +12,7 @@ from django.core.cache import cache
 from accounts import selectors as account_selectors
 from accounts.models import ApiKey, Role, Scope
 from accounts.services import api_key_issue
+from config.views import probe_connection_close
 from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
 
 PASSWORD = "correct-horse-battery-staple"
@@ -31,11 +32,7 @@ def _health_probe_connection_closed():
     close it after each test, so that no test database is dropped (or
     flushed, or moved by a test) under an open connection of that thread."""
     yield
-    from django.db import connection
-
-    from config import views
-
-    views._probes.submit(lambda: connection.close()).result()
+    probe_connection_close()
 
 
 @pytest.fixture(autouse=True)

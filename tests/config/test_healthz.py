@@ -23,7 +23,7 @@ def test_database_unreachable(client):
     connection failure, not a mock), then restore it."""
     original = dict(connection.settings_dict)
     connection.close()
-    views._probes.submit(lambda: connection.close()).result()  # the probe's kept connection too
+    views.probe_connection_close()  # the probe's kept connection too
     if connection.vendor == "sqlite":
         connection.settings_dict["NAME"] = "/nonexistent-dir/nowhere.sqlite3"
     else:
