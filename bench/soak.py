@@ -3,8 +3,9 @@
 `python -m bench soak` (or `make bench`); BENCH_SOAK_SECONDS sets the length
 (default 600). The production stack as `make serve` runs it: uvicorn, 2
 workers, config.httpguard's protocol, DEBUG off, PostgreSQL + Redis (as
-bench.proxy picks them), `manage.py ledger_writer` and `manage.py
-rollups_fold --loop` beside the web workers, in front of bench.fake_upstream.
+bench.proxy picks them; the database is a fresh `<name>_soak` each run),
+`manage.py ledger_writer` and `manage.py rollups_fold --loop` beside the
+web workers, in front of bench.fake_upstream.
 One wrk run (bench/mix.lua: a cycle of ten chat calls, three streamed, OpenAI
 and Anthropic shapes) for the whole time; beside it, every second a fold lag
 marker (bench.foldlag), every SAMPLE_SECONDS each web worker's RSS and
@@ -219,9 +220,24 @@ def _log_errors(path: Path) -> int:
     )
 
 
+def _fresh_database(url: str) -> str:
+    """`url`'s server with an empty database of the soak's own (`…_soak`),
+    dropped and made again: a ledger grown by earlier runs, or their dead
+    rows and bloated indexes, slowed the writer and the fold run by run."""
+    import psycopg
+
+    base, name = url.rsplit("/", 1)
+    name = f"{name}_soak"
+    with psycopg.connect(f"{base}/postgres", autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"{base}/{name}"
+
+
 def measure() -> dict:
     upstream_port, port = _free_port(), _free_port()
     env = _environment(upstream_port)
+    env["DATABASE_URL"] = _fresh_database(env["DATABASE_URL"])
     env["AISPENDTRACK_UPSTREAM_ANTHROPIC"] = env["AISPENDTRACK_UPSTREAM_OPENAI"]
     (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
     key, org_id = _setup(env)
