@@ -35,6 +35,9 @@ FRAGMENT_VALUE = "fragment"
 # While one tab renders a stale entry again, the others keep the previous
 # render for this long at most (then they render themselves).
 RENDER_LOCK_SECONDS = 10.0
+# A poll's `page` longer than this is no live page's URL (httpguard bounds a
+# request line at 8 KB anyway).
+MAX_PAGE_LENGTH = 4096
 
 
 def live_fragment_wanted(request: HttpRequest) -> bool:
@@ -79,20 +82,43 @@ def live_fragment_cached(request: HttpRequest) -> HttpResponse | None:
     """The shared render for this member's organization, role and URL while it
     is fresh (what `live_page` would answer without rendering), else None.
     The lean path (proxy/live.py) answers a refresh with it."""
-    seconds = settings.AISPENDTRACK_LIVE_FRAGMENT_SECONDS
-    entry = cache.get(live_fragment_key(request)) if seconds > 0 else None
-    if entry is None or time.time() - entry["at"] >= seconds:
+    entry = _fresh_entry(live_fragment_key(request))
+    return None if entry is None else live_fragment_answer(_from_entry(entry))
+
+
+def live_fragment_for_page(request: HttpRequest, page: str) -> str | None:
+    """The shared #live block of `page` (a live page's path and query, as its
+    tab would fetch it) for this member's organization and role while it is
+    fresh, else None: what the poll carries when the marker moved, so a tab
+    of a busy organization makes one request a tick, not two. Only a block
+    `live_page` shared is ever found; any other path finds nothing."""
+    if len(page) > MAX_PAGE_LENGTH or not page.startswith("/"):
         return None
-    return live_fragment_answer(_from_entry(entry))
+    entry = _fresh_entry(_key(request, page))
+    if entry is None or not entry["type"].startswith("text/html"):
+        return None
+    return entry["body"].decode()
 
 
 def live_fragment_key(request: HttpRequest) -> str:
     """Organization, role and the exact path with its query: what the block's
     output depends on (the organization's time zone is the organization's)."""
+    return _key(request, request.get_full_path())
+
+
+def _key(request: HttpRequest, url: str) -> str:
     organization = request.organization  # type: ignore[attr-defined]
     role = request.membership.role  # type: ignore[attr-defined]
-    url = hashlib.sha256(request.get_full_path().encode()).hexdigest()
-    return f"analytics:live-fragment:{organization.pk}:{role}:{url}"
+    digest = hashlib.sha256(url.encode()).hexdigest()
+    return f"analytics:live-fragment:{organization.pk}:{role}:{digest}"
+
+
+def _fresh_entry(key: str) -> dict | None:
+    seconds = settings.AISPENDTRACK_LIVE_FRAGMENT_SECONDS
+    entry = cache.get(key) if seconds > 0 else None
+    if entry is None or time.time() - entry["at"] >= seconds:
+        return None
+    return entry
 
 
 def _shared_fragment(request: HttpRequest, render: Callable[[], HttpResponse]) -> HttpResponse:

@@ -26,7 +26,7 @@ from analytics.views.common import (
     spend_page,
     trend_chart,
 )
-from analytics.views.live_fragment import live_page, live_template
+from analytics.views.live_fragment import live_fragment_for_page, live_page, live_template
 
 PIE_SLICES = 7
 
@@ -95,8 +95,19 @@ def _context(request, period, filters) -> dict:
 def live(request):
     """Polled every 5 s by open live pages (static/js/live.js): the marker, read
     once a second at most for all of the organization's open pages (beside the
-    session's own queries). The page re-fetches itself only when `latest` moved."""
-    return JsonResponse({"latest": selectors.live_marker(organization=request.organization)})
+    session's own queries). The page re-fetches its #live block only when
+    `latest` moved; with `?page=` (the tab's path and query) and `since=`
+    (its marker), a moved marker's answer also carries that block as
+    `fragment` when the organization's tabs share a fresh render of it, and
+    the tab has nothing to fetch."""
+    latest = selectors.live_marker(organization=request.organization)
+    answer = {"latest": latest}
+    page, since = request.GET.get("page"), request.GET.get("since")
+    if page is not None and since is not None and since != latest:
+        fragment = live_fragment_for_page(request, page)
+        if fragment is not None:
+            answer["fragment"] = fragment
+    return JsonResponse(answer)
 
 
 @never_cache

@@ -1,20 +1,21 @@
 // Live pages (overview, first page of requests): every 5 s while the tab is
 // visible, ask /dashboard/live.json whether a call was recorded (one top-1
-// index read); only when one was, fetch this same URL's #live block again
+// index read). Only when one was does the #live block change: the poll's
+// answer carries it (`fragment`) when the organization's tabs share a fresh
+// render of this URL, else this same URL's #live block is fetched again
 // (X-AiSpendTrack-Live: a render shared by the organization's tabs for a few
-// seconds, analytics/views/live_fragment.py) and swap it in place, charts redrawn.
-// Hidden tabs ask nothing.
+// seconds, analytics/views/live_fragment.py). Swapped in place, charts
+// redrawn. Hidden tabs ask nothing.
 (function () {
   const INTERVAL = 5000;
   const root = document.getElementById("live");
   if (!root || !root.dataset.liveUrl) return;
+  const page = window.location.pathname + window.location.search;
   let latest = root.dataset.liveLatest || "";
   let busy = false;
 
-  async function refresh() {
-    const response = await fetch(window.location.href, {headers: {"X-AiSpendTrack-Live": "fragment"}, credentials: "same-origin"});
-    if (!response.ok) return;
-    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+  function swap(html) {
+    const doc = new DOMParser().parseFromString(html, "text/html");
     const fresh = doc.getElementById("live");
     if (!fresh) return;
     if (typeof Chart !== "undefined") {
@@ -29,16 +30,23 @@
     root.dispatchEvent(new CustomEvent("live:updated"));
   }
 
+  async function refresh() {
+    const response = await fetch(window.location.href, {headers: {"X-AiSpendTrack-Live": "fragment"}, credentials: "same-origin"});
+    if (response.ok) swap(await response.text());
+  }
+
   async function tick() {
     if (document.hidden || busy) return;
     busy = true;
     try {
-      const response = await fetch(root.dataset.liveUrl, {headers: {Accept: "application/json"}, credentials: "same-origin"});
+      const query = new URLSearchParams({page: page, since: latest});
+      const response = await fetch(root.dataset.liveUrl + "?" + query, {headers: {Accept: "application/json"}, credentials: "same-origin"});
       if (response.ok) {
         const data = await response.json();
         if (data.latest !== latest) {
           latest = data.latest;
-          await refresh();
+          if (typeof data.fragment === "string") swap(data.fragment);
+          else await refresh();
         }
       }
     } catch (error) {

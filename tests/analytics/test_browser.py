@@ -111,3 +111,58 @@ def test_overview_and_requests_update_without_a_reload(live_server, browser_page
     page.wait_for_selector("#live table.records >> text=newest-one", timeout=15_000)
     assert page.evaluate("window.notReloaded") is True
     assert errors == []
+
+
+# A tab whose `document.hidden` the test sets (window.__hidden), as a browser
+# does for a tab in the background.
+HIDDEN_BY_TEST = """
+Object.defineProperty(document, "hidden", {get: () => window.__hidden === true});
+"""
+
+
+def test_a_second_tab_takes_the_shared_block_from_its_poll(
+    live_server,
+    browser_page,  # noqa: F811
+    org,
+    owner,
+    settings,
+):
+    """Two tabs of one organization: the first to see a new call fetches the
+    #live block (rendered and shared), the other gets it in its poll's answer
+    and fetches nothing."""
+    settings.AISPENDTRACK_LIVE_FRAGMENT_SECONDS = 60  # the share outlives the test's steps
+    usage_record_batch([call(org, timezone.now() - timedelta(minutes=3), customer_id="first")])
+    rollups_fold_until_done()
+    first = browser_page
+    first.context.add_init_script(HIDDEN_BY_TEST)
+    first.goto(f"{live_server.url}/accounts/login/")
+    first.fill("input[name=login]", owner.email)
+    first.fill("input[name=password]", PASSWORD)
+    first.click("button[type=submit]")
+    first.wait_for_url("**/dashboard/")
+    second = first.context.new_page()
+    second.add_init_script("window.__hidden = true")
+    second.goto(f"{live_server.url}/dashboard/")
+    assert second.evaluate("document.hidden") is True
+    fetched = {first: 0, second: 0}
+    for tab in fetched:
+        tab.on(
+            "request",
+            lambda request, tab=tab: fetched.__setitem__(
+                tab, fetched[tab] + ("x-aispendtrack-live" in request.headers)
+            ),
+        )
+
+    usage_record_batch([call(org, timezone.now(), customer_id="second")])
+    rollups_fold_until_done()
+    first.wait_for_selector("#headline-calls .value:text-is('2')", timeout=15_000)
+    assert fetched == {first: 1, second: 0}
+    second.evaluate(
+        "window.__hidden = false; document.dispatchEvent(new Event('visibilitychange'))"
+    )
+    second.wait_for_selector("#headline-calls .value:text-is('2')", timeout=15_000)
+    second.wait_for_selector("#trend-chart[data-drawn]")
+    assert fetched == {first: 1, second: 0}
+    assert second.evaluate("document.getElementById('live').dataset.liveLatest") == first.evaluate(
+        "document.getElementById('live').dataset.liveLatest"
+    )

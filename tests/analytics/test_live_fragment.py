@@ -169,3 +169,52 @@ def test_a_render_that_asked_for_a_csrf_token_is_not_shared(rf):
     assert live_module._shareable(request, HttpResponse("<div id=live></div>"))
     get_token(request)
     assert not live_module._shareable(request, HttpResponse("<div id=live></div>"))
+
+
+def _poll(client: Client, page: str, since: str) -> dict:
+    response = client.get("/dashboard/live.json", {"page": page, "since": since})
+    assert response.status_code == 200
+    return response.json()
+
+
+@pytest.mark.parametrize("url", PAGES)
+def test_a_moved_markers_poll_carries_the_shared_block(org, owner, ingest, settings, url):
+    """A tab of a busy organization makes one request a tick: the poll that
+    sees the marker move carries the block its refresh would have fetched."""
+    settings.AISPENDTRACK_LIVE_MARKER_SECONDS = 0
+    ingest(call(org, datetime.now(UTC), model="gpt-4o"))
+    client = _client(owner)
+    before = _poll(client, url, since="")
+    assert "fragment" not in before  # nothing shared yet: the tab fetches, as before
+    shared = _fragment(client, url)
+    other_tab = _client(owner)
+    carried = _poll(other_tab, url, since="an older marker")
+    assert carried["latest"] == before["latest"]
+    assert carried["fragment"] == shared
+    assert _is_the_block(carried["fragment"], other_tab, url)
+    assert "fragment" not in _poll(other_tab, url, since=carried["latest"])  # nothing moved
+
+
+def test_a_poll_carries_only_its_own_organizations_and_roles_block(
+    org, owner, member, other_org, other_owner, ingest
+):
+    ingest(
+        call(org, datetime.now(UTC), customer_id="acme_customer"),
+        call(other_org, datetime.now(UTC), customer_id="globex_customer"),
+    )
+    ours = _fragment(_client(owner), "/dashboard/")
+    assert "acme_customer" in ours
+    assert "fragment" not in _poll(_client(other_owner), "/dashboard/", since="x")
+    assert "fragment" not in _poll(_client(member), "/dashboard/", since="x")
+    assert _poll(_client(owner), "/dashboard/", since="x")["fragment"] == ours
+
+
+@pytest.mark.parametrize(
+    "page", ["/settings/", "dashboard/", "/dashboard/?range=30d", "/" + "x" * 5000, ""]
+)
+def test_a_poll_carries_nothing_for_a_page_no_tab_shares(org, owner, ingest, page):
+    ingest(call(org, datetime.now(UTC)))
+    client = _client(owner)
+    _fragment(client, "/dashboard/")  # shared under its exact URL only
+    answer = _poll(client, page, since="x")
+    assert set(answer) == {"latest"}

@@ -251,3 +251,24 @@ def test_a_refresh_never_crosses_organizations_roles_or_sessions(
     browser.logout()
     answer = _refresh(proxy, logged_out, "/dashboard/")
     assert answer.status_code == 302 and lean[-1] is False  # Django's login redirect
+
+
+def test_a_moved_markers_poll_carries_the_shared_block_on_the_lean_path(
+    proxy, lean, org, owner, other_owner, other_org
+):
+    """live.js's poll with its page and marker: once the organization's tabs
+    share a render of the page, the lean path's answer carries it."""
+    latest = _record(org)
+    key = _login(owner)
+    query = {"page": "/requests/?range=7d", "since": "older"}
+    before = httpx.get(f"{proxy.url}{LIVE}", params=query, cookies={"sessionid": key})
+    assert before.json() == {"latest": latest} and lean == [True]
+    shared = _refresh(proxy, key, "/requests/?range=7d")  # Django renders and shares
+    carried = httpx.get(f"{proxy.url}{LIVE}", params=query, cookies={"sessionid": key})
+    assert lean == [True, False, True]
+    assert carried.json() == {"latest": latest, "fragment": shared.text}
+    _record(other_org)
+    theirs = httpx.get(
+        f"{proxy.url}{LIVE}", params=query, cookies={"sessionid": _login(other_owner)}
+    )
+    assert "fragment" not in theirs.json()
