@@ -24,6 +24,14 @@ event loop) when the connection is lost before that request's answer is
 complete. The proxy uses it to cancel the call (proxy/endpoint.py); under a
 server without it, the proxy watches `receive()` with a task instead.
 
+And it writes an answer whose whole body follows its head at once in one
+write(2) instead of two: an `http.response.start` message carrying
+`HOLD_HEAD: True` has its head held until the next `http.response.body`,
+and both go out together. Only the sender knows that nothing can come
+between the two (a proxy JSON answer, an error the proxy raises); a held
+head that no body follows would never be sent, so nothing else is held,
+and another server ignores the key.
+
 Everything else (parsing, keep-alive, pipelining, flow control) is uvicorn's.
 The proxy's own body cap (`AISPENDTRACK_MAX_BODY_MB`) lives in proxy/endpoint.py,
 where it can answer in the provider's error shape.
@@ -35,9 +43,10 @@ import asyncio
 from typing import Any
 
 from django.conf import settings
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
 HANGUP = "aispendtrack.hangup"
+HOLD_HEAD = "aispendtrack.hold_head"
 
 REASONS = {
     408: b"Request Timeout",
@@ -99,7 +108,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self.reading_head = False
         self.arm(self.body_timeout, "the request's body")
+        cycle = self.cycle
         super().on_headers_complete()
+        if self.cycle is not cycle and type(self.cycle) is RequestResponseCycle:
+            # uvicorn names its cycle class inside on_headers_complete; the
+            # task it scheduled looks `send` up on the instance when it runs.
+            self.cycle.__class__ = HeldHeadCycle
 
     def on_message_complete(self) -> None:
         self.disarm()
@@ -139,3 +153,69 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.cycle.response_started = True
                 self.cycle.disconnected = True
         self.transport.close()
+
+
+class _Collected:
+    """Stands in for the transport while uvicorn writes a held head (or the
+    body that follows it): keeps the bytes, and whether it asked to close."""
+
+    __slots__ = ("closed", "parts")
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        self.parts.append(data)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class HeldHeadCycle(RequestResponseCycle):
+    """uvicorn's cycle, writing a `HOLD_HEAD` head together with the body after it.
+
+    uvicorn's own `send` still builds and checks every byte (status line,
+    headers, content-length bookkeeping, keep-alive); it only writes into a
+    `_Collected` instead of the socket. Its `send` does not await unless
+    writing is paused, so the stand-in is never seen by anything else.
+    """
+
+    held: bytes | None = None
+
+    async def send(self, message) -> None:
+        held = self.held
+        if held is None:
+            if (
+                message.get(HOLD_HEAD)
+                and not self.response_started
+                and not self.flow.write_paused
+                and not self.disconnected
+            ):
+                collected = _Collected()
+                await self._send_into(message, collected)
+                self.held = b"".join(collected.parts)
+            else:
+                await super().send(message)
+            return
+        self.held = None
+        if self.flow.write_paused or self.disconnected:  # as uvicorn would have had it
+            if not self.disconnected:
+                self.transport.write(held)
+            await super().send(message)
+            return
+        collected = _Collected()
+        try:
+            await self._send_into(message, collected)
+        finally:
+            self.transport.write(held + b"".join(collected.parts))
+            if collected.closed:
+                self.transport.close()
+
+    async def _send_into(self, message, collected: _Collected) -> None:
+        """uvicorn's send with its writes (and a close) kept in `collected`."""
+        transport, self.transport = self.transport, collected  # type: ignore[assignment]
+        try:
+            await super().send(message)
+        finally:
+            self.transport = transport

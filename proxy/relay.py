@@ -17,6 +17,7 @@ from decimal import Decimal
 import aiohttp
 
 from analytics.models import Status
+from config.httpguard import HOLD_HEAD
 from proxy import errors
 from proxy.adapters import ADAPTERS, Observed
 from proxy.adapters.base import TAIL_BYTES
@@ -52,7 +53,8 @@ async def answer_error(
         headers.append(_request_id_header(call))
     if extra_headers:
         headers.extend(extra_headers)
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    start = {"type": "http.response.start", "status": status, "headers": headers, HOLD_HEAD: True}
+    await send(start)  # the body follows at once: one write (config.httpguard)
     await send({"type": "http.response.body", "body": body})
 
 
@@ -216,7 +218,9 @@ async def _relay_json(runtime, call, response, send, encoding) -> None:
         *_cost_header(record.cost),
     ]
     call.responded = True
-    await send({"type": "http.response.start", "status": call.http_status, "headers": out_headers})
+    status, headers = call.http_status, out_headers
+    start = {"type": "http.response.start", "status": status, "headers": headers, HOLD_HEAD: True}
+    await send(start)  # the body follows at once: one write (config.httpguard)
     await send({"type": "http.response.body", "body": body})
     return None
 
