@@ -19,6 +19,7 @@ from analytics.records import (
     record_sanitize,
     usage_clamp,
 )
+from config.buffered_log import info_direct
 from proxy.adapters import Observed, RequestFacts
 from proxy.costing import call_cost
 from proxy.headers import Tags
@@ -127,7 +128,7 @@ def call_record(call: Call, *, status: str | None = None) -> UsageRecord:
             record.properties[CLAMPED_PROPERTY],
         )
     if call_logger.isEnabledFor(logging.INFO):
-        call_logger.info("%s", _CallLine(record, call.identity))
+        info_direct(call_logger, _CallLine(record, call.identity))
     return record
 
 

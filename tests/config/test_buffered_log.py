@@ -81,3 +81,52 @@ def test_the_call_log_uses_it():
     handlers = logging.getLogger("aispendtrack.calls").handlers
     (ours,) = [h for h in handlers if isinstance(h, BufferedStreamHandler)]
     assert isinstance(ours.formatter, SecondCachedFormatter)
+
+
+class Message:
+    """Formats when asked, as proxy.calls._CallLine does."""
+
+    def __str__(self) -> str:
+        return "[AiSpendTrack] org=acme key=ask_abc1 model=gpt-4o tokens=1,234 status=success 3ms"
+
+
+def test_info_direct_writes_the_line_logging_writes(monkeypatch):
+    from config.buffered_log import PLAIN_FORMAT, SecondCachedFormatter, info_direct
+
+    stream = CountingStream()
+    handler = BufferedStreamHandler(stream, flush_seconds=3600)
+    handler.setFormatter(SecondCachedFormatter(PLAIN_FORMAT))
+    log = logger_with(handler)
+    stock = logging.Formatter(PLAIN_FORMAT)  # the oracle: logging's own record and format
+    base = time.time()
+    expected = []
+    for created in (base, base + 0.0005, base + 0.999, base + 1.0, base + 61.5, 1e9 + 0.9995):
+        monkeypatch.setattr(time, "time", lambda created=created: created)
+        info_direct(log, Message())
+        record = logging.LogRecord(log.name, logging.INFO, "", 0, "%s", (Message(),), None)
+        expected.append(stock.format(record))
+    monkeypatch.undo()
+    handler.flush()
+    assert stream.getvalue() == "".join(line + "\n" for line in expected)
+
+
+def test_info_direct_leaves_any_other_set_up_to_logging():
+    from config.buffered_log import PLAIN_FORMAT, SecondCachedFormatter, info_direct
+
+    stream, seen = CountingStream(), CountingStream()
+    handler = BufferedStreamHandler(stream, flush_seconds=3600)
+    handler.setFormatter(SecondCachedFormatter(PLAIN_FORMAT))
+    log = logger_with(handler)
+    log.addFilter(lambda record: record.getMessage() != "dropped")
+    info_direct(log, "dropped")  # a filter on the logger is obeyed
+    other = logging.StreamHandler(seen)
+    log.addHandler(other)
+    info_direct(log, "to both")  # a second handler gets the line too
+    log.removeHandler(other)
+    handler.setFormatter(SecondCachedFormatter("%(levelname)s %(message)s"))
+    info_direct(log, "own format")  # another format is logging's to write
+    handler.flush()
+    lines = stream.getvalue().splitlines()
+    assert [line.rsplit(" ", 2)[-2:] for line in lines[:1]] == [["to", "both"]]
+    assert lines[1:] == ["INFO own format"]
+    assert seen.getvalue() == "to both\n"
