@@ -18,7 +18,13 @@ from django.db.models import Sum
 from accounts.models import Organization
 from accounts.services import api_key_issue
 from analytics.models import HourlyRollup, Status, UsageEvent
-from analytics.records import CLAMPED_PROPERTY, TOKEN_CEILING, UsageRecord, record_sanitize
+from analytics.records import (
+    CLAMPED_PROPERTY,
+    SANITIZE_VERSION,
+    TOKEN_CEILING,
+    UsageRecord,
+    record_sanitize,
+)
 from analytics.services import usage_record_batch
 from pricing.usage import Usage
 from proxy.handoff import HandoffQueue, record_line
@@ -95,6 +101,26 @@ def test_an_ordinary_record_is_left_alone():
     plain = record(1, 2, customer_id="acme", properties={"team": "search"})
     assert record_sanitize(record(1, 2, customer_id="acme", properties={"team": "search"})) == plain
     assert plain.clamped is False
+
+
+def test_the_writer_sanitizes_a_line_again_unless_this_version_sanitized_it():
+    """A proxy's line carries the mark of the record_sanitize that made it
+    storable; the writer reads such a line as written. A line without the
+    mark (an older version's, or a record built by hand) or with an older
+    mark is sanitized again."""
+    long_model = "m" * 250  # the column takes 200
+    line = json.loads(record_line(record(1, 4, model=long_model)))
+    assert line["sanitized"] == 0
+    for mark in (None, 0, SANITIZE_VERSION - 1):
+        older = {key: value for key, value in line.items() if key != "sanitized"}
+        if mark is not None:
+            older["sanitized"] = mark
+        assert UsageRecord.from_json(older).model == "m" * 200
+    marked = UsageRecord.from_json({**line, "sanitized": SANITIZE_VERSION})
+    assert marked.model == long_model  # trusted: not sanitized a second time
+    clean = record_sanitize(record(1, 4, model=long_model))
+    assert (clean.model, clean.sanitized) == ("m" * 200, SANITIZE_VERSION)
+    assert json.loads(record_line(clean))["sanitized"] == SANITIZE_VERSION
 
 
 TEXT_FIELDS = [
