@@ -34,6 +34,7 @@ from analytics.rollups import (
     PROPERTY_CUSTOMER_DAILY,
     PROPERTY_CUSTOMER_HOURLY,
     PROPERTY_DAILY,
+    PROPERTY_DAILY_MODEL,
     PROPERTY_HOURLY,
 )
 from analytics.services import EVENT_COPY_SQL, event_row, events_copy
@@ -51,6 +52,7 @@ WRITTEN = (
         for table in (
             PROPERTY_HOURLY,
             PROPERTY_DAILY,
+            PROPERTY_DAILY_MODEL,
             PROPERTY_CUSTOMER_HOURLY,
             PROPERTY_CUSTOMER_DAILY,
         )

@@ -386,6 +386,41 @@ class PropertyDailyRollup(RollupCounters, CoarseDimensions, PropertyDimensions):
         return f"{self.organization_id} {self.name}={self.value} {self.day}"
 
 
+class PropertyDailyModelRollup(RollupCounters, PropertyDimensions):
+    """PropertyDailyRollup without environment, key and status (what
+    DailyModelRollup is to DailyCoarseRollup): a pair's month is a few rows per
+    day and model/feature instead of one per every coarse bucket, what the
+    overview and the summaries read under a property filter when they neither
+    filter nor group by those (analytics.selectors._common.property_rows).
+    Counts error calls itself, as status is gone. Folded and re-keyed with
+    PropertyDailyRollup, under the same guard (analytics.properties)."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    day = models.DateField()  # local, in organization.rollup_timezone
+    provider = models.CharField(max_length=64)
+    model = models.CharField(max_length=200)
+    feature = models.CharField(max_length=256)
+    error_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=[
+                    "organization",
+                    *PROPERTY_LEAD,
+                    "day",
+                    "provider",
+                    "model",
+                    "feature",
+                ],
+                name="uniq_property_daily_model",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.organization_id} {self.name}={self.value} {self.day} {self.model}"
+
+
 # CustomerRollup's dimension for a property key: "x-property-<name>", the
 # header the calls carried it in (analytics.properties).
 PROPERTY_CUSTOMER_PREFIX = "x-property-"

@@ -5,7 +5,8 @@ transaction, what each batch added per (property name, value, hourly coarse
 bucket) to PropertyRollupDelta. The fold (analytics.fold) calls
 `property_fold_sql` / `property_fold_python` in its own transaction: the
 deltas are deleted, passed through the guard and added to PropertyHourlyRollup
-(UTC hours) and PropertyDailyRollup (local days), so each is counted once.
+(UTC hours), PropertyDailyRollup and its narrower cut PropertyDailyModelRollup
+(local days), so each is counted once.
 
 The guard bounds the tables: a key rolls up while the organization has
 recorded at most PROPERTY_VALUES_ROLLED distinct values for it, none longer
@@ -40,6 +41,7 @@ from analytics.rollups import (
     PROPERTY_CUSTOMER_DAILY,
     PROPERTY_CUSTOMER_HOURLY,
     PROPERTY_DAILY,
+    PROPERTY_DAILY_MODEL,
     PROPERTY_DELTA,
     PROPERTY_HOURLY,
     CustomerSplits,
@@ -58,6 +60,7 @@ _VALUES = PropertyValue._meta.db_table
 _CAPPED_LEAVE = (
     PROPERTY_HOURLY.db_table,
     PROPERTY_DAILY.db_table,
+    PROPERTY_DAILY_MODEL.db_table,
     PROPERTY_CUSTOMER_HOURLY.db_table,
     PROPERTY_CUSTOMER_DAILY.db_table,
     _VALUES,
@@ -101,6 +104,7 @@ def property_fold_sql(
     _guard_sql(cursor)
     cursor.execute(PROPERTY_HOURLY.derive_sql(_BATCH))
     cursor.execute(PROPERTY_DAILY.derive_sql(_BATCH))
+    cursor.execute(PROPERTY_DAILY_MODEL.derive_sql(_BATCH))
     # Deltas logged before the customer was (NULL) reach the coarse tables only.
     known = f"(SELECT * FROM {_BATCH} WHERE customer_id IS NOT NULL) AS known"  # noqa: S608
     cursor.execute(PROPERTY_CUSTOMER_HOURLY.derive_sql(known))
@@ -168,6 +172,7 @@ def property_fold_python(*, organization_ids: list[int] | None, limit: int, zone
         row["day"] = row["hour"].astimezone(known[row["organization_id"]]).date()
     PROPERTY_HOURLY.add(PROPERTY_HOURLY.derive(kept))
     PROPERTY_DAILY.add(PROPERTY_DAILY.derive(kept))
+    PROPERTY_DAILY_MODEL.add(PROPERTY_DAILY_MODEL.derive(kept))
     with_customer = [row for row in kept if row["customer_id"] is not None]
     PROPERTY_CUSTOMER_HOURLY.add(PROPERTY_CUSTOMER_HOURLY.derive(with_customer))
     PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(with_customer))
@@ -198,7 +203,7 @@ def _guard_python(rows: list[Row]) -> list[Row]:
         )
         if capped:
             capped_now.add((org, name))
-            tables = (PROPERTY_HOURLY, PROPERTY_DAILY, *PROPERTY_CUSTOMER)
+            tables = (PROPERTY_HOURLY, PROPERTY_DAILY, PROPERTY_DAILY_MODEL, *PROPERTY_CUSTOMER)
             for table in tables:
                 table.model._default_manager.filter(organization_id=org, name=name).delete()
             CustomerRollup.objects.filter(
@@ -212,12 +217,13 @@ def _guard_python(rows: list[Row]) -> list[Row]:
 
 
 def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
-    """Replace one organization's PropertyDailyRollup and
-    PropertyCustomerDailyRollup from their hourly rows in `zone`, and add its
+    """Replace one organization's PropertyDailyRollup (and its cut,
+    PropertyDailyModelRollup) and PropertyCustomerDailyRollup from their
+    hourly rows in `zone`, and add its
     CustomerRollup property rows from PropertyCustomerHourlyRollup (inside
     analytics.fold.daily_rollups_rebuild's snapshot, which has emptied the
     organization's CustomerRollup)."""
-    for daily in (PROPERTY_DAILY, PROPERTY_CUSTOMER_DAILY):
+    for daily in (PROPERTY_DAILY, PROPERTY_DAILY_MODEL, PROPERTY_CUSTOMER_DAILY):
         daily.model._default_manager.filter(organization_id=organization_id).delete()
     if connection.vendor == "postgresql":
 
@@ -230,6 +236,9 @@ def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
         by_day: list[str | int] = [zone.key, organization_id]
         with connection.cursor() as cursor:
             cursor.execute(PROPERTY_DAILY.derive_sql(local(PROPERTY_HOURLY)), by_day)
+            # The cut from the daily rows just written (already in local days).
+            days = f"(SELECT * FROM {PROPERTY_DAILY.db_table} WHERE organization_id = %s) AS d"  # noqa: S608
+            cursor.execute(PROPERTY_DAILY_MODEL.derive_sql(days), [organization_id])
             source = local(PROPERTY_CUSTOMER_HOURLY)
             cursor.execute(PROPERTY_CUSTOMER_DAILY.derive_sql(source), by_day)
             customers = customer_source_sql(source, PROPERTY_SPLITS)
@@ -242,6 +251,7 @@ def property_daily_rebuild(organization_id: int, zone: ZoneInfo) -> None:
             row["day"] = row["hour"].astimezone(zone).date()
         if table is PROPERTY_HOURLY:
             PROPERTY_DAILY.add(PROPERTY_DAILY.derive(rows))
+            PROPERTY_DAILY_MODEL.add(PROPERTY_DAILY_MODEL.derive(rows))
         else:
             PROPERTY_CUSTOMER_DAILY.add(PROPERTY_CUSTOMER_DAILY.derive(rows))
             CUSTOMER.add(CUSTOMER.derive(customer_rows(rows, PROPERTY_SPLITS)))

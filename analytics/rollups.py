@@ -37,6 +37,7 @@ from analytics.models import (
     HourlyRollup,
     PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
+    PropertyDailyModelRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyRollupDelta,
@@ -268,6 +269,8 @@ DAILY = (DAILY_COARSE, DAILY_MODEL, CUSTOMER)
 # like the hourly table; folded beside the others, rebuilt with the daily ones.
 PROPERTY_HOURLY = RollupTable.of(PropertyHourlyRollup)
 PROPERTY_DAILY = RollupTable.of(PropertyDailyRollup)
+# PropertyDailyRollup without environment, key and status (DAILY_MODEL's cut).
+PROPERTY_DAILY_MODEL = RollupTable.of(PropertyDailyModelRollup)
 PROPERTY_CUSTOMER_HOURLY = RollupTable.of(PropertyCustomerHourlyRollup)
 PROPERTY_CUSTOMER_DAILY = RollupTable.of(PropertyCustomerDailyRollup)
 # Keyed like the coarse property table plus the customer (the finer table's key).

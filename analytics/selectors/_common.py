@@ -26,6 +26,7 @@ from analytics.models import (
     HourlyRollup,
     PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
+    PropertyDailyModelRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyKey,
@@ -368,7 +369,8 @@ def property_rows(
     about customers (a customer's models, customers of a model) read
     PropertyCustomer{Daily,Hourly}Rollup; the rest the coarse property tables (daily
     rows, here too, when the daily tables are in the period's zone and no hour-of-day
-    question is asked)."""
+    question is asked; PropertyDailyModelRollup for questions about providers,
+    models and features only)."""
     if by not in (None, *DIMENSIONS) or not property_rollups_answer(
         organization=organization, filters=filters
     ):
@@ -395,6 +397,13 @@ def property_rows(
         tables = (PropertyDailyRollup, PropertyHourlyRollup, PROPERTY_COLUMNS)
     daily_model, hourly_model, columns = tables
     pair = {"organization": organization, "name": name, "value": value, **lookup}
+    narrow = by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS)
+    if ready and narrow and daily_model is PropertyDailyRollup:
+        # The pair's cut without environment, key and status (as DailyModelRollup).
+        cut = PropertyDailyModelRollup.objects.filter(
+            day__gte=period.start, day__lte=period.end, **pair
+        )
+        return Rows(cut, F("day"), PROPERTY_COLUMNS, counted_errors_annotations)
     if ready:
         days = daily_model.objects.filter(day__gte=period.start, day__lte=period.end, **pair)
         return Rows(days, F("day"), columns, totals_annotations)

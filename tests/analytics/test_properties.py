@@ -24,6 +24,7 @@ from analytics.models import (
     CustomerRollup,
     PropertyCustomerDailyRollup,
     PropertyCustomerHourlyRollup,
+    PropertyDailyModelRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     PropertyKey,
@@ -35,6 +36,7 @@ from analytics.periods import Period, org_zone, period_preset
 from analytics.selectors._common import rollup_rows
 from analytics.selectors.headline import nearest_rank, overview_headline
 from analytics.selectors.tables import table_ranking
+from analytics.services import usage_record_batch
 from tests.analytics.conftest import call
 
 pytestmark = pytest.mark.django_db
@@ -112,6 +114,8 @@ SERVED = [
     {"property": "plan:pro", "environment": "staging", "feature": "chat"},
     {"property": "plan:free", "key_id": "KEY"},
 ]
+# The filters the narrow cut (no environment, key or status) answers.
+NARROW = {"provider", "model", "feature", "property"}
 
 
 def test_one_property_with_coarse_filters_reads_the_rollups_and_equals_the_oracle(
@@ -125,9 +129,11 @@ def test_one_property_with_coarse_filters_reads_the_rollups_and_equals_the_oracl
         expected = [r for r in ledger if _matches(r, spec)]
         assert expected
         filters = _filters(spec)
-        assert rollup_rows(organization=org, period=period, filters=filters).qs.model is (
-            PropertyDailyRollup
-        )
+        daily = PropertyDailyModelRollup if set(spec) <= NARROW else PropertyDailyRollup
+        assert rollup_rows(organization=org, period=period, filters=filters).qs.model is daily
+        for by in ("environment", "status", "key"):  # what the cut lacks
+            grouped = rollup_rows(organization=org, period=period, filters=filters, by=by)
+            assert grouped.qs.model is PropertyDailyRollup
         hours = rollup_rows(organization=org, period=period, filters=filters, hourly=True)
         assert hours.qs.model is PropertyHourlyRollup
 
@@ -144,11 +150,19 @@ def test_one_property_with_coarse_filters_reads_the_rollups_and_equals_the_oracl
         )
         assert {row.key: row.cost for row in rows} == dict(by_model)
 
+        by_status = defaultdict(int)
+        for r in expected:
+            by_status[r.status] += 1
+        rows = selectors.spend_breakdown(
+            organization=org, period=period, by="status", filters=filters
+        )
+        assert {row.key: row.calls for row in rows} == dict(by_status)
+
         per_day = defaultdict(int)
         for r in expected:
             per_day[timezone.localtime(r.created_at, period.zone).date()] += 1
-        daily = selectors.spend_daily(organization=org, period=period, filters=filters)
-        assert {d.key: d.calls for d in daily.days if d.calls} == dict(per_day)
+        days = selectors.spend_daily(organization=org, period=period, filters=filters)
+        assert {d.key: d.calls for d in days.days if d.calls} == dict(per_day)
 
         peaks = selectors.usage_peaks(organization=org, period=period, filters=filters)
         assert sum(map(sum, peaks.calls)) == len(expected)
@@ -329,6 +343,7 @@ def test_a_second_organization_never_shows(org, other_org, ledger):
     for model in (
         PropertyHourlyRollup,
         PropertyDailyRollup,
+        PropertyDailyModelRollup,
         PropertyCustomerHourlyRollup,
         PropertyValue,
         PropertyKey,
@@ -357,6 +372,7 @@ def test_a_key_with_too_many_values_is_capped_and_read_from_the_events(org, inge
     for model in (
         PropertyHourlyRollup,
         PropertyDailyRollup,
+        PropertyDailyModelRollup,
         PropertyCustomerHourlyRollup,
         PropertyCustomerDailyRollup,
     ):
@@ -375,7 +391,7 @@ def test_a_key_with_too_many_values_is_capped_and_read_from_the_events(org, inge
     assert selectors.spend_totals(organization=org, period=period, filters=run).calls == 2
     plan = _filters({"property": "plan:pro"})
     assert rollup_rows(organization=org, period=period, filters=plan).qs.model is (
-        PropertyDailyRollup
+        PropertyDailyModelRollup
     )
     assert selectors.spend_totals(organization=org, period=period, filters=plan).calls == (
         5 + many + 1
@@ -408,9 +424,10 @@ def test_a_zone_rebuild_rekeys_the_daily_property_rows(org, ingest):
     period = Period(at.date() + timedelta(days=1), at.date() + timedelta(days=1), org_zone(org))
     filters = _filters({"property": "plan:pro"})
     assert rollup_rows(organization=org, period=period, filters=filters).qs.model is (
-        PropertyDailyRollup
+        PropertyDailyModelRollup
     )
     assert selectors.spend_totals(organization=org, period=period, filters=filters).calls == 3
+    assert _daily_model_rows(org) == _daily_model_oracle(org)
     assert _customer_sums(org) == _customer_oracle(org)
     rows = PropertyCustomerDailyRollup.objects.filter(organization=org)
     assert {(row.day, row.calls) for row in rows} == {(at.date() + timedelta(days=1), 3)}
@@ -482,3 +499,111 @@ def test_the_daily_customer_backfill_gives_the_folded_rows(org, other_org, ledge
         daily_rollups_rebuild(org.pk)
         daily_rollups_rebuild(other_org.pk)
     assert stored() == before
+
+
+# --- PropertyDailyModelRollup: the daily rows without environment, key and status ---
+
+_MODEL_COUNTERS = (
+    "calls",
+    "unpriced_calls",
+    "error_calls",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency_ms_sum",
+)
+
+
+def _daily_model_rows(org) -> dict[tuple, tuple]:
+    rows = PropertyDailyModelRollup.objects.filter(organization=org)
+    keys = ("name", "value", "day", "provider", "model", "feature")
+    return {
+        tuple(row[k] for k in keys): tuple(row[c] for c in _MODEL_COUNTERS)
+        for row in rows.values(*keys, *_MODEL_COUNTERS)
+    }
+
+
+def _daily_model_oracle(org) -> dict[tuple, tuple]:
+    """The oracle: a plain GROUP BY over the events, each call under each of
+    its properties in the local day its hour starts on (PostgreSQL; Python
+    over the events elsewhere)."""
+    from analytics.models import UsageEvent  # noqa: PLC0415 (the oracle reads rows, not code)
+
+    zone = org_zone(org)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT p.key, p.value, (date_trunc('hour', e.created_at) AT TIME ZONE %s)::date, "  # noqa: S608
+                "e.provider, e.model, e.feature, COUNT(*), "
+                "SUM(CASE WHEN e.priced THEN 0 ELSE 1 END), "
+                "SUM(CASE WHEN e.status <> 'success' THEN 1 ELSE 0 END), "
+                "SUM(e.input_tokens), SUM(e.output_tokens), SUM(e.cost), SUM(e.latency_ms) "
+                f"FROM {UsageEvent._meta.db_table} e, jsonb_each_text(e.properties) p "
+                "WHERE e.organization_id = %s GROUP BY 1, 2, 3, 4, 5, 6",
+                [zone.key, org.pk],
+            )
+            return {tuple(row[:6]): tuple(row[6:]) for row in cursor.fetchall()}
+    sums: dict[tuple, list] = defaultdict(lambda: [0, 0, 0, 0, 0, Decimal(0), 0])
+    for e in UsageEvent.objects.filter(organization=org):
+        hour = e.created_at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+        for name, value in e.properties.items():
+            key = (name, value, hour.astimezone(zone).date(), e.provider, e.model, e.feature)
+            add: list = [1, 0 if e.priced else 1, int(e.status != "success"), e.input_tokens]
+            add += [e.output_tokens, e.cost, e.latency_ms]
+            sums[key] = [a + b for a, b in zip(sums[key], add, strict=True)]
+    return {key: tuple(value) for key, value in sums.items()}
+
+
+def test_the_daily_model_cut_equals_a_group_by_over_the_events_folded_once(org, other_org, ledger):
+    assert _daily_model_rows(org) == _daily_model_oracle(org)
+    assert _daily_model_rows(other_org) == _daily_model_oracle(other_org)
+    # More calls, their deltas pending until one fold; a second fold adds nothing.
+    now = timezone.now()
+    more = [
+        call(org, now - timedelta(hours=n), status=STATUSES[n % 3], properties={"plan": "pro"})
+        for n in range(6)
+    ]
+    usage_record_batch(more)
+    usage_record_batch([call(org, now, properties={"plan": "new"})])
+    assert PropertyRollupDelta.objects.filter(organization=org).exists()
+    assert _daily_model_rows(org) != _daily_model_oracle(org)
+    rollups_fold_until_done()
+    rollups_fold_until_done()
+    assert _daily_model_rows(org) == _daily_model_oracle(org)
+
+
+def test_the_overview_under_a_property_reads_the_cut_and_equals_the_oracle(org, ledger):
+    period = period_preset(org, "30d")
+    filters = _filters({"property": "plan:pro"})
+    expected = [r for r in ledger if r.properties["plan"] == "pro"]
+    summary = selectors.spend_summary(organization=org, period=period, filters=filters)
+    assert (summary.current.calls, summary.current.cost) == (
+        len(expected),
+        sum(r.cost for r in expected),
+    )
+    assert summary.current.error_calls == sum(1 for r in expected if r.status != "success")
+    features = selectors.spend_breakdown(
+        organization=org, period=period, by="feature", filters=filters
+    )
+    assert {row.key: row.calls for row in features} == dict(_calls_by(expected, "feature"))
+
+
+def _calls_by(records, name: str) -> dict:
+    out: dict = defaultdict(int)
+    for r in records:
+        out[getattr(r, name)] += 1
+    return out
+
+
+def test_the_daily_model_backfill_gives_the_folded_rows(org, other_org, ledger):
+    before = {each.pk: _daily_model_rows(each) for each in (org, other_org)}
+    assert before[org.pk]
+    PropertyDailyModelRollup.objects.all().delete()
+    migration = importlib.import_module("analytics.migrations.0025_property_daily_model")
+    migration.backfill(None, SimpleNamespace(connection=connection))
+    if connection.vendor != "postgresql":
+        org.refresh_from_db()
+        assert org.rollup_timezone == ""
+        daily_rollups_rebuild(org.pk)
+        daily_rollups_rebuild(other_org.pk)
+    assert {each.pk: _daily_model_rows(each) for each in (org, other_org)} == before

@@ -16,6 +16,7 @@ from analytics.models import (
     HourlyCoarseRollup,
     HourlyRollup,
     PropertyCustomerHourlyRollup,
+    PropertyDailyModelRollup,
     PropertyDailyRollup,
     PropertyHourlyRollup,
     Status,
@@ -238,7 +239,12 @@ def test_repricing_keeps_the_property_rollups_equal_to_the_events(org, price_row
         events = UsageEvent.objects.filter(organization=org, **{f"properties__{name}": value})
         tables = {
             table: table.objects.filter(organization=org, name=name, value=value)
-            for table in (PropertyHourlyRollup, PropertyDailyRollup, PropertyCustomerHourlyRollup)
+            for table in (
+                PropertyHourlyRollup,
+                PropertyDailyRollup,
+                PropertyDailyModelRollup,
+                PropertyCustomerHourlyRollup,
+            )
         }
         # The customers' rows of the pair, one interval kind (each call is in one day).
         tables[CustomerRollup] = CustomerRollup.objects.filter(
