@@ -215,7 +215,7 @@ def _clean(org) -> None:
 
     for model in tenant_models():
         if model._meta.app_label == "analytics":
-            model.objects.filter(organization=org).delete()
+            model._default_manager.filter(organization=org).delete()
 
 
 def _records(org_id: int) -> list:
