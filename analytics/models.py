@@ -93,7 +93,14 @@ class UsageEvent(models.Model):
             # REQUEST_SORTS): each order and its reverse is one scan of these.
             models.Index(fields=["organization", "model", "-created_at"], name="ue_org_model"),
             models.Index(fields=["organization", "feature", "-created_at"], name="ue_org_feature"),
-            models.Index(fields=["organization", "status", "-created_at"], name="ue_org_status"),
+            # Carries latency_ms: the overview's latency sample under a status
+            # filter (analytics.selectors.headline) is then an index-only scan,
+            # not ~20,000 heap pages read at random (10M events: 104 → 5 ms).
+            models.Index(
+                fields=["organization", "status", "-created_at"],
+                name="ue_org_status",
+                include=["latency_ms"],
+            ),
             models.Index(
                 F("organization"),
                 F("input_tokens") + F("output_tokens"),

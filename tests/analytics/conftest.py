@@ -7,6 +7,7 @@ from datetime import datetime
 from decimal import Decimal
 
 import pytest
+from django.db import connection, transaction
 
 from analytics.fold import rollups_fold_until_done
 from analytics.models import Status
@@ -71,3 +72,16 @@ def ingest(db):
         return list(records)
 
     return write
+
+
+def plan_without(qs, *plans: str) -> str:
+    """`qs.explain()` with PostgreSQL's planner kept off each of `plans`
+    (`seqscan`, `sort`, `bitmapscan`: SET LOCAL enable_… = off): a test's
+    handful of rows leaves the planner free to pick any plan, where the
+    question is whether an index can answer. On SQLite, the plain plan."""
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                for name in plans:
+                    cursor.execute(f"SET LOCAL enable_{name} = off")
+        return qs.explain()

@@ -6,12 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 
 from analytics.models import Status
 from analytics.periods import Period, local_midnight_utc, org_today, org_zone
 from analytics.selectors import latency_percentiles, overview_headline
 from analytics.selectors.headline import nearest_rank
-from tests.analytics.conftest import call
+from tests.analytics.conftest import call, plan_without
 
 
 def test_nearest_rank_by_hand():
@@ -88,3 +89,23 @@ def test_overview_page_shows_the_chosen_period(owner_client, two_periods, days):
     assert "200 ms" in head and "1.0 s" in head and "×3.3" in head  # p95 1000 vs 300
     assert "99" not in head  # the other organization's calls
     assert 'id="calls-chart"' in page and '"overlay"' in page
+
+
+def test_latency_sample_under_a_status_filter_reads_only_the_index(org, two_periods, days):
+    """ue_org_status carries latency_ms: the sample of a status filter needs
+    no row of the table (at 10M events, ~20,000 heap pages read at random).
+    A handful of rows leave the planner free to scan the table, so the plan
+    is asked for with scans of the table itself priced out."""
+    from analytics.params import UsageFilters
+    from analytics.selectors._common import event_source
+
+    _, current = days
+    filters = UsageFilters(status=Status.UPSTREAM_ERROR)
+    qs = event_source(organization=org, period=current, filters=filters)
+    sample = qs.order_by("-created_at").values_list("latency_ms", flat=True)[:20_000]
+    plan = plan_without(sample, "seqscan", "bitmapscan")
+    if connection.vendor == "postgresql":
+        assert "Index Only Scan using ue_org_status" in plan, plan
+    else:  # SQLite has no INCLUDE: the index still answers the filter and the order
+        assert "USING INDEX ue_org_status" in plan, plan
+    assert list(sample) == [300]
