@@ -256,6 +256,13 @@ def event_rows(*, organization, period: Period, filters: UsageFilters) -> Rows:
     )
 
 
+def _model_cut_answers(lookup: dict[str, object], by: str | None) -> bool:
+    """Is it a question about providers, models and features only, which the
+    daily tables' cut without environment, key and status (DailyModelRollup,
+    PropertyDailyModelRollup) answers?"""
+    return by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS)
+
+
 def rollup_rows(
     *,
     organization,
@@ -302,7 +309,7 @@ def rollup_rows(
         )
     customer_level = by == "customer" or "customer_id" in lookup
     if ready and not customer_level:
-        if by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS):
+        if _model_cut_answers(lookup, by):
             narrow = DailyModelRollup.objects.filter(
                 organization=organization, day__gte=period.start, day__lte=period.end, **lookup
             )
@@ -397,8 +404,7 @@ def property_rows(
         tables = (PropertyDailyRollup, PropertyHourlyRollup, PROPERTY_COLUMNS)
     daily_model, hourly_model, columns = tables
     pair = {"organization": organization, "name": name, "value": value, **lookup}
-    narrow = by in (None, *MODEL_DIMENSIONS) and set(lookup) <= set(MODEL_DIMENSIONS)
-    if ready and narrow and daily_model is PropertyDailyRollup:
+    if ready and _model_cut_answers(lookup, by):  # never a customer question here
         # The pair's cut without environment, key and status (as DailyModelRollup).
         cut = PropertyDailyModelRollup.objects.filter(
             day__gte=period.start, day__lte=period.end, **pair
