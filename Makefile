@@ -66,7 +66,10 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
+# The load benchmarks drive Debian's wrk (/usr/bin/wrk): installed here when missing.
 bench: install
+	@command -v wrk >/dev/null 2>&1 || { echo "installing wrk (Debian's package) for the load benchmarks"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; }
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 install: $(VENV)/.installed
