@@ -24,8 +24,11 @@ def now():
 
 @pytest.fixture
 def spend(org, api_key, ingest, now):
-    """Five calls today-ish (UTC org) across two models, customers and a trace."""
-    t = now - timedelta(minutes=5)
+    """Five calls today (UTC org) across two models, customers and a trace: five
+    minutes ago, or at midnight in the day's first five minutes (a run just
+    after midnight had put them in yesterday, and the daily series failed)."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    t = max(now - timedelta(minutes=5), midnight)
     return ingest(
         call(org, t, cost="0.1000000001", customer_id="c-1", feature="chat", trace_id="tr-9"),
         call(org, t, cost="0.2000000002", customer_id="c-1", feature="chat", trace_id="tr-9"),
