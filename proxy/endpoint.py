@@ -158,7 +158,12 @@ async def _forward(runtime: ProxyRuntime, call: Call, scope, split, send) -> Non
     url = route.base_url + route.path + ("?" + query.decode("latin-1") if query else "")
     try:
         response = await open_upstream(
-            runtime, scope["method"], URL(url, encoded=True), headers, facts.body
+            runtime,
+            scope["method"],
+            URL(url, encoded=True),
+            headers,
+            facts.body,
+            stream=facts.stream,
         )
     except UpstreamFailed as failure:
         call.http_status = failure.status

@@ -25,6 +25,7 @@ from proxy.calls import Call, call_record
 from proxy.decoding import Decoder, decode_body
 from proxy.gates import Refusal
 from proxy.headers import response_headers
+from proxy.lean_http import LeanResponse
 from proxy.upstream import UpstreamFailed
 
 logger = logging.getLogger("aispendtrack.proxy")
@@ -78,7 +79,9 @@ def _cost_header(cost: Decimal | None) -> list[tuple[bytes, bytes]]:
     return [(b"x-aispendtrack-cost", format(cost, "f").encode())]
 
 
-async def relay_response(runtime, call: Call, response: aiohttp.ClientResponse, send) -> None:
+async def relay_response(
+    runtime, call: Call, response: aiohttp.ClientResponse | LeanResponse, send
+) -> None:
     call.http_status = response.status
     call.ttfb_ms = call.elapsed_ms()
     headers = response.headers

@@ -13,6 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import aiohttp
+from aiohttp.resolver import DefaultResolver
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connection, connections
@@ -25,6 +26,7 @@ from proxy.budgets import BudgetGate
 from proxy.costing import prices_refresh
 from proxy.gates import Gate, Refusal
 from proxy.handoff import HandoffQueue
+from proxy.lean_http import LeanClient
 from proxy.live import live_endpoint
 from proxy.plan_limits import PlanLimitGate
 from proxy.providers import provider_upstream
@@ -74,6 +76,7 @@ class ProxyRuntime:
         # Refused calls per (organization, hour, Refusal.reason): counters, not events.
         self.refusals = RefusalCounter(run_sync=self.run_sync)
         self.session: aiohttp.ClientSession | None = None
+        self.lean: LeanClient | None = None
         self.literal_guard: LiteralGuard | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
         self._refresher: asyncio.Task | None = None
@@ -106,6 +109,12 @@ class ProxyRuntime:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
+        # Plain calls: the same resolver, timeouts and pooling, fewer µs (proxy/lean_http.py).
+        self.lean = LeanClient(
+            resolver=resolver or DefaultResolver(),
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+        )
         self.refusals.start()
         for gate in self.gates:
             await gate.start()
@@ -135,6 +144,8 @@ class ProxyRuntime:
         self._housekeeping.shutdown(wait=False)
         # The async ORM's thread (cold key lookups) holds a connection too.
         await sync_to_async(connections.close_all)()
+        if self.lean is not None:
+            await self.lean.close()
         if self.session is not None:
             await self.session.close()
 
