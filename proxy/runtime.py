@@ -109,7 +109,7 @@ class ProxyRuntime:
             cookie_jar=aiohttp.DummyCookieJar(),
             trust_env=False,
         )
-        # Plain calls: the same resolver, timeouts and pooling, fewer µs (proxy/lean_http.py).
+        # Plain calls: the same resolver, timeouts and pooling, fewer µs (proxy/lean_http/).
         self.lean = LeanClient(
             resolver=resolver or DefaultResolver(),
             connect_timeout=self.connect_timeout,

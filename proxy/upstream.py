@@ -31,13 +31,14 @@ class UpstreamFailed(Exception):
 
 async def open_upstream(runtime, method: str, url: URL, headers, body: bytes, *, stream: bool):
     """Send the request; returns the response once its headers arrived. A
-    plain call goes through the lean client (proxy/lean_http.py), a stream
-    through aiohttp; both raise aiohttp's errors, mapped here the same way."""
+    plain call goes through the lean client (proxy/lean_http/), a stream (or
+    a HEAD, whose answer has no body whatever its headers say) through
+    aiohttp; both raise aiohttp's errors, mapped here the same way."""
     guard = runtime.literal_guard
     if guard is not None and (problem := guard.refusal(url.host)) is not None:
         raise UpstreamFailed(502, problem)
     try:
-        if not stream and runtime.lean is not None:
+        if not stream and method != "HEAD" and runtime.lean is not None:
             return await runtime.lean.request(method, url, headers, body)
         return await runtime.session.request(
             method,

@@ -1,4 +1,4 @@
-"""The lean upstream client (proxy/lean_http.py) against raw local servers we
+"""The lean upstream client (proxy/lean_http/) against raw local servers we
 script byte by byte. Where aiohttp's behaviour is the bar (the bytes sent,
 the errors and their 502/504 mapping, a half-dead pooled connection), the
 same scenario runs through an aiohttp session configured as proxy/runtime.py
@@ -15,6 +15,7 @@ from types import SimpleNamespace
 import aiohttp
 import pytest
 import uvloop
+from aiohttp.abc import AbstractResolver
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
@@ -412,14 +413,17 @@ def test_a_cut_body_is_a_client_error():
 # --- addresses -----------------------------------------------------------------------
 
 
-class CountingResolver(DefaultResolver):
+class CountingResolver(AbstractResolver):
     def __init__(self) -> None:
-        super().__init__()
+        self.inner = DefaultResolver()
         self.asked: list[str] = []
 
     async def resolve(self, host, port=0, family=0):
         self.asked.append(host)
-        return await super().resolve(host, port, family)
+        return await self.inner.resolve(host, port, family)
+
+    async def close(self) -> None:
+        await self.inner.close()
 
 
 def test_names_resolving_to_internal_addresses_are_refused():
