@@ -21,11 +21,20 @@ What it keeps from the aiohttp session beside it (proxy/runtime.py):
   GET-like, UTF-8, CR/LF refused (a raw-socket test compares both clients);
 - pooling per (scheme, host, port), unbounded. A connection goes back to
   the pool only once its whole answer was read and both sides keep it
-  alive; one the server closed while idle (its FIN seen by the loop) or
-  idle longer than KEEPALIVE (aiohttp's 15 s) is never reused. A request
-  that fails on a connection before any answer (the server closed it as we
-  wrote) is retried once on a fresh one for idempotent methods only:
-  aiohttp's rule; a POST is not replayed and gets aiohttp's 502.
+  alive (a cancelled or cut answer closes it); one the server closed while
+  idle (its FIN or reset seen by the loop) or idle longer than KEEPALIVE
+  (aiohttp's 15 s) is never reused. Most recently used first (aiohttp takes
+  the oldest), so fewer connections stay warm.
+- a request that fails before any answer: retried once on a fresh
+  connection for idempotent methods (aiohttp's rule), and, beyond aiohttp,
+  for any method when a reused connection was reset before any answer
+  byte: the request met a socket the server had already closed, so it was
+  never read (the server answered, then closed with bytes unread: the fake
+  provider after a gzip body it cannot inflate, as tests/proxy/test_fuzz.py
+  sends; aiohttp gave the next POST a 502 for 2–7 in 150 such pairs in a
+  loop, the lean client none). A clean close
+  (FIN) after the request is never replayed for a POST: the server may have
+  read it.
 """
 
 from proxy.lean_http.client import LeanClient

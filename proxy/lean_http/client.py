@@ -4,6 +4,7 @@ says what it keeps from aiohttp)."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import socket
 import ssl
@@ -63,15 +64,15 @@ class LeanClient:
             raise ValueError("the lean client does not send HEAD requests")
         key = (scheme, host, port)
         request = _request_bytes(method, url, headers, body)
-        retry = method in _IDEMPOTENT
+        retry = True
         while True:
             conn = self._pooled(key) or await self._connect(key)
             self._busy.add(conn)
             try:
                 return await conn.start(request)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as error:
                 self.release(conn, reusable=False)
-                if not retry:
+                if not (retry and (method in _IDEMPOTENT or _never_read(conn, error))):
                     raise
                 retry = False
             except BaseException:  # cancelled, timed out, malformed: never reused
@@ -83,6 +84,7 @@ class LeanClient:
         if not (reusable and conn.open):
             conn.close()
             return
+        conn.resume()  # its answer may have ended while reading was paused
         now = conn.loop.time()
         conn.idle_since = now
         idle = self._idle.setdefault(conn.key, deque())
@@ -108,6 +110,7 @@ class LeanClient:
         while idle:
             conn = idle.pop()
             if conn.open and now - conn.idle_since <= KEEPALIVE:
+                conn.reused = True
                 return conn
             conn.close()
         return None
@@ -176,6 +179,18 @@ class LeanClient:
         infos = _addr_infos(hosts)
         self._addresses[(host, port)] = (loop.time() + DNS_TTL, infos)
         return list(infos)
+
+
+def _never_read(conn: Connection, error: Exception) -> bool:
+    """A reset of a reused connection before any answer byte: our bytes met a
+    socket the server had closed, unread (a server that read a request and
+    died sends FIN, a clean close, and that is never replayed)."""
+    return (
+        conn.reused
+        and not conn.answered
+        and isinstance(error, aiohttp.ClientOSError)
+        and error.errno in (errno.ECONNRESET, errno.EPIPE)
+    )
 
 
 def _addr_infos(hosts) -> list:

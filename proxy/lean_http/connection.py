@@ -133,6 +133,8 @@ class Connection(asyncio.Protocol):
         self.open = False
         self.keep_alive = False
         self.idle_since = 0.0
+        self.reused = False  # taken from the pool
+        self.answered = False  # a byte of the current answer arrived
         self._parser = httptools.HttpResponseParser(self)
         self._head: asyncio.Future | None = None
         self._response: LeanResponse | None = None
@@ -150,7 +152,7 @@ class Connection(asyncio.Protocol):
         assert self.transport is not None
         self._head = head = self.loop.create_future()
         self._raw, self._framed, self._interim = [], False, False
-        self.keep_alive = False
+        self.keep_alive = self.answered = False
         self.transport.write(request)
         if self.client.read_timeout:
             self._last_data = self.loop.time()
@@ -184,6 +186,7 @@ class Connection(asyncio.Protocol):
         if self._head is None:  # bytes nobody asked for: the server is off protocol
             return self.close()
         self._last_data = self.loop.time()
+        self.answered = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError as error:
@@ -202,7 +205,7 @@ class Connection(asyncio.Protocol):
             if exc is None or not isinstance(exc, OSError):
                 return self._fail(aiohttp.ServerDisconnectedError())
             return self._fail(aiohttp.ClientOSError(*exc.args))
-        if not self._framed:  # the answer runs until the connection closes
+        if not self._framed and exc is None:  # the answer ran until the connection closed
             return self._complete()
         return self._fail(aiohttp.ClientPayloadError("Response payload is not completed"))
 
@@ -265,8 +268,11 @@ class Connection(asyncio.Protocol):
             return
         due = self._last_data + timeout
         now = self.loop.time()
-        if self._paused or now < due:
-            self._timer = self.loop.call_at(max(due, now + 0.001), self._due)
+        if self._paused:  # we stopped reading: the wait is ours, not the server's
+            self._timer = self.loop.call_at(now + timeout, self._due)
+            return
+        if now < due:
+            self._timer = self.loop.call_at(due, self._due)
             return
         self._fail(aiohttp.SocketTimeoutError("Timeout on reading data from socket"))
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
+import struct
 import subprocess
 from types import SimpleNamespace
 
@@ -305,6 +307,35 @@ def test_a_half_dead_connection_fails_as_with_aiohttp(method):
         assert lean_result[1] == UpstreamFailed(502, "ServerDisconnectedError")
     else:
         assert lean_result == ((200, b"ok"), (200, b"ok"), 2)
+
+
+def test_a_reset_of_a_reused_connection_is_replayed_on_a_fresh_one():
+    """The server answers, then resets the connection (closed with unread
+    bytes) as our next request arrives: that request was never read, so the
+    lean client sends it again on a fresh connection, a POST too (aiohttp
+    gives a POST its 502 here: the one place the lean client does better)."""
+
+    async def script(server, reader, writer):
+        if server.connections > 1:
+            return await keep_alive(server, reader, writer)
+        await read_request(reader)
+        writer.write(OK)
+        await writer.drain()
+        await reader.read(1)  # the next request has arrived: drop it with a reset
+        sock = writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        return None
+
+    async def scenario():
+        client = lean()
+        async with RawServer(script) as server:
+            for _ in range(2):
+                assert await outcome(client, "POST", server.url(), body=b"{}") == (200, b"ok")
+            assert server.connections == 2
+        await client.close()
+
+    run(scenario)
 
 
 def test_a_cancelled_answer_closes_its_connection():
