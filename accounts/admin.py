@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.forms.models import BaseInlineFormSet
 
 from accounts.models import ApiKey, Invitation, Membership, Organization, Role
-from accounts.services import api_key_revoke
+from accounts.services import api_key_revoke, organizations_delete
 
 LAST_OWNER = "An organization needs at least one owner; make someone else owner first."
 
@@ -73,6 +73,14 @@ class OrganizationAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "timezone", "created_at"]
     search_fields = ["name", "slug"]
     inlines = [MembershipInline]
+
+    # Through the service: it locks each organization against the ledger
+    # writer before the cascade (no event may outlive its organization).
+    def delete_model(self, request, obj):
+        organizations_delete(ids=[obj.pk])
+
+    def delete_queryset(self, request, queryset):
+        organizations_delete(ids=queryset.values_list("pk", flat=True))
 
 
 @admin.register(Membership)

@@ -80,6 +80,23 @@ def organization_update(
     return organization
 
 
+@transaction.atomic
+def organizations_delete(*, ids: Iterable[int]) -> None:
+    """Delete these organizations and, by the ORM's cascade, every row of
+    theirs (a staff action or the GDPR purge, never a tenant's own request).
+
+    Each is locked FOR UPDATE first. The ledger's events have no database
+    constraint on their organization or key; the ledger writer holds its
+    batch's organizations FOR KEY SHARE for its transaction instead
+    (analytics.services.owners_hold). So a batch in flight finishes before
+    the cascade reads the events, which then deletes them too, and a batch
+    after it finds the organization gone: no event outlives its organization.
+    """
+    doomed = list(Organization.objects.select_for_update().filter(pk__in=list(ids)).order_by("pk"))
+    for organization in doomed:
+        organization.delete()
+
+
 def api_key_issue(
     *,
     organization: Organization,

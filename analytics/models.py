@@ -35,12 +35,26 @@ REQUEST_ID_UNIQUE = "ue_request_id_unique"
 
 
 class UsageEvent(models.Model):
+    # No database constraints: PostgreSQL's check was a lookup and a row lock
+    # per event and key at commit; the ledger's write checks each batch's
+    # organizations and keys once instead (analytics.services.owners_hold),
+    # and the ORM still cascades a deletion (CASCADE, SET_NULL).
     # Not indexed alone: every ue_org_* index below starts with it.
     organization = models.ForeignKey(
-        Organization, on_delete=models.CASCADE, related_name="+", db_index=False
+        Organization,
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
     )
+    # Indexed: a key's deletion unsets its events (SET_NULL) by this index.
     api_key = models.ForeignKey(
-        ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        ApiKey,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_constraint=False,
     )
     # Proxy-assigned id, returned to the client as x-aispendtrack-request-id;
     # unique (REQUEST_ID_UNIQUE) so a replayed batch never inserts an event twice.

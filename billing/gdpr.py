@@ -25,7 +25,7 @@ from django.db import models, transaction
 from django.utils import timezone
 
 from accounts.models import ApiKey, Invitation, Membership, Organization, Role
-from accounts.services import api_key_revoke
+from accounts.services import api_key_revoke, organizations_delete
 from analytics.models import UsageEvent
 from billing.models import DataExport, OrganizationDeletion
 from billing.retention import BATCH_SIZE
@@ -226,8 +226,7 @@ def organization_purge(*, organization: Organization) -> None:
     for export in DataExport.objects.filter(organization=organization):
         if export.file_name:
             (Path(settings.AISPENDTRACK_EXPORT_DIR) / export.file_name).unlink(missing_ok=True)
-    with transaction.atomic():
-        organization.delete()  # everything else cascades
+    organizations_delete(ids=[organization.pk])  # everything else cascades
 
 
 def organizations_purge_deleted_all_orgs(*, now: bool = False) -> list[str]:

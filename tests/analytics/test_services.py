@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Sum
 
+from accounts.models import Organization
+from accounts.services import api_key_issue, organizations_delete
 from analytics.models import HourlyRollup, RollupDelta, Status, UsageEvent
 from analytics.records import UsageRecord
-from analytics.services import usage_record_batch
+from analytics.services import event_row, events_copy, owners_hold, usage_record_batch
 from pricing.usage import Usage
 
 T0 = datetime(2026, 11, 2, 10, 15, tzinfo=UTC)
@@ -258,3 +261,89 @@ def test_a_batch_naming_a_missing_organization_is_refused_not_taken_for_a_replay
         usage_record_batch([make_record(org, 2), ghost])
     assert not UsageEvent.objects.filter(organization=org).exists()
     assert not HourlyRollup.objects.exists()
+
+
+# --- The batch's organizations and keys (no database constraint: owners_hold) ----
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_naming_a_deleted_organization_or_key_writes_nothing(org, other_org):
+    key, _ = api_key_issue(organization=org, name="gone")
+    gone_key = key.pk
+    key.delete()
+    gone = Organization.objects.create(name="Gone", slug="gone")
+    gone_org = gone.pk
+    gone.delete()
+    strays = (
+        make_record(org, 1, api_key_id=gone_key),
+        make_record(org, 2, organization_id=gone_org),
+    )
+    for stray in strays:
+        batch = [make_record(other_org, 3), stray]
+        with pytest.raises(IntegrityError, match="rows deleted since"):
+            usage_record_batch(batch)
+        assert not UsageEvent.objects.exists() and not HourlyRollup.objects.exists()
+    # The writer's isolation then drops or mends the stray and lands the rest
+    # (tests/proxy/test_ledger_isolation.py).
+
+
+@pytest.mark.django_db(transaction=True)
+def test_deleting_an_organization_deletes_its_events_and_no_one_elses(org, other_org):
+    key, _ = api_key_issue(organization=org, name="k")
+    usage_record_batch(
+        [make_record(org, n, api_key_id=key.pk) for n in range(5)]
+        + [make_record(other_org, n) for n in range(5, 8)]
+    )
+    organizations_delete(ids=[org.pk])
+    assert list(UsageEvent.objects.values_list("organization_id", flat=True)) == [other_org.pk] * 3
+
+
+def _in_other_thread(work):
+    """Run `work` on its own connection; returns (started, finished, outcome)."""
+    started, finished, outcome = threading.Event(), threading.Event(), {}
+
+    def run():
+        try:
+            started.set()
+            outcome["value"] = work()
+        except Exception as error:  # handed to the test
+            outcome["error"] = error
+        finally:
+            connection.close()
+            finished.set()
+
+    threading.Thread(target=run, daemon=True).start()
+    return started, finished, outcome
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_a_deletion_waits_for_a_batch_in_flight_and_deletes_its_events(org, other_org):
+    """The writer holds its organizations until it commits; the deletion's
+    cascade then sees (and deletes) the batch: no orphaned event."""
+    with transaction.atomic():
+        owners_hold([make_record(org, 1), make_record(other_org, 2)])
+        events_copy([event_row(make_record(org, n)) for n in range(3)])
+        started, finished, outcome = _in_other_thread(lambda: organizations_delete(ids=[org.pk]))
+        started.wait(5)
+        assert not finished.wait(0.5)  # the deletion waits for this batch
+    assert finished.wait(10) and "error" not in outcome
+    assert not UsageEvent.objects.filter(organization_id=org.pk).exists()
+
+
+@pytest.mark.skipif("connection.vendor != 'postgresql'")
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_waits_for_a_deletion_in_flight_and_then_refuses(org, other_org):
+    """A deletion that locked the organization first: the batch waits, then
+    finds the organization gone and writes nothing (its caller drops its records)."""
+    org_id = org.pk
+    with transaction.atomic():
+        organizations_delete(ids=[org_id])
+        started, finished, outcome = _in_other_thread(
+            lambda: usage_record_batch([make_record(org, 1), make_record(other_org, 2)])
+        )
+        started.wait(5)
+        assert not finished.wait(0.5)  # the batch waits for the deletion
+    assert finished.wait(10)
+    assert isinstance(outcome.get("error"), IntegrityError)
+    assert not UsageEvent.objects.exists()
