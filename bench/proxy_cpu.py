@@ -11,6 +11,11 @@ ROUNDS times, alternating floor and proxy.
 
 BENCH_CPU_HTTP picks the proxy's protocol class: `guarded` (default, as
 `make serve` runs it: config.httpguard) or `httptools` (stock uvicorn).
+
+The trees share one database, migrated by this tree. BENCH_CPU_SQL
+(label=file, comma-separated) runs a file's SQL before each of that tree's
+windows, every round: a tree whose schema differs (a constraint another
+tree's migration drops) gets it back for its own windows.
 """
 
 from __future__ import annotations
@@ -94,6 +99,14 @@ def _loaded(url: str, key: str, classes: dict[str, list[int]], database: str = "
     return {"rps": run["rps"], "p99_ms": run["p99_us"] / 1000, "us": per_call}
 
 
+def _schema(database: str, sql: str) -> None:
+    """Run a tree's schema SQL (BENCH_CPU_SQL) before its window."""
+    import psycopg
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql)
+
+
 def _serve(root: Path, env: dict[str, str], port: int, http: str, log) -> tuple:
     """uvicorn + the ledger writer of the tree at `root`, with its own hand-off queue."""
     env = {**env, "AISPENDTRACK_VAR_DIR": str(root / "var" / "bench_cpu")}
@@ -116,6 +129,12 @@ def main() -> None:
         (part.split("=", 1) if "=" in part else (part, part))
         for part in os.environ.get("BENCH_CPU_ROOTS", f"this={ROOT}").split(",")
     ]
+    schemas = {
+        label: Path(path).read_text()
+        for label, path in (
+            part.split("=", 1) for part in os.environ.get("BENCH_CPU_SQL", "").split(",") if part
+        )
+    }
     upstream_port, floor_port = _free_port(), _free_port()
     env, key, org_id, log, upstream = prepare(upstream_port, "proxy_cpu.log")
     served = {}
@@ -147,6 +166,8 @@ def main() -> None:
             line = f"floor {f['rps']:6.0f} req/s p99 {f['p99_ms']:5.1f} ms "
             line += f"{f['us']['workers']:4.0f} µs"
             for label in served:
+                if label in schemas:
+                    _schema(env["DATABASE_URL"], schemas[label])
                 p = _loaded(urls[label], key, classes[label], env["DATABASE_URL"])
                 results[label].append(p)
                 us = p["us"]
