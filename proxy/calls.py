@@ -30,8 +30,13 @@ logger = logging.getLogger("aispendtrack.proxy")
 
 
 def new_request_id() -> str:
-    """`req_` + 24 hex characters (96 random bits): unique without coordination."""
-    return "req_" + os.urandom(12).hex()
+    """`req_`, the second it was made (8 hex characters), then 96 random bits
+    (24): unique without coordination, and in time order to the second, so
+    the ledger's unique index on it takes each new id near its end, in pages
+    that stay in memory, rather than at a random page of the whole index
+    (bench.writer_backend: ~5 µs of the writer's PostgreSQL an event at 2M
+    events, more as the index outgrows shared_buffers)."""
+    return f"req_{int(time.time()):08x}{os.urandom(12).hex()}"
 
 
 def status_for(http_status: int | None) -> str:

@@ -33,7 +33,7 @@ def test_chat_is_forwarded_and_recorded_with_our_headers(proxy, api_key, fake_pr
 
     assert completion.choices[0].message.content == "".join(fake.WORDS)
     request_id = raw.headers["x-aispendtrack-request-id"]
-    assert request_id.startswith("req_") and len(request_id) == 28
+    assert request_id.startswith("req_") and len(request_id) == 36  # second + 96 random bits
     upstream = fake_provider.last()
     assert upstream.path == "/v1/chat/completions"
     assert upstream.header("authorization") == "Bearer sk-test-provider-key"
