@@ -10,7 +10,11 @@ before its round, so they see the same table, cache and box:
   check per event and key at commit), no batch check (main before 0027);
 - `batch check`: no constraints, `owners_hold` once a batch (0027);
 - `batch check, no key index`: also without api_key_id's index (not landed:
-  a key's deletion unsets its events by it).
+  a key's deletion unsets its events by it);
+- `batch check, time-ordered ids`: the proxy's request ids, which start with
+  the second (proxy.calls.new_request_id), so the unique index on them is
+  written near its end; the other variants use ids of 96 random bits alone,
+  the proxy's before.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ from bench.proxy_ingest import _records as _ingest_records
 EVENTS = int(os.environ.get("BENCH_WRITER_EVENTS", "20000"))  # at most proxy_ingest's
 BATCH = int(os.environ.get("BENCH_WRITER_BATCH", "1000"))
 ROUNDS = int(os.environ.get("BENCH_WRITER_ROUNDS", "5"))
+# Rounds a variant writes (and drops) before its measured one: what the
+# previous variant left dirty in shared_buffers is written out by whoever
+# needs a buffer next, so at a table past shared_buffers a variant pays for
+# the one before it.
+WARM = int(os.environ.get("BENCH_WRITER_WARM", "0"))
 TABLE = "analytics_usageevent"
 FOREIGN_KEYS = (
     ("ue_bench_org_fk", "organization_id", "accounts_organization"),
@@ -67,19 +76,29 @@ def _key_indexes(cursor, *, on: bool) -> None:
             cursor.execute(f'DROP INDEX "{name}"')
 
 
-VARIANTS: dict[str, tuple[bool, bool, bool]] = {
-    # name: (constraints, batch check, key index)
-    "fk": (True, False, True),
-    "batch check": (False, True, True),
-    "batch check, no key index": (False, True, False),
+# name: (constraints, batch check, key index, request ids)
+VARIANTS: dict[str, tuple[bool, bool, bool, str]] = {
+    "fk": (True, False, True, "random"),
+    "batch check": (False, True, True, "random"),
+    "batch check, no key index": (False, True, False, "random"),
+    "batch check, time-ordered ids": (False, True, True, "ordered"),
 }
 
 
-def _records(orgs: list[tuple[int, int]]) -> list:
+def _request_id(ids: str) -> str:
+    """The proxy's request id (time-ordered), or 96 random bits alone (the
+    proxy's ids until they started with the second)."""
+    from proxy.calls import new_request_id  # after django.setup()
+
+    return new_request_id() if ids == "ordered" else "req_" + os.urandom(12).hex()
+
+
+def _records(orgs: list[tuple[int, int]], ids: str) -> list:
     """bench.proxy_ingest's records, spread over the organizations, each with its key."""
     return [
         dataclasses.replace(
             record,
+            request_id=_request_id(ids),
             organization_id=orgs[n % len(orgs)][0],
             api_key_id=orgs[n % len(orgs)][1],
             trace_id=f"trace-{n // 4}",
@@ -115,7 +134,7 @@ def measure() -> dict[str, list[tuple[float, float]]]:
     backend = _backend_cpu_reader(connection)
     rounds: dict[str, list[tuple[float, float]]] = {name: [] for name in VARIANTS}
     for _ in range(ROUNDS):
-        for name, (constraints, check, key_index) in VARIANTS.items():
+        for name, (constraints, check, key_index, ids) in VARIANTS.items():
             with connection.cursor() as cursor:
                 _constraints(cursor, on=constraints)
                 _key_indexes(cursor, on=key_index)
@@ -123,9 +142,10 @@ def measure() -> dict[str, list[tuple[float, float]]]:
             unchecked: AbstractContextManager = (
                 nullcontext() if check else mock.patch.object(services, "owners_hold")
             )
-            records = _records(orgs)
             with unchecked:
-                rounds[name].append(_round(records, services.usage_record_batch, backend))
+                for _warm in range(WARM + 1):  # the last round is measured
+                    figures = _round(_records(orgs, ids), services.usage_record_batch, backend)
+                rounds[name].append(figures)
     with connection.cursor() as cursor:  # the migrated schema again
         _constraints(cursor, on=False)
         _key_indexes(cursor, on=True)

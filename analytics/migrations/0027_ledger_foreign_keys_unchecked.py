@@ -1,6 +1,6 @@
 """UsageEvent's organization and api_key lose their database constraints:
 each constraint was a deferred check per event at commit (a lookup and a
-FOR KEY SHARE lock of the referenced row), ~9 µs of the ledger writer's
+FOR KEY SHARE lock of the referenced row), ~8 µs of the ledger writer's
 PostgreSQL an event; the ledger write checks its batch's organizations and
 keys once instead (analytics.services.owners_hold). Dropping a constraint is
 instant (no table scan), but waits for a moment's exclusive lock on the
