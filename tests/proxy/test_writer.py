@@ -185,6 +185,43 @@ def test_a_worker_rotates_and_the_writer_finishes_the_old_files(org, tmp_path):
     writer.close()
 
 
+def test_a_busy_workers_file_does_not_starve_the_others(org, tmp_path):
+    """Worker A's file gains records while each batch is written (steady load);
+    worker B's records, waiting from the start, go in with A's first ones, not
+    after A runs dry (the soak saw them wait 10-18 s), and a pass ends while
+    A still gains records."""
+    busy, quiet = HandoffQueue(tmp_path / "queue"), HandoffQueue(tmp_path / "queue")
+    arrivals = [record(org.pk, n) for n in range(100, 300)]
+    load = {"on": True, "next": 0}
+    batches: list[set[str]] = []
+
+    def ledger(records):
+        batches.append({r.request_id for r in records})
+        for _ in range(5):  # A's worker appends while the batch is written
+            if load["on"] and load["next"] < len(arrivals):
+                busy.append(arrivals[load["next"]])
+                load["next"] += 1
+        return usage_record_batch(records)
+
+    early = [record(org.pk, n) for n in range(10)]  # A's file
+    waiting = [record(org.pk, n) for n in range(10, 20)]  # B's file
+    for r in early:
+        busy.append(r)
+    for r in waiting:
+        quiet.append(r)
+    writer = writer_for(tmp_path, batch=4, write=ledger)
+    writer.step()
+    load["on"] = False
+    # B's 10 records need 3 batches of 4; taking turns, they are in the first 6.
+    assert {r.request_id for r in waiting} <= set().union(*batches[:6])
+    assert load["next"] < len(arrivals)  # the pass ended before A ran dry
+    busy.close()
+    quiet.close()
+    writer.drain()
+    writer.close()
+    assert_ledger_holds(early + waiting + arrivals[: load["next"]])
+
+
 def test_a_writer_killed_between_commit_and_checkpoint_doubles_nothing(org, tmp_path):
     """The batch is committed, then the writer dies before its checkpoint: the
     next writer reads that batch again and the ledger takes each record once."""
